@@ -1,0 +1,216 @@
+"""Answer extraction and option resolution: one implementation for training rewards and evaluation.
+
+Model output is adversarial input. Every function here accepts any string (or None) and returns in time
+bounded by the input length; none of them raises on model output.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Sequence
+
+ANSWER_OPEN = "<answer>"
+ANSWER_CLOSE = "</answer>"
+
+# An <answer> block longer than this is not an answer but an essay; it resolves to no option.
+MAX_ANSWER_CHARS = 512
+
+# Characters stripped from both ends of an answer: white space, quotes, markdown emphasis, brackets, punctuation.
+_STRIP_CHARS = " \t\r\n\"'`*_#~>[](){}“”‘’«».,;:!?。，：；！？"
+_SPACES = re.compile(r"\s+")
+_WORDCHAR = re.compile(r"\w")
+# "Answer: Agree", "Final answer - Agree", "My answer is Agree", "Option: Agree"
+_PREFIX = re.compile(r"^(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is\s*)?[:\-–]?\s*")
+# "B", "(b)", "2", "option 2" alone
+_LABEL_ONLY = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})\)?$")
+# "B) Agree", "2. Agree", "(2) Agree", "option 2: Agree"
+_LABEL_PREFIX = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})[).:]\s*(\S.*)$")
+# Markdown/HTML noise inside the answer.
+_MARKUP = re.compile(r"[*_`]+|</?[a-z]+>")
+
+
+def parse_options(options: Any) -> tuple[str, ...]:
+    """Options as a tuple of strings, from a list/array or the release's ``", "``-joined string.
+
+    The release stores options as one string joined by ``", "``; no DVMap option contains ``", "`` itself.
+    """
+    if options is None:
+        return ()
+    if isinstance(options, str):
+        return _split_options(options)
+    if isinstance(options, tuple):
+        return options if all(type(o) is str for o in options) else tuple(map(str, options))
+    if isinstance(options, bytes):
+        return _split_options(options.decode("utf-8", "replace"))
+    return tuple(map(str, options))
+
+
+@lru_cache(maxsize=4096)
+def _split_options(joined: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in joined.split(", ") if part.strip())
+
+
+def extract_answer(text: Any) -> str | None:
+    """Content of the last ``<answer>…</answer>`` block (tags matched case-insensitively).
+
+    A final ``<answer>`` left open at the end of the text (a truncated response) still counts, so that the format
+    reward, not the answer credit, pays for the missing closing tag. Returns None when there is no block.
+    """
+    if not isinstance(text, str):
+        if text is None:
+            return None
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    start = text.rfind(ANSWER_OPEN)
+    if start < 0:
+        low = text.lower()
+        start = low.rfind(ANSWER_OPEN)
+        if start < 0:
+            return None
+        text = low
+    start += len(ANSWER_OPEN)
+    end = text.find(ANSWER_CLOSE, start)
+    if end < 0:
+        end = text.lower().find(ANSWER_CLOSE, start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def normalize(answer: str) -> str:
+    """Lower-case, markup-free, single-spaced, without surrounding quotes or trailing punctuation."""
+    s = _MARKUP.sub(" ", answer.lower()) if ("*" in answer or "_" in answer or "`" in answer or "<" in answer) else answer.lower()
+    s = _SPACES.sub(" ", s).strip(_STRIP_CHARS)
+    if s.startswith(("answer", "option", "choice", "final", "my ", "the ")):
+        s = _PREFIX.sub("", s, count=1).strip(_STRIP_CHARS)
+    return s
+
+
+class OptionSet:
+    """Precomputed matcher for one question's options (cached per options tuple)."""
+
+    __slots__ = ("options", "normalized", "exact", "pattern", "labels_ok")
+
+    def __init__(self, options: tuple[str, ...]):
+        self.options = options
+        self.normalized = tuple(_SPACES.sub(" ", o.lower()).strip(_STRIP_CHARS) for o in options)
+        self.exact = {n: i for i, n in enumerate(self.normalized)}
+        # Longest first, so that "strongly agree" wins over "agree" at the same position; word boundaries
+        # so that "agree" never matches inside "disagree".
+        alternatives = sorted(set(self.normalized), key=len, reverse=True)
+        self.pattern = re.compile(
+            r"(?<!\w)(" + "|".join(re.escape(a) for a in alternatives) + r")(?!\w)"
+        ) if alternatives else None
+        # Numbers on a binned 1-10 scale ("7") are scale points, not option numbers: ambiguous, so not accepted.
+        self.labels_ok = not any(n in ("low", "medium", "high") for n in self.normalized)
+
+    def resolve(self, answer: str | None) -> int | None:
+        """Index of the one option the answer names, or None (no answer, no option, or several options)."""
+        if answer is None or len(answer) > MAX_ANSWER_CHARS or not self.options:
+            return None
+        s = normalize(answer)
+        if not s:
+            return None
+        hit = self.exact.get(s)
+        if hit is not None:
+            return hit
+        labelled, label = self._label(s)
+        if labelled:
+            return label
+        named = {self.exact[m.group(1)] for m in self.pattern.finditer(s)}
+        return named.pop() if len(named) == 1 else None
+
+    def _label(self, s: str) -> tuple[bool, int | None]:
+        """(whether the answer is an option label, its index). "3. Agree" where 3 is not Agree names nothing."""
+        m = _LABEL_ONLY.match(s)
+        if m:
+            i = self._label_index(m.group(1))
+            return i is not None, i
+        m = _LABEL_PREFIX.match(s)
+        if m:
+            by_text = self.exact.get(m.group(2).strip(_STRIP_CHARS))
+            if by_text is not None:
+                by_label = self._label_index(m.group(1))
+                return True, by_text if by_label in (None, by_text) else None
+        return False, None
+
+    def _label_index(self, label: str) -> int | None:
+        if not self.labels_ok:
+            return None
+        if label.isdigit():
+            i = int(label) - 1
+        elif len(label) == 1 and "a" <= label <= "z":
+            i = ord(label) - ord("a")
+        else:
+            return None
+        return i if 0 <= i < len(self.options) else None
+
+
+@lru_cache(maxsize=4096)
+def option_set(options: tuple[str, ...]) -> OptionSet:
+    return OptionSet(options)
+
+
+def resolve_answer(answer: str | None, options: Any) -> int | None:
+    """Index in ``options`` of the option that ``answer`` names, or None."""
+    return option_set(parse_options(options)).resolve(answer)
+
+
+def resolve_lenient(answer: str | None, options: Any, truth: str) -> bool:
+    """The release's evaluation rule: correct if the answer equals the truth, or contains it and no other option.
+
+    Substring containment on raw lower-cased text, as in the reference evaluation ("Agree" is found inside
+    "Disagree"), so it is more generous than :func:`resolve_answer`; offered only to reproduce their numbers.
+    """
+    if answer is None:
+        return False
+    a = answer.strip().lower()
+    t = truth.strip().lower()
+    if a == t:
+        return True
+    if t not in a:
+        return False
+    others = [o.strip().lower() for o in parse_options(options) if o.strip().lower() != t]
+    return not any(o in a for o in others)
+
+
+def format_share(text: Any, tags: Sequence[str]) -> float:
+    """Share of ``tags`` present in ``text`` (the release's format check: presence, not order)."""
+    if not tags:
+        return 1.0
+    if not isinstance(text, str):
+        if text is None:
+            return 0.0
+        text = str(text)
+    present = 0
+    for tag in tags:
+        if tag in text:
+            present += 1
+    return present / len(tags)
+
+
+def option_index(value: Any, options: Any) -> int:
+    """Index of a ground-truth label among options; raises ValueError naming both when absent."""
+    return _option_index(str(value), parse_options(options))
+
+
+@lru_cache(maxsize=65536)
+def _option_index(value: str, options: tuple[str, ...]) -> int:
+    i = option_set(options).exact.get(_SPACES.sub(" ", value.lower()).strip(_STRIP_CHARS))
+    if i is None:
+        raise ValueError(f"ground truth {value!r} is not one of the options {list(options)!r}")
+    return i
+
+
+__all__ = [
+    "ANSWER_OPEN",
+    "ANSWER_CLOSE",
+    "MAX_ANSWER_CHARS",
+    "OptionSet",
+    "extract_answer",
+    "format_share",
+    "normalize",
+    "option_index",
+    "option_set",
+    "parse_options",
+    "resolve_answer",
+    "resolve_lenient",
+]

@@ -1,0 +1,1 @@
+"""Model backends for evaluation (vLLM, OpenAI-compatible servers, transformers)."""

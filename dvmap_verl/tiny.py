@@ -1,0 +1,87 @@
+"""Tiny tokenizer and model built locally, for tests and the CPU demo (no hub downloads on these machines).
+
+The tokenizer is a byte-level BPE trained on the fly with a Qwen-style chat template (``enable_thinking`` honoured);
+the model is a randomly initialised Qwen2-architecture causal LM of a few hundred thousand parameters. Neither knows
+anything: they exercise the plumbing, not quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}"
+    "{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+_SEED_TEXT = [
+    "<reasoning>\nThe character's religion and income shape the answer.\n</reasoning>\n<answer>\nVery important\n</answer>",
+    "Very important, Rather important, Not very important, Not at all important",
+    "Strongly agree, Agree, Disagree, Strongly disagree; Agree strongly, Neither agree nor disagree, Disagree strongly",
+    "Very happy, Rather happy, Not very happy, Not at all happy; Low, Medium, High",
+    "Trust completely, Trust somewhat, Do not trust very much, Do not trust at all",
+    "A great deal, Quite a lot, Not very much, None at all; Very secure, Quite secure, Not very secure",
+    "You are playing the role of a Young Adulthood Female from Germany. Your income level is 'Middle income'.",
+    "Respond in the following format: <think> </think> Question Options system user assistant",
+]
+
+
+def build_tokenizer(out_dir: str | Path, extra_text: Iterable[str] = (), vocab_size: int = 600):
+    """Train a byte-level BPE tokenizer and save it as a Hugging Face tokenizer directory; returns the tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(list(_SEED_TEXT) + list(extra_text), trainer=trainer)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+    )
+    hf.chat_template = CHAT_TEMPLATE
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hf.save_pretrained(str(out))
+    return hf
+
+
+def build_model(out_dir: str | Path, tokenizer=None, seed: int = 0):
+    """A randomly initialised tiny Qwen2 causal LM saved beside the tokenizer (the directory loads with from_pretrained)."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(str(out))
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(out))
+    return model
