@@ -6,10 +6,14 @@ VENV="${DVMAP_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+pip_install() {  # quiet unless it fails; the log stays in the venv
+  "$VENV/bin/python" -m pip --disable-pip-version-check install -c ci/constraints-cpu.txt "$@" >"$VENV/pip.log" 2>&1 \
+    || { grep -v '^WARNING: Location' "$VENV/pip.log" | tail -40; exit 1; }
+}
 # CPU torch first, from the pinned constraint: nothing later may swap in a CUDA build.
-"${PIP[@]}" install -c ci/constraints-cpu.txt torch
-"${PIP[@]}" install -c ci/constraints-cpu.txt -e ".[test]"
+echo "installing into $VENV (CPU torch, verl, dvmap-verl[test]) ..."
+pip_install torch
+pip_install -e ".[test]"
 "$VENV/bin/python" - <<'PY'
 import torch
 assert torch.version.cuda is None, f"CUDA torch {torch.__version__} in the test venv; the CPU build is required"

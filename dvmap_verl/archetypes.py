@@ -1,0 +1,90 @@
+"""Demographic archetype extraction (paper §4.1): profiles of 11 attributes and the H = 0 consensus filter.
+
+For every (profile, question) the answers of the respondents sharing the profile are compared: with Shannon entropy
+H > 0 (they disagree) the pair is dropped; otherwise one row keeps the common answer. ``consensus="majority"`` is the
+paper's H >= 0 ablation (Table 3): the pair keeps its most frequent answer, ties dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dvmap_verl.schema import ATTRIBUTE_NAMES
+
+CONSENSUS_RULES = ("strict", "majority")
+
+
+@dataclass
+class Archetypes:
+    profiles: pd.DataFrame  # one row per profile: profile_id + the 11 attributes + n_respondents
+    pairs: pd.DataFrame  # kept (profile_id, Q_id, answer_index, n_respondents)
+    stats: dict[str, Any]
+
+
+def extract_archetypes(respondents: pd.DataFrame, questions: list[str], consensus: str = "strict") -> Archetypes:
+    if consensus not in CONSENSUS_RULES:
+        raise ValueError(f"unknown consensus rule {consensus!r}; known: {CONSENSUS_RULES}")
+    pid = respondents.groupby(list(ATTRIBUTE_NAMES), sort=False, observed=True).ngroup().to_numpy()
+    sizes = np.bincount(pid)
+    first = pd.Series(np.arange(len(pid))).groupby(pid).first().to_numpy()
+    profiles = respondents.iloc[first][list(ATTRIBUTE_NAMES)].reset_index(drop=True)
+    profiles.insert(0, "profile_id", np.arange(len(profiles)))
+    profiles["n_respondents"] = sizes
+
+    # Long format of every answered (respondent, question): profile, question number, option index.
+    p_parts, q_parts, a_parts = [], [], []
+    for qi, qid in enumerate(questions):
+        ans = respondents[qid].to_numpy()
+        ok = ans >= 0
+        p_parts.append(pid[ok])
+        q_parts.append(np.full(int(ok.sum()), qi, dtype=np.int16))
+        a_parts.append(ans[ok].astype(np.int16))
+    p = np.concatenate(p_parts).astype(np.int64)
+    q = np.concatenate(q_parts).astype(np.int64)
+    a = np.concatenate(a_parts).astype(np.int64)
+    nq = max(len(questions), 1)
+    pair = p * nq + q
+
+    # Per (profile, question) pair: number of answers, and whether they all agree. Keys are dense
+    # (profiles x questions), so bincounts replace sorting.
+    n_pairs = int(pid.max() + 1) * nq if len(pid) else 0
+    total = np.bincount(pair, minlength=n_pairs)
+    present = np.flatnonzero(total)
+    pair_total = total[present]
+    pair_keys = present
+    if consensus == "strict":
+        s1 = np.bincount(pair, weights=a, minlength=n_pairs)[present]
+        s2 = np.bincount(pair, weights=a * a, minlength=n_pairs)[present]
+        keep = pair_total * s2 == s1 * s1  # zero variance <=> one distinct answer <=> H = 0 (exact for small ints)
+        answer = np.rint(s1 / pair_total).astype(np.int64)
+    else:
+        per_option = np.bincount(pair * 8 + a, minlength=n_pairs * 8).reshape(-1, 8)[present]
+        best = per_option.max(axis=1)
+        keep = (per_option == best[:, None]).sum(axis=1) == 1  # a unique most frequent answer; ties dropped
+        answer = per_option.argmax(axis=1)
+
+    pairs = pd.DataFrame({
+        "profile_id": (pair_keys // nq)[keep],
+        "Q_id": np.asarray(questions, dtype=object)[(pair_keys % nq)[keep]],
+        "answer_index": answer[keep].astype(np.int8),
+        "n_respondents": pair_total[keep],
+    })
+    shared_pairs = pair_total >= 2
+    stats = {
+        "consensus": consensus,
+        "respondents": int(len(pid)),
+        "profiles": int(len(profiles)),
+        "shared_profile_respondent_share": float((sizes[pid] >= 2).mean()) if len(pid) else 0.0,
+        "pairs": int(len(pair_keys)),
+        "pairs_shared": int(shared_pairs.sum()),
+        "pairs_dropped": int((~keep).sum()),
+        "pairs_dropped_share": float((~keep).mean()) if len(keep) else 0.0,
+        "pairs_dropped_share_of_shared": float((~keep).sum() / shared_pairs.sum()) if shared_pairs.any() else 0.0,
+        "answers": int(len(pair)),
+        "answers_dropped_share": float(pair_total[~keep].sum() / len(pair)) if len(pair) else 0.0,
+    }
+    return Archetypes(profiles, pairs.reset_index(drop=True), stats)

@@ -1,0 +1,157 @@
+"""VeRL parquet rows from release-format rows (what ``dvmap prepare`` writes and the trainer reads).
+
+Each row: ``data_source`` (``dvmap/<split>``, so verl's validation metrics come out per split), ``prompt`` (chat
+messages), ``ability``, ``reward_model: {style: rule, ground_truth}`` and ``extra_info`` with everything the reward
+and the evaluation need. Tables are built column-wise in Arrow: a full corpus converts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dvmap_verl.io import atomic_path
+from dvmap_verl.prompts import system_prompt, template_parts
+from dvmap_verl.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES, QUESTION_BY_ID
+
+ABILITY = "pluralistic_value_alignment"
+VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
+
+
+def profile_keys(df: pd.DataFrame) -> np.ndarray:
+    """Stable id of each row's 11-attribute profile (same profile -> same id, across splits, files and runs)."""
+    if not len(df):
+        return np.empty(0, dtype=object)
+    joined = df[ATTRIBUTE_NAMES[0]].astype(str)
+    for a in ATTRIBUTE_NAMES[1:]:
+        joined = joined + "\x1f" + df[a].astype(str)
+    codes, uniques = pd.factorize(joined.to_numpy(dtype=object))
+    keys = np.array([hashlib.sha1(s.encode()).hexdigest()[:16] for s in uniques], dtype=object)
+    return keys[codes]
+
+
+def user_prompts(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> list[str]:
+    """The user message of every row (``keep_prompt``: the rows' own ``prompt`` text, as in the release)."""
+    if keep_prompt and "prompt" in df.columns:
+        return df["prompt"].astype(str).tolist()
+    head, tail = template_parts(template)
+    keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
+    p_codes, p_first = _first_of_each(keys)
+    q_codes, q_first = _first_of_each(df["Question"].astype(str) + "\x1f" + df["Options"].astype(str))
+    cols = list(ATTRIBUTE_NAMES)
+    heads = [head.format_map(dict(zip(cols, map(str, row))))
+             for row in df[cols].iloc[p_first].itertuples(index=False, name=None)]
+    tails = [tail.format_map({"Question": str(q), "Options": str(o)})
+             for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)]
+    return [heads[i] + tails[j] for i, j in zip(p_codes.tolist(), q_codes.tolist())]
+
+
+def _first_of_each(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(values)
+    first = np.full(len(uniques), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # last write wins: the first occurrence
+    return codes, first
+
+
+def _strings(series: pd.Series) -> pa.Array:
+    arr = pa.array(series, from_pandas=True)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
+
+
+def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", system: str = "release",
+                  source: str = "dvmap", keep_prompt: bool = False, prompts: list[str] | None = None) -> pa.Table:
+    """Release-format rows -> a VeRL Arrow table; ``keep_prompt`` uses the rows' own ``prompt`` text verbatim."""
+    n = len(df)
+    sys_msg = system_prompt(system)
+    users = prompts if prompts is not None else user_prompts(df, template, keep_prompt)
+    answers = _strings(df["answer"])
+    options = pc.split_pattern(_strings(df["Options"]), ", ")
+    answer_index = _answer_index(df)
+
+    # prompt: list<struct<role, content>>: an optional system message, then the user message.
+    if sys_msg:
+        roles = pa.array(["system", "user"] * n, pa.string())
+        contents = pa.array([m for u in users for m in (sys_msg, u)], pa.string())
+        step = 2
+    else:
+        roles, contents, step = pa.array(["user"] * n, pa.string()), pa.array(users, pa.string()), 1
+    messages = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
+    prompt = pa.ListArray.from_arrays(pa.array(np.arange(0, n * step + 1, step, dtype=np.int32)), messages)
+
+    qids = _strings(df["Q_id"])
+    freq = pd.to_numeric(df["frequency"], errors="coerce").to_numpy(dtype=np.float64) if "frequency" in df \
+        else np.full(n, np.nan)
+    keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
+    scale10 = {q.qid: q.scale10 for q in QUESTION_BY_ID.values()}
+    fields = {
+        "index": pa.array(np.arange(n, dtype=np.int64)),
+        "split": pa.array([split] * n, pa.string()),
+        "q_id": qids,
+        "question": _strings(df["Question"]),
+        "category": _strings(df["Category"]),
+        "options": options,
+        "answer": answers,
+        "answer_index": pa.array(answer_index, pa.int64()),
+        "frequency": pa.array(freq, pa.float64()),
+        "scale10": pa.array(df["Q_id"].astype(str).map(scale10).fillna(False).astype(bool).to_numpy()),
+        "profile_id": _strings(keys.astype(str)),
+    }
+    for a in ATTRIBUTE_NAMES:
+        fields[ATTRIBUTE_KEYS[a]] = _strings(df[a])
+    extra = pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
+    reward_model = pa.StructArray.from_arrays([pa.array(["rule"] * n, pa.string()), answers],
+                                              names=["style", "ground_truth"])
+    return pa.Table.from_arrays(
+        [pa.array([f"{source}/{split}"] * n, pa.string()), prompt, pa.array([ABILITY] * n, pa.string()),
+         reward_model, extra],
+        names=list(VERL_COLUMNS),
+    )
+
+
+def _answer_index(df: pd.DataFrame) -> np.ndarray:
+    """Position of each row's answer among its options (checked per distinct (options, answer) pair)."""
+    pairs = df["Options"].astype(str) + "\x1f" + df["answer"].astype(str)
+    codes, uniques = pd.factorize(pairs)
+    index = np.empty(len(uniques), dtype=np.int64)
+    for j, pair in enumerate(uniques):
+        opts, ans = pair.split("\x1f")
+        options = opts.split(", ")
+        if ans not in options:
+            row = int(np.flatnonzero(codes == j)[0])
+            raise ValueError(f"row {row} ({df['Q_id'].iloc[row]}): answer {ans!r} is not one of its options {options}")
+        index[j] = options.index(ans)
+    return index[codes]
+
+
+def to_verl_rows(df: pd.DataFrame, split: str, **kwargs) -> pd.DataFrame:
+    """Same as :func:`to_verl_table`, as a pandas frame (nested columns become dicts/arrays)."""
+    return to_verl_table(df, split, **kwargs).to_pandas()
+
+
+def write_table(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
+    import pyarrow.parquet as pq
+
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_path(path) as tmp:
+        # No dictionary pages: prompts are unique long strings, where dictionary attempts only cost time.
+        pq.write_table(table, tmp, use_dictionary=False, compression="zstd")
+
+
+def read_verl_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a VeRL parquet written here; ValueError naming the file and missing columns otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    df = pd.read_parquet(path)
+    missing = {"prompt", "reward_model", "extra_info"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: not a DVMap VeRL parquet, missing column(s) {sorted(missing)}")
+    return df

@@ -1,0 +1,107 @@
+"""Prompts: the release's structured chain-of-thought template (byte for byte), the paper's Algorithm 1 wording,
+and the system messages that ask for the <reasoning>/<answer> format.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Mapping
+
+# The release's user message. Kept byte for byte, quirks included: single quotes around five attributes, no space in
+# "{Common Language}.You practice", a trailing space after the role paragraph, 12-space indentation.
+RELEASE_TEMPLATE = (
+    "\n                You are playing the role of a {Life Stage} {Gender} from {Country}. You are {Marital Status} and "
+    "{Has Children}. You have completed your education at the level of '{Education Level}'. Currently, you work as "
+    "a '{Occupation}'. Your work involves '{Work Nature}'. Your income level is '{Income Bracket}', which is "
+    "categorized as low, medium, or high. Your native language is {Common Language}.You practice the religion of "
+    "'{Religion}'. \n"
+    "            Based on the character's personal information (such as education, occupation, income, religious "
+    "beliefs, life stage, etc.) and the given value-based question, please follow these steps:\n\n"
+    "            1. **Analyze the current question in relation to the character's identity and values:**  \n"
+    "            Consider whether the current question aligns or conflicts with the character's background, social "
+    "context, and personal beliefs. For each identity attribute (e.g., education, occupation, income, etc.), keep "
+    "the analysis concise (1-3 sentences).\n\n"
+    "            2. **Provide reasoning for each option:**  \n"
+    "            Explain why each option aligns or misaligns with the character's identity, values, and beliefs. You "
+    "may reference education level, income bracket, religion, occupation, life stage, and other relevant traits. "
+    "Keep the reasoning for each option brief (1-3 sentences).\n\n"
+    "            3. **Select the most appropriate answer:**  \n"
+    "            After analyzing all options, choose the one that best reflects the character's social background, "
+    "personal beliefs, and core values. **Only output the final answer inside the `<answer></answer>` tags, "
+    "without any additional explanation.**\n\n"
+    "            \n"
+    "            **Question**: {Question}\n"
+    "            **Options**: {Options}\n"
+    "            "
+)
+
+# The paper's Algorithm 1 (Appendix C), as printed.
+PAPER_TEMPLATE = (
+    "Demographic Archetypes Injection:\n"
+    "You are playing the role of a {Life Stage} {Gender} from {Country}.\n"
+    "You are {Marital Status} and {Has Children}.\n"
+    "You have completed your education at the level of {Education Level}.\n"
+    "Currently, you work as a {Occupation}. Your work involves {Work Nature}.\n"
+    "Your income level is {Income Bracket}, which is categorized as low, medium, or high.\n"
+    "Your native language is {Common Language}.\n"
+    "You practice the religion of {Religion}.\n"
+    "Task Description:\n"
+    "Based on the character's personal information (such as education, occupation, income, religious beliefs, life "
+    "stage, etc.) and the given value-based question, please follow the structured reasoning steps below.\n"
+    "Structured CoT Instruction:\n"
+    "1. Analyze the current question in relation to the character's identity and values: Consider whether the "
+    "current question aligns or conflicts with the character's background, social context, and personal beliefs. "
+    "For each identity attribute (e.g., education, occupation, income, etc.), keep the analysis concise (1-3 "
+    "sentences).\n"
+    "2. Provide reasoning for each option: Explain why each option aligns or misaligns with the character's "
+    "identity, values, and beliefs. You may reference education level, income bracket, religion, occupation, life "
+    "stage, and other relevant traits. Keep the reasoning for each option brief (1-3 sentences).\n"
+    "3. Select the most appropriate answer: After analyzing all options, choose the one that best reflects the "
+    "character's social background, personal beliefs, and core values.\n"
+    "Output Constraint:\n"
+    "Only output the final answer inside the <answer></answer> tags, without any additional explanation.\n"
+    "Input Data:\n"
+    "\"Question\": {Question}\n"
+    "\"Options\": {Options}"
+)
+
+USER_TEMPLATES = {"release": RELEASE_TEMPLATE, "paper": PAPER_TEMPLATE}
+
+_FORMAT = "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
+# The release's evaluation copy is flush left; its training copy is indented by 24 spaces per line.
+SYSTEM_PROMPTS = {
+    "release": _FORMAT,
+    "release_train": textwrap.indent(_FORMAT, " " * 24),
+    "none": None,
+}
+
+
+def user_prompt(fields: Mapping[str, str], template: str = "release") -> str:
+    """The user message for one item; ``fields`` holds the 11 attributes, ``Question`` and ``Options`` (a string)."""
+    try:
+        tpl = USER_TEMPLATES[template]
+    except KeyError:
+        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}") from None
+    return tpl.format_map(fields)
+
+
+def template_parts(template: str = "release") -> tuple[str, str]:
+    """(identity part, question part) of a template: the first depends on the profile only, the second on the
+    question only, so a corpus formats each profile and each question once."""
+    tpl = USER_TEMPLATES[template] if template in USER_TEMPLATES else user_prompt({}, template)
+    cut = tpl.index("{Question}")
+    cut = tpl.rindex("\n", 0, cut) + 1 if "\n" in tpl[:cut] else cut
+    return tpl[:cut], tpl[cut:]
+
+
+def system_prompt(name: str = "release") -> str | None:
+    try:
+        return SYSTEM_PROMPTS[name]
+    except KeyError:
+        raise ValueError(f"unknown system prompt {name!r}; known: {sorted(SYSTEM_PROMPTS)}") from None
+
+
+def chat_messages(user: str, system: str | None) -> list[dict[str, str]]:
+    msgs = [{"role": "system", "content": system}] if system else []
+    msgs.append({"role": "user", "content": user})
+    return msgs

@@ -1,0 +1,316 @@
+"""Reading raw WVS Wave 7 files (CSV, SPSS .sav, Stata .dta, parquet) into one respondent table.
+
+Only the variables DVMap needs are read. The result has the 11 attributes as release labels and one column per
+question holding the option index (0-based, ordinal order) or <NA>.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from dvmap_verl import schema
+from dvmap_verl.schema import ATTRIBUTES, NOT_ANSWERED, QUESTIONS, Attribute
+
+log = logging.getLogger(__name__)
+
+#: Marker column written by ``dvmap synth-wvs``; its presence makes every output say "synthetic".
+SYNTHETIC_MARKER = "DVMAP_SYNTHETIC"
+
+
+class WVSInputError(ValueError):
+    """A WVS input problem; the message names the file and the variable or value."""
+
+
+@dataclass
+class WVSData:
+    frame: pd.DataFrame  # raw numeric codes (B_COUNTRY_ALPHA as text), canonical upper-case names
+    value_labels: dict[str, dict[int, str]]  # from SPSS/Stata metadata; empty for CSV/parquet
+    path: Path
+    synthetic: bool = False
+    columns_read: list[str] = field(default_factory=list)
+
+
+def _wanted_variables() -> list[str]:
+    names = [v for a in ATTRIBUTES for v in a.variables]
+    for q in QUESTIONS:
+        names += [q.qid, q.qid + "P"]
+    return names + [SYNTHETIC_MARKER]
+
+
+def read_wvs(path: str | Path, labels: str | Path | None = None) -> WVSData:
+    """Read the DVMap variables from a WVS file; raise :class:`WVSInputError` naming what is wrong.
+
+    ``labels``: a JSON file ``{variable: {code: label}}`` adding value labels (a CSV has none). Without it, a
+    ``<file>.labels.json`` beside the data file is used when present.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WVSInputError(f"{path}: no such file")
+    if path.is_dir():
+        raise WVSInputError(f"{path}: is a folder; give the WVS data file (.csv, .sav, .dta or .parquet)")
+    suffix = path.suffix.lower()
+    readers = {".csv": _read_csv, ".txt": _read_csv, ".sav": _read_spss, ".zsav": _read_spss, ".dta": _read_stata,
+               ".parquet": _read_parquet}
+    if suffix not in readers:
+        raise WVSInputError(f"{path}: unsupported file type {suffix!r} (use .csv, .sav, .dta or .parquet; "
+                            f"convert .rds with R's write.csv or haven::write_sav)")
+    try:
+        frame, frame_labels = readers[suffix](path)
+    except WVSInputError:
+        raise
+    except Exception as e:  # parser errors of four libraries: say which file, keep the cause
+        raise WVSInputError(f"{path}: cannot read as {suffix[1:]} ({type(e).__name__}: {e})") from e
+    if len(frame) == 0:
+        raise WVSInputError(f"{path}: the table is empty (no respondents)")
+    value_labels = frame_labels
+    sidecar = Path(labels) if labels else path.with_name(path.name + ".labels.json")
+    if labels or sidecar.exists():
+        for var, mapping in read_labels(sidecar).items():
+            value_labels.setdefault(var, {}).update(mapping)
+    synthetic = SYNTHETIC_MARKER in frame.columns
+    return WVSData(frame, value_labels, path, synthetic, list(frame.columns))
+
+
+def read_labels(path: Path) -> dict[str, dict[int, str]]:
+    import json
+
+    try:
+        raw = json.loads(Path(path).read_text())
+        return {str(var).upper(): {int(code): str(label) for code, label in m.items()} for var, m in raw.items()}
+    except FileNotFoundError:
+        raise WVSInputError(f"{path}: labels file not found") from None
+    except (ValueError, AttributeError, TypeError) as e:
+        raise WVSInputError(f"{path}: not a labels JSON of the form {{variable: {{code: label}}}} ({e})") from None
+
+
+def _select(available: list[str], path: Path) -> dict[str, str]:
+    """canonical upper-case name -> the file's own spelling, for the variables we want that the file has."""
+    by_upper = {c.strip().strip('"').upper(): c for c in available}
+    chosen = {v: by_upper[v] for v in _wanted_variables() if v in by_upper}
+    missing = []
+    for a in ATTRIBUTES:
+        if not any(v in chosen for v in a.variables):
+            missing.append(f"{a.name} ({' or '.join(a.variables)})")
+    for q in QUESTIONS:
+        if q.split == "train" and q.qid not in chosen and q.qid + "P" not in chosen:
+            missing.append(f"{q.qid} (or {q.qid}P)")
+    if missing:
+        raise WVSInputError(f"{path}: missing required WVS variable(s): {', '.join(missing)}")
+    return chosen
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict]:
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    with open(path, "rb") as fh:
+        header = fh.readline().decode("utf-8-sig", "replace").rstrip("\r\n")
+    if not header:
+        raise WVSInputError(f"{path}: the file is empty")
+    delimiter = max([",", ";", "\t"], key=header.count)
+    names = [h.strip().strip('"') for h in header.split(delimiter)]
+    chosen = _select(names, path)
+    types = {orig: (pa.string() if canon == "B_COUNTRY_ALPHA" else pa.float64()) for canon, orig in chosen.items()}
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(include_columns=list(chosen.values()), column_types=types,
+                                             null_values=["", " ", "NA", "NaN", "."], strings_can_be_null=True),
+    )
+    frame = table.to_pandas()
+    return frame.rename(columns={v: k for k, v in chosen.items()}), {}
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
+    import pyarrow.parquet as pq
+
+    chosen = _select(pq.read_schema(path).names, path)
+    frame = pq.read_table(path, columns=list(chosen.values())).to_pandas()
+    return frame.rename(columns={v: k for k, v in chosen.items()}), {}
+
+
+def _read_readstat(path: Path, reader) -> tuple[pd.DataFrame, dict]:
+    _, meta = reader(str(path), metadataonly=True)
+    chosen = _select(list(meta.column_names), path)
+    frame, meta = reader(str(path), usecols=list(chosen.values()), apply_value_formats=False)
+    rename = {v: k for k, v in chosen.items()}
+    labels = {}
+    for var, mapping in (meta.variable_value_labels or {}).items():
+        if var in rename:
+            labels[rename[var]] = {int(k): str(v) for k, v in mapping.items() if _is_int(k)}
+    return frame.rename(columns=rename), labels
+
+
+def _read_spss(path: Path):
+    import pyreadstat
+
+    return _read_readstat(path, pyreadstat.read_sav)
+
+
+def _read_stata(path: Path):
+    import pyreadstat
+
+    return _read_readstat(path, pyreadstat.read_dta)
+
+
+def _is_int(v: Any) -> bool:
+    try:
+        return float(v) == int(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Codes -> DVMap respondent table
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Respondents:
+    frame: pd.DataFrame  # 11 attribute columns (category) + one Int8 column per question present
+    questions: list[str]  # question ids present
+    stats: dict[str, Any]
+    synthetic: bool
+
+
+def _numeric(frame: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    s = frame[col]
+    if s.dtype == object or str(s.dtype).startswith("str"):
+        s = pd.to_numeric(s, errors="coerce")
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _country_names(data: WVSData) -> tuple[np.ndarray, dict]:
+    f, path = data.frame, data.path
+    if "B_COUNTRY" in f.columns:
+        codes = _numeric(f, "B_COUNTRY", path)
+        bad = ~np.isfinite(codes) | (codes <= 0) | (codes > 999) | (codes != np.round(codes))
+        if bad.any():
+            example = f["B_COUNTRY"].to_numpy()[bad][0]
+            raise WVSInputError(f"{path}: column B_COUNTRY has {int(bad.sum())} value(s) that are not ISO 3166 "
+                                f"numeric country codes, e.g. {example!r}")
+        lookup = {c.iso_num: c.name for c in schema.COUNTRIES}
+        names = pd.Series(codes.astype(np.int64)).map(lookup).to_numpy(dtype=object)
+        other = pd.Series(codes[pd.isna(names)].astype(np.int64)).value_counts().to_dict()
+    else:
+        alpha = f["B_COUNTRY_ALPHA"].astype("string").str.strip().str.upper()
+        if alpha.isna().any() or (alpha.str.len() != 3).any():
+            example = f["B_COUNTRY_ALPHA"][alpha.isna() | (alpha.str.len() != 3)].iloc[0]
+            raise WVSInputError(f"{path}: column B_COUNTRY_ALPHA has values that are not ISO3 codes, e.g. {example!r}")
+        lookup = {c.iso3: c.name for c in schema.COUNTRIES}
+        names = alpha.map(lookup).to_numpy(dtype=object)
+        other = alpha[pd.isna(names)].value_counts().to_dict()
+    return names, {str(k): int(v) for k, v in other.items()}
+
+
+def _labels_for(attr: Attribute, data: WVSData) -> dict[int, str]:
+    labels = dict(attr.labels)
+    if attr.file_labels:
+        for var in attr.variables:
+            labels.update({k: _clean_label(v) for k, v in data.value_labels.get(var, {}).items() if k >= 0})
+    return labels
+
+
+def _clean_label(label: str) -> str:
+    # SPSS labels often carry the code: "10100000 Roman Catholic; Latin Church;" -> keep the text.
+    head, _, rest = label.partition(" ")
+    return rest.strip() if head.lstrip("-").isdigit() and rest.strip() else label.strip()
+
+
+def _attribute_labels(attr: Attribute, data: WVSData, stats: dict) -> pd.Categorical:
+    """Release labels as a Categorical (missing -> "Not Answered", or <NA> when the attribute is required)."""
+    var = next(v for v in attr.variables if v in data.frame.columns)
+    codes = _numeric(data.frame, var, data.path)
+    uniq, inverse = np.unique(codes, return_inverse=True)  # a few dozen distinct codes: label those, not rows
+    counts = np.bincount(inverse, minlength=len(uniq))
+    labels = {} if attr.bins is not None else _labels_for(attr, data)
+    names: list[str | None] = []
+    unlabelled: dict[str, int] = {}
+    for code, n in zip(uniq, counts):
+        if not np.isfinite(code) or code < 0:
+            name = None
+        elif attr.bins is not None:
+            name = attr.bins.label(code)
+        else:
+            name = labels.get(int(code)) if code == int(code) else None
+            if name is None:
+                # A CSV has numeric codes only: keep the code visible rather than merging it into another group.
+                unlabelled[str(int(code))] = int(n)
+                name = f"{attr.name} code {int(code)}"
+        names.append(name if name is not None else (NOT_ANSWERED if attr.allow_missing else None))
+    if unlabelled:
+        stats.setdefault("unlabelled_codes", {})[attr.name] = unlabelled
+        log.warning("%s: %d respondents have %s codes without a label (%s); give --labels or use the SPSS/Stata "
+                    "file for its value labels", data.path, sum(unlabelled.values()), var, ", ".join(unlabelled))
+    categories = list(dict.fromkeys(n for n in names if n is not None))
+    position = {c: i for i, c in enumerate(categories)}
+    code_of = np.array([position.get(n, -1) if n is not None else -1 for n in names], dtype=np.int32)
+    return pd.Categorical.from_codes(code_of[inverse] if len(uniq) else np.empty(0, np.int32), categories=categories)
+
+
+def _question_codes(q, frame: pd.DataFrame, path: Path) -> np.ndarray | None:
+    if q.qid in frame.columns:
+        codes = _numeric(frame, q.qid, path)
+    elif q.qid + "P" in frame.columns:
+        p = _numeric(frame, q.qid + "P", path)
+        codes = np.where(p >= 0, q.reversed_max - p, p)  # negative codes stay missing
+    else:
+        return None
+    out = np.full(len(codes), -1, dtype=np.int8)
+    ok = np.isfinite(codes) & (codes >= 0)
+    if q.scale10:
+        for i, (lo, hi, _) in enumerate(schema.SCALE10_BINS.edges):
+            out[ok & (codes >= lo) & (codes < hi)] = i
+    else:
+        idx = codes - 1
+        valid = ok & (idx >= 0) & (idx < q.k) & (idx == np.round(idx))
+        out[valid] = idx[valid].astype(np.int8)
+    return out
+
+
+def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None) -> Respondents:
+    """Map codes to labels and option indices; drop respondents outside ``countries`` or without a required attribute."""
+    stats: dict[str, Any] = {"input": str(data.path), "respondents_read": int(len(data.frame))}
+    names, other = _country_names(data)
+    stats["other_countries_skipped"] = other
+    wanted = set(countries or (c.name for c in schema.COUNTRIES))
+    keep = pd.Series(names).isin(wanted).to_numpy().copy()
+    if not keep.any():
+        raise WVSInputError(f"{data.path}: none of the DVMap countries ({', '.join(sorted(wanted))}) is in the file")
+    cols: dict[str, Any] = {"Country": pd.Categorical(names)}
+    for attr in ATTRIBUTES[1:]:
+        cols[attr.name] = _attribute_labels(attr, data, stats)
+        keep &= cols[attr.name].codes >= 0
+    questions = []
+    for q in QUESTIONS:
+        codes = _question_codes(q, data.frame, data.path)
+        if codes is not None:
+            cols[q.qid] = codes
+            questions.append(q.qid)
+    stats["questions_missing"] = [q.qid for q in QUESTIONS if q.qid not in questions]
+    frame = pd.DataFrame({k: v[keep] for k, v in cols.items()})
+    stats["respondents_kept"] = int(len(frame))
+    stats["respondents_dropped_missing_required"] = int((pd.Series(names).isin(wanted)).sum() - len(frame))
+    check_scale_direction(frame, data.path)
+    return Respondents(frame, questions, stats, data.synthetic)
+
+
+def check_scale_direction(frame: pd.DataFrame, path: Path, min_answers: int = 30) -> None:
+    """Q1 ("How important is family") has the mode "Very important" in every WVS country; anything else means a
+    polarity-reversed column was read the wrong way round."""
+    if "Q1" not in frame.columns:
+        return
+    for country, answers in frame.groupby("Country", observed=True)["Q1"]:
+        a = answers[answers >= 0]
+        if len(a) >= min_answers and a.mode().iloc[0] != 0:
+            raise WVSInputError(
+                f"{path}: Q1 (importance of family) in {country} has mode "
+                f"{schema.IMPORTANCE[int(a.mode().iloc[0])]!r}, not 'Very important': the scale looks reversed "
+                f"(a polarity-reversed Q1P column read as Q1, or recoded data)")
