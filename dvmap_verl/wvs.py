@@ -116,7 +116,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict]:
     delimiter = max([",", ";", "\t"], key=header.count)
     names = [h.strip().strip('"') for h in header.split(delimiter)]
     chosen = _select(names, path)
-    types = {orig: (pa.string() if canon == "B_COUNTRY_ALPHA" else pa.float64()) for canon, orig in chosen.items()}
+    # Types are inferred (a stray text value must not abort the read: the checks below name it);
+    # only the ISO3 country column is text by definition.
+    types = {orig: pa.string() for canon, orig in chosen.items() if canon == "B_COUNTRY_ALPHA"}
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=1 << 24),
