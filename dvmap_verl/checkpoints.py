@@ -1,0 +1,47 @@
+"""verl FSDP checkpoints -> Hugging Face model folders, with verl's own model merger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def find_actor_dir(path: str | Path) -> Path:
+    """The ``actor`` folder of a checkpoint, given it, its ``global_step_N`` parent, or the run's checkpoint root
+    (then the latest step, from verl's ``latest_checkpointed_iteration.txt``)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such checkpoint folder")
+    if (p / "fsdp_config.json").exists():
+        return p
+    if (p / "actor" / "fsdp_config.json").exists():
+        return p / "actor"
+    latest = p / "latest_checkpointed_iteration.txt"
+    if latest.exists():
+        step = latest.read_text().strip()
+        return find_actor_dir(p / f"global_step_{step}")
+    steps = sorted(p.glob("global_step_*"), key=lambda d: int(d.name.rsplit("_", 1)[-1]))
+    if steps:
+        return find_actor_dir(steps[-1])
+    raise FileNotFoundError(f"{p}: not a verl FSDP checkpoint (no fsdp_config.json, actor/ or global_step_*)")
+
+
+def merge_fsdp_checkpoint(path: str | Path, target_dir: str | Path, trust_remote_code: bool = False) -> Path:
+    """Merge the sharded actor weights into ``target_dir`` (config, tokenizer and safetensors)."""
+    from verl.model_merger.base_model_merger import ModelMergerConfig
+    from verl.model_merger.fsdp_model_merger import FSDPModelMerger
+
+    actor = find_actor_dir(path)
+    target = Path(target_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    config = ModelMergerConfig(
+        operation="merge",
+        backend="fsdp",
+        local_dir=str(actor),
+        target_dir=str(target),
+        hf_model_config_path=str(actor / "huggingface"),
+        trust_remote_code=trust_remote_code,
+    )
+    merger = FSDPModelMerger(config)
+    merger.merge_and_save()
+    merger.cleanup()
+    return target

@@ -1,0 +1,171 @@
+"""Hydra recipes composed by verl itself: `+recipe=NAME` from any directory, paper values, verl's validation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from verl_helpers import compose_ppo_config
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = ["dvmap_qwen3_0.6b", "dvmap_qwen3_1.7b", "dvmap_qwen3_4b", "dvmap_qwen3_8b", "dvmap_llama3.2_3b"]
+MODELS = {
+    "dvmap_qwen3_0.6b": "Qwen/Qwen3-0.6B",
+    "dvmap_qwen3_1.7b": "Qwen/Qwen3-1.7B",
+    "dvmap_qwen3_4b": "Qwen/Qwen3-4B",
+    "dvmap_qwen3_8b": "Qwen/Qwen3-8B",
+    "dvmap_llama3.2_3b": "meta-llama/Llama-3.2-3B-Instruct",
+}
+
+
+def main_ppo(args, cwd):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory):
+    """`main_ppo +recipe=NAME --cfg job` for every recipe, from a directory outside the repository."""
+    cwd = tmp_path_factory.mktemp("elsewhere")
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(zip(RECIPES, pool.map(lambda r: main_ppo([f"+recipe={r}", "--cfg", "job"], cwd), RECIPES)))
+    return results
+
+
+def assert_paper_values(cfg: dict, recipe: str) -> None:
+    arr = cfg["actor_rollout_ref"]
+    assert cfg["algorithm"]["adv_estimator"] == "grpo"
+    assert arr["rollout"]["n"] == 8
+    assert arr["rollout"]["temperature"] == 0.7
+    assert arr["rollout"]["name"] == "vllm"
+    assert arr["actor"]["optim"]["lr"] == 5e-6
+    assert arr["actor"]["strategy"] == "fsdp2"
+    assert arr["actor"]["fsdp_config"]["dtype"] == "bfloat16"
+    assert arr["ref"]["fsdp_config"]["model_dtype"] == "bf16"
+    assert arr["rollout"]["dtype"] == "bfloat16"
+    assert arr["model"]["override_config"]["attn_implementation"] == "flash_attention_2"
+    assert arr["model"]["path"] == MODELS[recipe]
+    assert cfg["data"]["train_batch_size"] == 64
+    assert cfg["data"]["max_prompt_length"] == 1024 and cfg["data"]["max_response_length"] == 1024
+    assert cfg["trainer"]["total_epochs"] == 1
+    assert cfg["trainer"]["n_gpus_per_node"] == 8
+    assert cfg["trainer"]["logger"] == ["console", "tensorboard"]
+    assert cfg["trainer"]["experiment_name"] == recipe
+    assert cfg["reward"]["custom_reward_function"]["path"] == "pkg://dvmap_verl.reward"
+    assert cfg["reward"]["custom_reward_function"]["name"] == "compute_score"
+    assert cfg["reward"]["custom_reward_function"]["reward_kwargs"]["variant"] == "binary"
+    assert cfg["data"]["train_files"] == "${dvmap.data_dir}/train.parquet"
+    thinking = cfg["data"]["apply_chat_template_kwargs"].get("enable_thinking")
+    assert thinking is (False if "qwen3" in recipe else None)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_main_ppo_prints_recipe_from_any_directory(printed, recipe):
+    res = printed[recipe]
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_paper_values(yaml.safe_load(res.stdout), recipe)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_compose_api_and_verl_validation(recipe, tiny_model_dir, monkeypatch):
+    from verl.trainer.main_ppo import need_critic, need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
+
+    monkeypatch.setenv("DVMAP_DATA_DIR", "/data/dvmap")
+    for nnodes in (1, 2):
+        cfg = compose_ppo_config([f"+recipe={recipe}", f"trainer.nnodes={nnodes}",
+                                  f"actor_rollout_ref.model.path={tiny_model_dir}"])
+        plain = OmegaConf.to_container(cfg)
+        plain["actor_rollout_ref"]["model"]["path"] = MODELS[recipe]
+        assert_paper_values(plain, recipe)
+        assert cfg.data.train_files == "/data/dvmap/train.parquet"
+        assert cfg.data.val_files == "/data/dvmap/val.parquet"
+        assert need_reference_policy(cfg) and not need_critic(cfg)
+        validate_config(cfg, use_reference_policy=True, use_critic=False)
+        # verl's dataclasses accept every key we set (unknown keys would fail here).
+        actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+        rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
+        ref = ref_as_verl_builds_it(cfg)
+        assert ref.fsdp_config.model_dtype == "bf16"
+        omega_conf_to_dataclass(cfg.actor_rollout_ref.model)
+        omega_conf_to_dataclass(cfg.algorithm)
+        n_gpus = 8 * nnodes
+        responses = cfg.data.train_batch_size * rollout.n
+        assert responses % n_gpus == 0 and (actor.ppo_mini_batch_size * rollout.n) % n_gpus == 0
+        assert n_gpus % rollout.tensor_model_parallel_size == 0
+
+
+def ref_as_verl_builds_it(cfg):
+    """The reference config as verl's engine worker turns it into an ActorConfig (engine_workers.init_model)."""
+    from omegaconf import open_dict
+    from verl.utils.config import omega_conf_to_dataclass
+
+    ref = OmegaConf.create(OmegaConf.to_container(cfg.actor_rollout_ref.ref, resolve=True))
+    with open_dict(ref):
+        ref.ppo_mini_batch_size = cfg.actor_rollout_ref.actor.ppo_mini_batch_size
+        ref.ppo_micro_batch_size = ref.pop("log_prob_micro_batch_size", None)
+        ref.ppo_micro_batch_size_per_gpu = ref.pop("log_prob_micro_batch_size_per_gpu", None)
+        ref.use_dynamic_bsz = ref.pop("log_prob_use_dynamic_bsz", False)
+        ref.ppo_max_token_len_per_gpu = ref.pop("log_prob_max_token_len_per_gpu", None)
+    return omega_conf_to_dataclass(ref)
+
+
+def test_command_line_override_beats_recipe(tmp_path):
+    res = main_ppo(["+recipe=dvmap_qwen3_8b", "actor_rollout_ref.actor.optim.lr=1e-6",
+                    "actor_rollout_ref.rollout.n=4", "--cfg", "job"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cfg = yaml.safe_load(res.stdout)
+    assert cfg["actor_rollout_ref"]["actor"]["optim"]["lr"] == 1e-6
+    assert cfg["actor_rollout_ref"]["rollout"]["n"] == 4
+
+
+def test_misspelt_recipe_fails_with_hydras_error(tmp_path):
+    res = main_ppo(["+recipe=dvmap_qwen3_9b", "--cfg", "job"], tmp_path)
+    assert res.returncode != 0
+    assert "Could not find 'recipe/dvmap_qwen3_9b'" in res.stderr
+    assert "dvmap_qwen3_8b" in res.stderr  # Hydra lists the available options
+
+
+SBATCH = REPO / "recipes" / "slurm" / "dvmap_grpo.sbatch"
+
+
+def test_sbatch_script_is_valid_shell():
+    assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
+    shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
+    if not Path(shellcheck).exists():
+        pytest.skip("shellcheck not installed")
+    res = subprocess.run([shellcheck, "-S", "warning", str(SBATCH)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
+
+
+def test_sbatch_dry_run_on_a_fake_two_node_allocation(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "scontrol"  # `scontrol show hostnames gpu[01-02]` -> one host per line
+    fake.write_text("#!/usr/bin/env bash\nprintf 'gpu01\\ngpu02\\n'\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "DVMAP_DRY_RUN": "1", "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NNODES": "2",
+           "SLURM_GPUS_ON_NODE": "8", "DVMAP_PYTHON": sys.executable}
+    res = subprocess.run(["bash", str(SBATCH), "dvmap_qwen3_8b", "dvmap.data_dir=/shared/dvmap"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    assert "nodes (2): gpu01 gpu02; head gpu01" in out
+    assert "+ srun --nodes=1 --ntasks=1 -w gpu01 ray start --head --node-ip-address=gpu01 --port=6379 " \
+           "--num-gpus=8 --block" in out
+    assert "+ srun --nodes=1 --ntasks=1 -w gpu02 ray start --address=gpu01:6379 --num-gpus=8 --block" in out
+    assert "-m verl.trainer.main_ppo +recipe=dvmap_qwen3_8b trainer.nnodes=2 trainer.n_gpus_per_node=8 " \
+           "dvmap.data_dir=/shared/dvmap" in out
+    composed = yaml.safe_load(out.split("--- composed config (--cfg job) ---", 1)[1])
+    assert composed["trainer"]["nnodes"] == 2 and composed["dvmap"]["data_dir"] == "/shared/dvmap"
+    assert composed["actor_rollout_ref"]["rollout"]["n"] == 8
