@@ -56,6 +56,79 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flip_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, str]]:
+    from dvmap_verl.evaluate import DEFAULT_FLIP
+
+    if not args.flip:
+        return None, {}
+    if args.flip_map:
+        mapping = {}
+        for pair in args.flip_map:
+            a, sep, b = pair.partition("=")
+            if not sep:
+                raise ValueError(f"--flip-map expects FROM=TO, got {pair!r}")
+            mapping[a] = b
+            mapping.setdefault(b, a)
+        return args.flip, mapping
+    if args.flip != DEFAULT_FLIP[0]:
+        raise ValueError(f"--flip {args.flip!r} needs --flip-map FROM=TO (the default map is for Income Bracket)")
+    return DEFAULT_FLIP
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from dvmap_verl.backends import make_backend
+    from dvmap_verl.evaluate import EvalConfig, run_eval
+    from dvmap_verl.report import build_report
+
+    attribute, mapping = _flip_settings(args)
+    config = EvalConfig(backend=args.backend, model=args.model, data=[str(p) for p in args.data],
+                        samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
+                        seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
+                        flip_attribute=attribute, flip_map=mapping, train=str(args.train) if args.train else None)
+    backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
+                           api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
+                           max_retries=args.max_retries, batch_size=args.batch_size,
+                           tensor_parallel_size=args.tensor_parallel_size)
+    status = run_eval(backend, args.out, config, quiet=args.quiet)
+    print(f"predictions -> {Path(args.out) / 'predictions.jsonl'} ({status['written']} new, "
+          f"{status['resumed_from']} resumed, {status['failed']} failed)")
+    for line in status["errors"]:
+        print(f"  failed: {line}", file=sys.stderr)
+    if not args.no_report:
+        _print_report(build_report(args.out, bootstrap=args.bootstrap), args.out)
+    return 1 if status["failed"] else 0
+
+
+def _baselines(args: argparse.Namespace) -> int:
+    from dvmap_verl.evaluate import EvalConfig, prepare_run
+    from dvmap_verl.report import build_report
+
+    config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in args.test],
+                        train=str(args.train), samples=0)
+    prepare_run(args.out, config)
+    _print_report(build_report(args.out, bootstrap=0), args.out)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from dvmap_verl.report import build_report
+
+    _print_report(build_report(args.run_dir, train=args.train, bootstrap=args.bootstrap), args.run_dir)
+    return 0
+
+
+def _print_report(out: dict, run_dir) -> None:
+    if out.get("synthetic"):
+        print("NOTE: SYNTHETIC DATA - these numbers test the pipeline, not a model's alignment.")
+    rows = {**({"model": out["model"]} if "model" in out else {}), **out.get("baselines", {})}
+    for name, m in rows.items():
+        print(f"{name:>28}: acc {m.get('acc', float('nan')):.3f}  LC {m.get('lc', float('nan')):.3f}  "
+              f"WD {m.get('wd', float('nan')):.3f}  unparsed {m.get('unparsed_rate', 0):.1%}")
+    if "flip" in out:
+        print(f"{'value flip rate':>28}: {out['flip']['flip_rate']:.3f} over {out['flip']['pairs']} pairs")
+    print(f"report -> {Path(run_dir) / 'report.md'}, metrics.json, {len(out['plots'])} plot(s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.archetypes import CONSENSUS_RULES
     from dvmap_verl.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
@@ -94,6 +167,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--extra-columns", type=int, default=0, help="filler columns (the real file has ~600 in all)")
     s.set_defaults(func=_synth)
+
+    e = sub.add_parser("eval", help="run a model on benchmark items (resumable) and write the report")
+    e.add_argument("--backend", choices=["vllm", "openai", "hf"], required=True)
+    e.add_argument("--model", required=True, help="local path, HF id, or the served model name (openai)")
+    e.add_argument("--data", required=True, type=Path, nargs="+",
+                   help="VeRL parquet file(s) from dvmap prepare, or release folders/files")
+    e.add_argument("--out", required=True, type=Path, help="run folder (rerun the same command to resume)")
+    e.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    e.add_argument("--api-key", help="default: $OPENAI_API_KEY")
+    e.add_argument("--samples", type=int, default=1, help="samples per item (paper: 1)")
+    e.add_argument("--temperature", type=float, default=0.7)
+    e.add_argument("--max-tokens", type=int, default=1024)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=int, help="evaluate a seeded random subset of N items")
+    e.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
+    e.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request")
+    e.add_argument("--max-retries", type=int, default=6, help="openai: retries per request")
+    e.add_argument("--batch-size", type=int, default=8, help="hf: prompts per generate call")
+    e.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm")
+    e.add_argument("--enable-thinking", action="store_true", help="Qwen3 thinking (training recipes: off)")
+    e.add_argument("--flip", nargs="?", const="Income Bracket", default=None, metavar="ATTRIBUTE",
+                   help="also run counterfactual items with ATTRIBUTE inverted (default Income High<->Low)")
+    e.add_argument("--flip-map", nargs="+", metavar="FROM=TO", help="value swaps for --flip (both directions)")
+    e.add_argument("--train", type=Path, help="training split for the baselines in the report")
+    e.add_argument("--bootstrap", type=int, default=1000)
+    e.add_argument("--no-report", action="store_true")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_eval)
+
+    b = sub.add_parser("baselines", help="score the baselines on test items, no model needed")
+    b.add_argument("--train", required=True, type=Path)
+    b.add_argument("--test", required=True, type=Path, nargs="+")
+    b.add_argument("--out", required=True, type=Path)
+    b.set_defaults(func=_baselines)
+
+    rp = sub.add_parser("report", help="metrics.json, report.md and plots for a run folder")
+    rp.add_argument("run_dir", type=Path)
+    rp.add_argument("--train", type=Path, help="training split for the baselines (default: the run's --train)")
+    rp.add_argument("--bootstrap", type=int, default=1000)
+    rp.set_defaults(func=_report)
 
     for register in COMMANDS.values():
         register(sub)

@@ -85,3 +85,40 @@ def build_model(out_dir: str | Path, tokenizer=None, seed: int = 0):
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(out))
     return model
+
+
+def teach_fixed_reply(model_dir: str | Path, reply: str, prompts: list[list[dict]] | None = None, steps: int = 150,
+                      lr: float = 3e-3, seed: int = 0) -> None:
+    """Overfit the tiny model to answer chat prompts with ``reply``, so that decoding then parses for real.
+
+    The loss covers the reply only, after each prompt's assistant header; train on prompts like the ones it will
+    see (a tiny model does not generalise across prompt lengths). A minute or less on CPU.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    reply_ids = tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    batch = []
+    for messages in prompts or [[{"role": "user", "content": "Q"}]]:
+        header = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+        prompt_ids = tok(header, add_special_tokens=False)["input_ids"]
+        batch.append((prompt_ids + reply_ids, len(prompt_ids)))
+    width = max(len(ids) for ids, _ in batch)
+    pad = tok.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(x)) + x for x, _ in batch])  # left padding, as in generation
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x, _ in batch])
+    labels = ids.clone()
+    for row, (x, n_prompt) in enumerate(batch):
+        labels[row, : width - len(x) + n_prompt] = -100
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.save_pretrained(str(model_dir))

@@ -1,1 +1,55 @@
-"""Model backends for evaluation (vLLM, OpenAI-compatible servers, transformers)."""
+"""Model backends for evaluation, behind one interface.
+
+A backend receives :class:`Request` objects (one per item and sample) and calls ``on_result(request, text)`` for each
+completion as it arrives; a request that fails for good calls ``on_error(request, exception)`` instead, so that the
+run records what finished and a rerun resumes the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Request:
+    item: int
+    sample: int
+    messages: tuple[dict[str, str], ...]
+
+
+@dataclass
+class GenerationSettings:
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    seed: int = 0
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+OnResult = Callable[[Request, str], None]
+OnError = Callable[[Request, BaseException], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError) -> None: ...
+
+
+def make_backend(kind: str, model: str, settings: GenerationSettings, **options: Any) -> Backend:
+    """``kind``: ``vllm`` (offline, GPU), ``openai`` (any OpenAI-compatible chat server) or ``hf`` (transformers)."""
+    if kind == "hf":
+        from dvmap_verl.backends.hf import HFBackend
+
+        return HFBackend(model, settings, batch_size=options.get("batch_size", 8))
+    if kind == "openai":
+        from dvmap_verl.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(model, settings, base_url=options.get("base_url") or "http://127.0.0.1:8000/v1",
+                             api_key=options.get("api_key"), concurrency=options.get("concurrency", 16),
+                             timeout=options.get("timeout", 120.0), max_retries=options.get("max_retries", 6))
+    if kind == "vllm":
+        from dvmap_verl.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1))
+    raise ValueError(f"unknown backend {kind!r}; known: vllm, openai, hf")

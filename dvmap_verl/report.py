@@ -1,0 +1,248 @@
+"""``dvmap report RUN_DIR``: metrics.json, report.md and plots for a run, with the baselines beside the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dvmap_verl import metrics as M
+from dvmap_verl.baselines import BASELINES, FEATURES, run_baselines
+from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, load_items, read_predictions
+from dvmap_verl.io import atomic_path, write_json
+from dvmap_verl.schema import ATTRIBUTE_KEYS
+
+GROUPS = ["split", "country", "q_id", "category"]
+SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wvs`, not from the World Values Survey; "
+                    "numbers here test the pipeline and say nothing about any model's alignment.")
+
+
+def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    if not (run_dir / ITEMS).exists():
+        raise FileNotFoundError(f"{run_dir}: no {ITEMS}; run `dvmap eval` or `dvmap baselines` into it first")
+    items = pd.read_parquet(run_dir / ITEMS)
+    items["options"] = items["options"].map(list)
+    run = json.loads((run_dir / RUN).read_text()) if (run_dir / RUN).exists() else {}
+    preds = read_predictions(run_dir / PREDICTIONS)
+    return items, preds, run
+
+
+def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
+    df = preds[["item", "sample", "pred", "lenient"]].merge(items.drop(columns=["messages"]), on="item", how="inner")
+    df["pred"] = df["pred"].astype(int)
+    return M.point_scores(df)
+
+
+def attribute_importance(train: pd.DataFrame, seed: int = 0, n_estimators: int = 60) -> pd.DataFrame:
+    """Random-forest mean decrease in impurity of the 11 attributes, per question (paper Fig. 1c)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.preprocessing import OrdinalEncoder
+
+    rows = {}
+    for qid, part in train.groupby("q_id", observed=True):
+        if part["truth"].nunique() < 2:
+            continue
+        x = OrdinalEncoder().fit_transform(part[FEATURES].astype(str))
+        rf = RandomForestClassifier(n_estimators=n_estimators, max_depth=12, random_state=seed, n_jobs=2)
+        rf.fit(x, part["truth"].to_numpy())
+        rows[qid] = rf.feature_importances_
+    names = {v: k for k, v in ATTRIBUTE_KEYS.items()}
+    return pd.DataFrame(rows, index=[names[f] for f in FEATURES]).T
+
+
+def _table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+    if df.empty:
+        return "_(none)_\n"
+    cols = [str(df.index.name or "")] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(name=None):
+        idx, values = row[0], row[1:]
+        cells = [str(idx)] + [floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in values]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap: int = 1000,
+                 importance: bool = True) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    items, preds, run = _load_run(run_dir)
+    cfg = run.get("config", {})
+    original = items[~items["counterfactual"]]
+    synthetic = bool(original["data_source"].astype(str).str.startswith("dvmap-synthetic").any())
+    out: dict[str, Any] = {"run": cfg, "synthetic": synthetic, "n_items": int(len(original))}
+    tables: dict[str, pd.DataFrame] = {}
+
+    model = None
+    if not preds.empty:
+        scored = _scored(items, preds)
+        model = scored[~scored["counterfactual"]]
+        out["model"] = M.summary(model, bootstrap=bootstrap)
+        out["model"]["lenient_acc"] = float(model["lenient"].astype(float).mean())
+        out["model"]["coverage"] = float(model["item"].nunique() / max(len(original), 1))
+        for g in GROUPS + list(ATTRIBUTE_KEYS.values()):
+            if g in model:
+                t = M.breakdown(model, g)
+                tables[f"model_by_{g}"] = t
+        out["model"]["by"] = {k[len("model_by_"):]: v.reset_index().to_dict("records") for k, v in tables.items()}
+        out["entropy_vs_accuracy"] = M.entropy_vs_accuracy(model)
+        cf = scored[scored["counterfactual"]]
+        if not cf.empty:
+            out["flip"] = {"attribute": cfg.get("flip_attribute"), **M.flip_rate(model, cf, by="category")}
+
+    train_path = train or cfg.get("train")
+    base_scored: dict[str, pd.DataFrame] = {}
+    if train_path:
+        train_items = load_items([train_path])
+        test = original.drop(columns=["messages"]).reset_index(drop=True)
+        for name, preds_b in run_baselines(train_items, test).items():
+            base_scored[name] = M.point_scores(preds_b)
+        out["baselines"] = {name: {**M.summary(s), "description": BASELINES[name][1],
+                                   "fallback_rate": float(s.drop_duplicates("item")["fallback"].mean())
+                                   if "fallback" in s else 0.0}
+                            for name, s in base_scored.items()}
+        for name, s in base_scored.items():
+            for g in ("split", "country", "q_id"):
+                tables[f"{name}_by_{g}"] = M.breakdown(s, g)
+        if importance:
+            out["attribute_importance"] = attribute_importance(train_items).round(4).to_dict("index")
+    elif model is not None:
+        out["baselines_note"] = "no training split given: baselines not computed (pass --train)"
+
+    plots = make_plots(run_dir, out, tables, model, base_scored)
+    out["plots"] = [p.name for p in plots]
+    write_json(run_dir / "metrics.json", out)
+    with atomic_path(run_dir / "report.md") as tmp:
+        tmp.write_text(render_markdown(out, tables, plots))
+    return out
+
+
+def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+
+    def save(fig, name):
+        path = run_dir / name
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+
+    title_suffix = " (SYNTHETIC DATA)" if out.get("synthetic") else ""
+    series = {}
+    if "model_by_country" in tables:
+        series["model"] = tables["model_by_country"]["acc"]
+    for name in ("majority_country_question", "logistic_regression", "majority_question"):
+        if f"{name}_by_country" in tables:
+            series[name] = tables[f"{name}_by_country"]["acc"]
+    if series:
+        frame = pd.DataFrame(series)
+        fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(frame)), 4))
+        frame.plot.bar(ax=ax, width=0.8)
+        ax.set_ylabel("accuracy")
+        ax.set_title("Accuracy per country" + title_suffix)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+        save(fig, "accuracy_by_country.png")
+    q_series = {k: tables[f"{k}_by_q_id"]["acc"] for k in ("model", "majority_country_question")
+                if f"{k}_by_q_id" in tables}
+    if q_series:
+        frame = pd.DataFrame(q_series)
+        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(frame)), 4))
+        frame.plot.bar(ax=ax, width=0.8)
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.set_title("Accuracy per question" + title_suffix)
+        save(fig, "accuracy_by_question.png")
+    if model is not None and "entropy_vs_accuracy" in out:
+        ev = pd.DataFrame(out["entropy_vs_accuracy"]["per_question"])
+        if not ev.empty:
+            fig, ax = plt.subplots(figsize=(5, 4))
+            ax.scatter(ev["entropy"], ev["acc"])
+            for _, r in ev.iterrows():
+                ax.annotate(r["q_id"], (r["entropy"], r["acc"]), fontsize=7)
+            ax.set_xlabel("option entropy of the real answers (nats)")
+            ax.set_ylabel("accuracy")
+            ax.set_title(f"Entropy vs accuracy, r = {out['entropy_vs_accuracy']['pearson_r']:.3f}" + title_suffix)
+            save(fig, "entropy_vs_accuracy.png")
+    if "flip" in out and out["flip"].get("by_category"):
+        fl = pd.DataFrame(out["flip"]["by_category"]).set_index("category")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        fl["flip_rate"].plot.barh(ax=ax)
+        ax.set_xlabel("value flip rate")
+        ax.set_xlim(0, 1)
+        ax.set_title(f"Flip rate when inverting {out['flip']['attribute']}" + title_suffix)
+        save(fig, "flip_rate_by_domain.png")
+    heads = {}
+    if "model" in out:
+        heads["model"] = out["model"]
+    heads.update(out.get("baselines", {}))
+    if heads:
+        frame = pd.DataFrame({k: {"acc": v.get("acc"), "lc": v.get("lc")} for k, v in heads.items()}).T
+        fig, ax = plt.subplots(figsize=(7, 4))
+        frame.plot.bar(ax=ax)
+        ax.set_ylim(0, 1)
+        ax.set_title("Model vs baselines" + title_suffix)
+        ax.tick_params(axis="x", rotation=20)
+        save(fig, "model_vs_baselines.png")
+    if out.get("attribute_importance"):
+        imp = pd.DataFrame(out["attribute_importance"]).T
+        fig, ax = plt.subplots(figsize=(8, max(3, 0.35 * len(imp))))
+        im = ax.imshow(imp.to_numpy(), aspect="auto", cmap="viridis")
+        ax.set_xticks(range(imp.shape[1]), imp.columns, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(imp.shape[0]), imp.index, fontsize=8)
+        fig.colorbar(im, ax=ax, label="mean decrease in impurity")
+        ax.set_title("Attribute importance per question (random forest)" + title_suffix)
+        save(fig, "attribute_importance.png")
+    return paths
+
+
+def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
+    lines = ["# DVMap evaluation report", ""]
+    if out.get("synthetic"):
+        lines += [SYNTHETIC_BANNER, ""]
+    cfg = out.get("run", {})
+    if cfg:
+        lines += [f"Model `{cfg.get('model')}` via `{cfg.get('backend')}`, {cfg.get('samples')} sample(s) per item at "
+                  f"T = {cfg.get('temperature')}; data: {', '.join(map(str, cfg.get('data', [])))}.", ""]
+    head = {}
+    if "model" in out:
+        head["model"] = out["model"]
+    head.update(out.get("baselines", {}))
+    if head:
+        lines += ["## Headline (model beside the baselines)", ""]
+        cols = ["acc", "lc", "wd", "wd_norm", "one_minus_jsd", "unparsed_rate"]
+        frame = pd.DataFrame({k: {c: v.get(c, float("nan")) for c in cols} for k, v in head.items()}).T
+        frame.index.name = "system"
+        lines += [_table(frame), ""]
+        if "model" in out and "ci95" in out["model"]:
+            ci = out["model"]["ci95"]
+            lines += [f"Model 95% bootstrap CI: Acc [{ci['correct'][0]:.3f}, {ci['correct'][1]:.3f}], "
+                      f"LC [{ci['lc'][0]:.3f}, {ci['lc'][1]:.3f}]; lenient (release) Acc "
+                      f"{out['model']['lenient_acc']:.3f}; coverage {out['model']['coverage']:.1%}.", ""]
+    if "baselines_note" in out:
+        lines += [f"_{out['baselines_note']}_", ""]
+    for key, title in (("model_by_split", "By split"), ("model_by_country", "By country"),
+                       ("model_by_q_id", "By question"), ("model_by_category", "By value domain")):
+        if key in tables:
+            lines += [f"## {title}", "", _table(tables[key]), ""]
+    if "entropy_vs_accuracy" in out:
+        lines += ["## Difficulty vs controversy", "",
+                  f"Pearson r between a question's option entropy and accuracy: "
+                  f"{out['entropy_vs_accuracy']['pearson_r']:.3f} (paper: -0.857).", ""]
+    if "flip" in out:
+        f = out["flip"]
+        lines += ["## Robustness: value flip rate", "",
+                  f"Inverting {f['attribute']} with the other attributes fixed changes the prediction in "
+                  f"{f['flip_rate']:.1%} of {f['pairs']} pairs (pairs where both sides gave a resolvable answer).",
+                  "", _table(pd.DataFrame(f["by_category"], columns=["category", "flip_rate", "pairs"])
+                             .set_index("category")), ""]
+    for p in plots:
+        lines += [f"![{p.stem}]({p.name})", ""]
+    return "\n".join(lines)
