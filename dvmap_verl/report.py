@@ -13,7 +13,7 @@ from dvmap_verl import metrics as M
 from dvmap_verl.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, load_items, read_predictions
 from dvmap_verl.io import atomic_path, write_json
-from dvmap_verl.schema import ATTRIBUTE_KEYS
+from dvmap_verl.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
 GROUPS = ["split", "country", "q_id", "category"]
 SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wvs`, not from the World Values Survey; "
@@ -143,12 +143,13 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
             series[name] = tables[f"{name}_by_country"]["acc"]
     if series:
         frame = pd.DataFrame(series)
+        frame.index = [COUNTRY_BY_NAME[c].iso3 if c in COUNTRY_BY_NAME else c for c in frame.index]  # as the paper
         fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(frame)), 4))
-        frame.plot.bar(ax=ax, width=0.8)
+        frame.plot.bar(ax=ax, width=0.8, rot=0)
         ax.set_ylabel("accuracy")
         ax.set_title("Accuracy per country" + title_suffix)
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         save(fig, "accuracy_by_country.png")
     q_series = {k: tables[f"{k}_by_q_id"]["acc"] for k in ("model", "majority_country_question")
                 if f"{k}_by_q_id" in tables}
@@ -158,6 +159,7 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         frame.plot.bar(ax=ax, width=0.8)
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_title("Accuracy per question" + title_suffix)
         save(fig, "accuracy_by_question.png")
     if model is not None and "entropy_vs_accuracy" in out:
@@ -188,6 +190,7 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         fig, ax = plt.subplots(figsize=(7, 4))
         frame.plot.bar(ax=ax)
         ax.set_ylim(0, 1)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_title("Model vs baselines" + title_suffix)
         ax.tick_params(axis="x", rotation=20)
         save(fig, "model_vs_baselines.png")
