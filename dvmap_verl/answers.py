@@ -77,8 +77,10 @@ def extract_answer(text: Any) -> str | None:
 
 def normalize(answer: str) -> str:
     """Lower-case, markup-free, single-spaced, without surrounding quotes or trailing punctuation."""
-    s = _MARKUP.sub(" ", answer.lower()) if ("*" in answer or "_" in answer or "`" in answer or "<" in answer) else answer.lower()
-    s = _SPACES.sub(" ", s).strip(_STRIP_CHARS)
+    s = answer.lower()
+    if "*" in s or "_" in s or "`" in s or "<" in s:
+        s = _MARKUP.sub(" ", s)
+    s = " ".join(s.split()).strip(_STRIP_CHARS)
     if s.startswith(("answer", "option", "choice", "final", "my ", "the ")):
         s = _PREFIX.sub("", s, count=1).strip(_STRIP_CHARS)
     return s
@@ -189,11 +191,12 @@ def format_share(text: Any, tags: Sequence[str]) -> float:
 
 def option_index(value: Any, options: Any) -> int:
     """Index of a ground-truth label among options; raises ValueError naming both when absent."""
-    return _option_index(str(value), parse_options(options))
+    return truth_index(str(value), parse_options(options))
 
 
 @lru_cache(maxsize=65536)
-def _option_index(value: str, options: tuple[str, ...]) -> int:
+def truth_index(value: str, options: tuple[str, ...]) -> int:
+    """:func:`option_index` for an already parsed options tuple (cached: the reward's hot path)."""
     i = option_set(options).exact.get(_SPACES.sub(" ", value.lower()).strip(_STRIP_CHARS))
     if i is None:
         raise ValueError(f"ground truth {value!r} is not one of the options {list(options)!r}")
@@ -213,4 +216,5 @@ __all__ = [
     "parse_options",
     "resolve_answer",
     "resolve_lenient",
+    "truth_index",
 ]

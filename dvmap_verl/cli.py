@@ -6,10 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
-
-COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
-
+from typing import Sequence
 
 def _prepare_wvs(args: argparse.Namespace) -> int:
     from dvmap_verl.prepare import prepare_wvs
@@ -129,6 +126,13 @@ def _print_report(out: dict, run_dir) -> None:
     print(f"report -> {Path(run_dir) / 'report.md'}, metrics.json, {len(out['plots'])} plot(s)")
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from dvmap_verl.demo import run_demo
+
+    run_demo(args.out, respondents=args.respondents, limit=args.limit, seed=args.seed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.archetypes import CONSENSUS_RULES
     from dvmap_verl.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
@@ -208,8 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--bootstrap", type=int, default=1000)
     rp.set_defaults(func=_report)
 
-    for register in COMMANDS.values():
-        register(sub)
+    d = sub.add_parser("demo", help="the whole pipeline on a CPU: synthetic data, tiny model, report")
+    d.add_argument("--out", required=True, type=Path)
+    d.add_argument("--respondents", type=int, default=20000)
+    d.add_argument("--limit", type=int, default=60, help="benchmark items for the tiny model")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_demo)
+
     return parser
 
 

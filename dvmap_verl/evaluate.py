@@ -48,6 +48,7 @@ class EvalConfig:
     flip_attribute: str | None = None
     flip_map: dict[str, str] = field(default_factory=dict)
     train: str | None = None  # training split, for the baselines shown beside the model
+    note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,

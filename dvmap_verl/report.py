@@ -211,6 +211,8 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     if out.get("synthetic"):
         lines += [SYNTHETIC_BANNER, ""]
     cfg = out.get("run", {})
+    if cfg.get("note"):
+        lines += [f"> **Note.** {cfg['note']}", ""]
     if cfg:
         lines += [f"Model `{cfg.get('model')}` via `{cfg.get('backend')}`, {cfg.get('samples')} sample(s) per item at "
                   f"T = {cfg.get('temperature')}; data: {', '.join(map(str, cfg.get('data', [])))}.", ""]

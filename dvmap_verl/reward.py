@@ -18,14 +18,7 @@ import re
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
-from dvmap_verl.answers import (
-    extract_answer,
-    format_share,
-    option_index,
-    option_set,
-    parse_options,
-    normalize,
-)
+from dvmap_verl.answers import truth_index, extract_answer, format_share, normalize, option_set, parse_options
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.
 RELEASE_TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
@@ -151,7 +144,7 @@ def score(
     fmt = format_share(solution_str, tags if tags is not None else _tags(format_tags))
     answer = extract_answer(solution_str)
     if opts:
-        truth = option_index(ground_truth, opts)
+        truth = truth_index(ground_truth if type(ground_truth) is str else str(ground_truth), opts)
         pred = option_set(opts).resolve(answer)
         k = len(opts)
     else:

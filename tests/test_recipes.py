@@ -13,7 +13,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from verl_helpers import compose_ppo_config
+from dvmap_verl.dryrun import compose_ppo_config, ref_config
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ["dvmap_qwen3_0.6b", "dvmap_qwen3_1.7b", "dvmap_qwen3_4b", "dvmap_qwen3_8b", "dvmap_llama3.2_3b"]
@@ -94,7 +94,7 @@ def test_compose_api_and_verl_validation(recipe, tiny_model_dir, monkeypatch):
         # verl's dataclasses accept every key we set (unknown keys would fail here).
         actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
         rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
-        ref = ref_as_verl_builds_it(cfg)
+        ref = ref_config(cfg)
         assert ref.fsdp_config.model_dtype == "bf16"
         omega_conf_to_dataclass(cfg.actor_rollout_ref.model)
         omega_conf_to_dataclass(cfg.algorithm)
@@ -102,21 +102,6 @@ def test_compose_api_and_verl_validation(recipe, tiny_model_dir, monkeypatch):
         responses = cfg.data.train_batch_size * rollout.n
         assert responses % n_gpus == 0 and (actor.ppo_mini_batch_size * rollout.n) % n_gpus == 0
         assert n_gpus % rollout.tensor_model_parallel_size == 0
-
-
-def ref_as_verl_builds_it(cfg):
-    """The reference config as verl's engine worker turns it into an ActorConfig (engine_workers.init_model)."""
-    from omegaconf import open_dict
-    from verl.utils.config import omega_conf_to_dataclass
-
-    ref = OmegaConf.create(OmegaConf.to_container(cfg.actor_rollout_ref.ref, resolve=True))
-    with open_dict(ref):
-        ref.ppo_mini_batch_size = cfg.actor_rollout_ref.actor.ppo_mini_batch_size
-        ref.ppo_micro_batch_size = ref.pop("log_prob_micro_batch_size", None)
-        ref.ppo_micro_batch_size_per_gpu = ref.pop("log_prob_micro_batch_size_per_gpu", None)
-        ref.use_dynamic_bsz = ref.pop("log_prob_use_dynamic_bsz", False)
-        ref.ppo_max_token_len_per_gpu = ref.pop("log_prob_max_token_len_per_gpu", None)
-    return omega_conf_to_dataclass(ref)
 
 
 def test_command_line_override_beats_recipe(tmp_path):

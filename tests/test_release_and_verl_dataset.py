@@ -95,3 +95,17 @@ def test_rlhf_dataset_loads_our_parquet(imported, tiny_tokenizer_dir, thinking):
     short = RLHFDataset(str(out / "cross_demographic.parquet"), tok,
                         OmegaConf.merge(config, {"max_prompt_length": 16}))
     assert len(short) == 0
+
+
+def test_cli_prepare_release(release_dev_path, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "rel"
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "prepare", "release", "--input",
+                          str(release_dev_path), "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(pd.read_parquet(out / "val.parquet")) == 7183
+    bad = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "prepare", "release", "--input",
+                          str(tmp_path / "missing"), "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "missing: no such file or folder" in bad.stderr

@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from dvmap_verl.reward import DEFAULT_BETA, SCORE_KEYS
-from verl_helpers import compose_ppo_config, rollout_batch
+from dvmap_verl.dryrun import compose_ppo_config, rollout_batch, score_on_ray
 
 IMPORTANT = ["Very important", "Rather important", "Not very important", "Not at all important"]
 AGREE4 = ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]
@@ -73,9 +73,6 @@ def test_reward_kwargs_select_variant(tokenizer):
 
 @pytest.mark.slow
 def test_reward_loop_manager_on_local_ray(tokenizer, tiny_tokenizer_dir):
-    import ray
-    from verl.experimental.reward_loop.reward_loop import RewardLoopManager
-
     config = compose_ppo_config(
         REWARD_OVERRIDES
         + [
@@ -85,11 +82,7 @@ def test_reward_loop_manager_on_local_ray(tokenizer, tiny_tokenizer_dir):
     )
     prompts = ["<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"] * len(CASES)
     data = rollout_batch(tokenizer, prompts, [c[0] for c in CASES], _rows(CASES))
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    try:
-        out = RewardLoopManager(config).compute_rm_score(data)
-    finally:
-        ray.shutdown()
+    out = score_on_ray(config, data)
     scores = out.batch["rm_scores"].sum(dim=-1).tolist()
     expected = [acc + DEFAULT_BETA * fmt for *_, acc, fmt in CASES]
     assert scores == pytest.approx(expected)

@@ -1,0 +1,163 @@
+"""``dvmap demo --out DIR``: the whole DVMap pipeline on a CPU, on SYNTHETIC data with an untrained tiny model.
+
+Stages: synthetic WVS file -> ``dvmap prepare wvs`` -> compose and validate the ``dvmap_qwen3_8b`` recipe against
+verl's real config (no GPU) -> score sample completions through verl's reward loop on a local Ray cluster ->
+baselines and a small evaluation with the transformers backend on a tiny locally built model -> report with plots.
+GRPO training itself needs GPUs; the recipe stage shows the exact command and config it would run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+UNTRAINED_NOTE = ("Demo: SYNTHETIC data and a tiny, untrained model (random weights, taught one fixed reply so that "
+                  "answers parse). Its numbers exercise the pipeline and say nothing about DVMap.")
+
+
+class _Stage:
+    def __init__(self, log: list[dict], n: int, total: int, title: str):
+        self.log, self.n, self.total, self.title = log, n, total, title
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        print(f"\n[{self.n}/{self.total}] {self.title}", flush=True)
+        return self
+
+    def done(self, message: str, **outputs: Any) -> None:
+        dt = time.perf_counter() - self.t0
+        print(f"      {message}  ({dt:.1f}s)", flush=True)
+        for k, v in outputs.items():
+            print(f"      {k}: {v}", flush=True)
+        self.log.append({"stage": self.title, "seconds": round(dt, 1), "message": message,
+                         **{k: str(v) for k, v in outputs.items()}})
+
+    def __exit__(self, *exc):
+        return False
+
+
+def sample_completions(rows: list[dict]) -> list[str]:
+    """Completions as models write them: right, right but sloppy, wrong, unformatted, truncated."""
+    out = []
+    for i, row in enumerate(rows):
+        options = list(row["extra_info"]["options"])
+        truth = row["reward_model"]["ground_truth"]
+        wrong = options[(options.index(truth) + 1) % len(options)]
+        kind = i % 5
+        if kind == 0:
+            out.append(f"<reasoning>\nThe profile points to this option.\n</reasoning>\n<answer>\n{truth}\n</answer>")
+        elif kind == 1:
+            out.append(f"<reasoning>\nLikely so.\n</reasoning>\n<answer> **{truth.upper()}**. </answer>")
+        elif kind == 2:
+            out.append(f"<reasoning>\nPerhaps not.\n</reasoning>\n<answer>\n{wrong}\n</answer>")
+        elif kind == 3:
+            out.append(f"I think the answer is {truth}.")
+        else:
+            out.append(f"<reasoning>\nThe character's income and religion")
+    return out
+
+
+def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: int = 0) -> dict[str, Any]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log: list[dict] = []
+    total = 6
+    print(f"DVMap demo on SYNTHETIC data -> {out}")
+
+    with _Stage(log, 1, total, "Synthetic WVS Wave 7 file (dvmap synth-wvs)") as st:
+        from dvmap_verl import synth
+
+        wvs = out / "wvs_synthetic.csv"
+        frame = synth.generate(respondents, seed=seed)
+        synth.write(frame, wvs)
+        st.done(f"{len(frame):,} synthetic respondents x {frame.shape[1]} WVS columns", file=wvs)
+
+    with _Stage(log, 2, total, "Archetypes, splits and VeRL parquet (dvmap prepare wvs)") as st:
+        from dvmap_verl.prepare import prepare_wvs
+
+        data = out / "data"
+        stats = prepare_wvs(wvs, data, quiet=True)
+        a = stats["archetypes"]
+        rows = {k: v["rows"] for k, v in stats["splits"].items()}
+        st.done(f"{a['shared_profile_respondent_share']:.1%} of respondents share a profile; "
+                f"{a['pairs_dropped_share']:.1%} of (profile, question) pairs dropped by H > 0; rows {rows}",
+                folder=data)
+
+    with _Stage(log, 3, total, "Recipe dvmap_qwen3_8b composed and validated by verl (dry run, no GPU)") as st:
+        from omegaconf import OmegaConf
+
+        from dvmap_verl.dryrun import compose_ppo_config, validate_recipe
+        from dvmap_verl.tiny import build_model, build_tokenizer
+
+        model_dir = out / "tiny_model"
+        tokenizer = build_tokenizer(model_dir)
+        build_model(model_dir, tokenizer, seed=seed)
+        os.environ["DVMAP_DATA_DIR"] = str(data)
+        # Two reward workers: this machine has two cores (the recipe keeps verl's 8 for GPU nodes).
+        cfg = compose_ppo_config(["+recipe=dvmap_qwen3_8b", f"actor_rollout_ref.model.path={model_dir}",
+                                  "reward.num_workers=2"])
+        checked = validate_recipe(cfg)
+        composed = out / "recipe_dvmap_qwen3_8b.yaml"
+        composed.write_text(OmegaConf.to_yaml(cfg))
+        st.done(f"valid for {checked['gpus']} GPUs: GRPO lr {checked['lr']}, {checked['strategy']}, "
+                f"{checked['rollout_n']} rollouts at T={checked['temperature']}, rollout TP {checked['tensor_parallel']}",
+                config=composed,
+                on_gpus=f"python -m verl.trainer.main_ppo +recipe=dvmap_qwen3_8b dvmap.data_dir={data}")
+
+    with _Stage(log, 4, total, "Reward: sample completions scored by verl's reward loop on local Ray") as st:
+        from dvmap_verl.dryrun import rollout_batch, score_on_ray
+
+        train = pd.read_parquet(data / "train.parquet").head(20)
+        rows = train.to_dict("records")
+        completions = sample_completions(rows)
+        prompts = [tokenizer.apply_chat_template([dict(m) for m in r["prompt"]], tokenize=False,
+                                                 add_generation_prompt=True, enable_thinking=False) for r in rows]
+        batch = rollout_batch(tokenizer, prompts, completions, rows)
+        result = score_on_ray(cfg, batch)
+        scores = result.batch["rm_scores"].sum(-1).tolist()
+        table = [{"completion": c, "ground_truth": r["reward_model"]["ground_truth"], "score": round(s, 4),
+                  "acc": float(result.non_tensor_batch["acc"][i]), "format": float(result.non_tensor_batch["format"][i])}
+                 for i, (c, r, s) in enumerate(zip(completions, rows, scores))]
+        scores_file = out / "reward_scores.json"
+        scores_file.write_text(json.dumps(table, indent=1))
+        mean = {k: sum(t[k] for t in table) / len(table) for k in ("score", "acc", "format")}
+        st.done(f"{len(table)} completions: mean score {mean['score']:.3f}, acc {mean['acc']:.2f}, "
+                f"format {mean['format']:.2f}", file=scores_file)
+
+    with _Stage(log, 5, total, "Tiny model evaluated with the transformers backend (+ income flip)") as st:
+        from dvmap_verl.backends import make_backend
+        from dvmap_verl.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
+        from dvmap_verl.tiny import teach_fixed_reply
+
+        examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
+        teach_fixed_reply(model_dir, "<answer>Very important</answer>",
+                          prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
+        run_dir = out / "eval"
+        config = EvalConfig(backend="hf", model=str(model_dir),
+                            data=[str(data / "cross_demographic.parquet"), str(data / "cross_value.parquet")],
+                            samples=1, temperature=0.0, max_tokens=12, limit=limit, seed=seed,
+                            flip_attribute=DEFAULT_FLIP[0], flip_map=DEFAULT_FLIP[1],
+                            train=str(data / "train.parquet"), note=UNTRAINED_NOTE)
+        status = run_eval(make_backend("hf", str(model_dir), config.generation(), batch_size=8), run_dir, config,
+                          quiet=True)
+        st.done(f"{status['written']} completions ({limit} items + income-flipped twins)",
+                predictions=run_dir / "predictions.jsonl")
+
+    with _Stage(log, 6, total, "Baselines and report (dvmap report)") as st:
+        from dvmap_verl.report import build_report
+
+        report = build_report(run_dir, bootstrap=500)
+        m, b = report["model"], report["baselines"]
+        st.done(f"tiny model acc {m['acc']:.3f} vs baselines " +
+                ", ".join(f"{k} {v['acc']:.3f}" for k, v in b.items()),
+                report=run_dir / "report.md", plots=", ".join(report["plots"]))
+
+    summary = {"out": str(out), "synthetic": True, "note": UNTRAINED_NOTE, "stages": log}
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"\nDone in {sum(s['seconds'] for s in log):.0f}s. {UNTRAINED_NOTE}\nSummary: {out / 'demo_summary.json'}")
+    return summary
