@@ -60,3 +60,21 @@ def test_merge_script_turns_checkpoint_into_hf_model(tiny_model_dir, tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "eval" / "merge_checkpoint.py"), str(tmp_path / "nope"),
                           str(target)], capture_output=True, text=True)
     assert res.returncode == 2 and "no such checkpoint folder" in res.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_checkpoint_end_to_end(tiny_model_dir, tmp_path):
+    from dvmap_verl import synth
+    from dvmap_verl.prepare import prepare_wvs
+
+    root, _ = _fsdp_checkpoint(tiny_model_dir, tmp_path / "checkpoints")
+    synth.write(synth.generate(3000, seed=2), tmp_path / "wvs.csv")
+    prepare_wvs(tmp_path / "wvs.csv", tmp_path / "data", quiet=True)
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, str(REPO / "eval" / "evaluate_checkpoint.py"), str(root),
+                          str(tmp_path / "data"), str(out), "--backend", "hf", "--limit", "6", "--max-tokens", "8",
+                          "--bootstrap", "50", "--quiet"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "merged_model" / "config.json").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"]["n_items"] == 6 and "majority_country_question" in metrics["baselines"]
