@@ -35,43 +35,45 @@ def extract_archetypes(respondents: pd.DataFrame, questions: list[str], consensu
     profiles.insert(0, "profile_id", np.arange(len(profiles)))
     profiles["n_respondents"] = sizes
 
-    # Long format of every answered (respondent, question): profile, question number, option index.
-    p_parts, q_parts, a_parts = [], [], []
-    for qi, qid in enumerate(questions):
-        ans = respondents[qid].to_numpy()
-        ok = ans >= 0
-        p_parts.append(pid[ok])
-        q_parts.append(np.full(int(ok.sum()), qi, dtype=np.int16))
-        a_parts.append(ans[ok].astype(np.int16))
-    p = np.concatenate(p_parts).astype(np.int64)
-    q = np.concatenate(q_parts).astype(np.int64)
-    a = np.concatenate(a_parts).astype(np.int64)
+    # Every answered (respondent, question) as a dense pair key: profile * n_questions + question.
     nq = max(len(questions), 1)
-    pair = p * nq + q
+    answers = respondents[questions].to_numpy(dtype=np.int16) if questions else np.empty((len(pid), 0), np.int16)
+    answered = answers >= 0
+    pair = (pid.astype(np.int64)[:, None] * nq + np.arange(nq))[answered]
+    a = answers[answered].astype(np.int64)
 
-    # Per (profile, question) pair: number of answers, and whether they all agree. Keys are dense
-    # (profiles x questions), so bincounts replace sorting.
-    n_pairs = int(pid.max() + 1) * nq if len(pid) else 0
+    # Per pair: number of answers, and whether they all agree. Most pairs hold one respondent (they agree
+    # trivially); only pairs shared by several respondents need the distinct-answer test.
+    n_pairs = (int(pid.max()) + 1) * nq if len(pid) else 0
     total = np.bincount(pair, minlength=n_pairs)
     present = np.flatnonzero(total)
     pair_total = total[present]
-    pair_keys = present
+    first_answer = np.zeros(n_pairs, dtype=np.int64)
+    first_answer[pair[::-1]] = a[::-1]  # any answer of the pair (the first)
+    shared_rows = total[pair] >= 2
+    sp, sa = pair[shared_rows], a[shared_rows]
     if consensus == "strict":
-        s1 = np.bincount(pair, weights=a, minlength=n_pairs)[present]
-        s2 = np.bincount(pair, weights=a * a, minlength=n_pairs)[present]
-        keep = pair_total * s2 == s1 * s1  # zero variance <=> one distinct answer <=> H = 0 (exact for small ints)
-        answer = np.rint(s1 / pair_total).astype(np.int64)
+        s1 = np.bincount(sp, weights=sa, minlength=n_pairs)[present]
+        s2 = np.bincount(sp, weights=sa * sa, minlength=n_pairs)[present]
+        # Zero variance <=> one distinct answer <=> H = 0 (exact for small integers).
+        keep = (pair_total == 1) | (pair_total * s2 == s1 * s1)
+        answer = first_answer[present]
     else:
-        per_option = np.bincount(pair * 8 + a, minlength=n_pairs * 8).reshape(-1, 8)[present]
+        dense = np.searchsorted(present, sp)
+        per_option = np.zeros((len(present), 8), dtype=np.int64)
+        np.add.at(per_option, (dense, sa), 1)
+        single = pair_total == 1
+        per_option[single, first_answer[present][single]] = 1
         best = per_option.max(axis=1)
         keep = (per_option == best[:, None]).sum(axis=1) == 1  # a unique most frequent answer; ties dropped
         answer = per_option.argmax(axis=1)
+    pair_keys = present
 
     pairs = pd.DataFrame({
-        "profile_id": (pair_keys // nq)[keep],
-        "Q_id": np.asarray(questions, dtype=object)[(pair_keys % nq)[keep]],
+        "profile_id": (pair_keys // nq)[keep].astype(np.int32),
+        "Q_id": pd.Categorical.from_codes((pair_keys % nq)[keep], categories=list(questions)),
         "answer_index": answer[keep].astype(np.int8),
-        "n_respondents": pair_total[keep],
+        "n_respondents": pair_total[keep].astype(np.int32),
     })
     shared_pairs = pair_total >= 2
     stats = {

@@ -17,7 +17,7 @@ import pandas as pd
 from dvmap_verl import schema
 from dvmap_verl.archetypes import Archetypes
 from dvmap_verl.dataset import profile_keys
-from dvmap_verl.schema import ATTRIBUTE_NAMES, QUESTION_BY_ID
+from dvmap_verl.schema import ATTRIBUTE_NAMES
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SplitConfig:
 
 
 def _sample_profiles(rows: pd.DataFrame, cap: int | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per country, a seeded random order of its profile ids, cut at ``cap``."""
+    """Per country (code), a seeded random order of its profile ids, cut at ``cap``."""
     out = {}
     for country, ids in rows.groupby("Country", observed=True)["profile_id"]:
         uniq = np.unique(ids.to_numpy())
@@ -62,34 +62,54 @@ def make_splits(arch: Archetypes, config: SplitConfig | None = None,
     """Release-format rows for each split in :data:`schema.SPLITS` (frequency computed within each split)."""
     config = config or SplitConfig()
     rng = np.random.default_rng(config.seed)
-    rows = arch.pairs.merge(arch.profiles[["profile_id", *ATTRIBUTE_NAMES]], on="profile_id", how="left")
-    in_train_c = rows["Country"].isin(train_countries)
-    train_q = rows["Q_id"].isin(schema.TRAIN_QUESTIONS)
+    pairs = arch.pairs
+    # Work on category codes: string comparisons over a million pairs would dominate the whole preparation.
+    countries = pd.Categorical(arch.profiles["Country"])
+    country = countries.codes[pairs["profile_id"].to_numpy()]  # positional: profile_id is the profile's row
+    rows = pd.DataFrame({"profile_id": pairs["profile_id"].to_numpy(), "Country": country})
+    questions = pd.Categorical(pairs["Q_id"])
+    qid = questions.codes
+
+    def codes(categories, wanted):
+        return [i for i, c in enumerate(categories) if c in set(wanted)]
+
+    in_train_c = np.isin(country, codes(countries.categories, train_countries))
+    train_q = np.isin(qid, codes(questions.categories, schema.TRAIN_QUESTIONS))
 
     pool = rows[in_train_c & train_q]
     assignment: dict[int, str] = {}
-    for country, ids in _sample_profiles(pool, config.max_profiles_per_country, rng).items():
+    for country_name, ids in _sample_profiles(pool, config.max_profiles_per_country, rng).items():
         n = len(ids)
         n_cd = int(round(n * config.cross_demographic_frac))
         n_val = int(round(n * config.val_frac))
         for i, pid in enumerate(ids):
             assignment[int(pid)] = "cross_demographic" if i < n_cd else "val" if i < n_cd + n_val else "train"
     part = pool["profile_id"].map(assignment)
-    splits = {name: pool[part == name] for name in ("train", "val", "cross_demographic")}
+    chosen = {name: pool.index[(part == name).to_numpy()] for name in ("train", "val", "cross_demographic")}
 
-    cc_pool = rows[rows["Country"].isin(cross_countries) & train_q]
+    cc_pool = rows[np.isin(country, codes(countries.categories, cross_countries)) & train_q]
     cc_ids = _sample_profiles(cc_pool, config.cross_country_max_profiles_per_country, rng)
-    splits["cross_country"] = cc_pool[cc_pool["profile_id"].isin(np.concatenate(list(cc_ids.values()) or [[]]))]
+    chosen["cross_country"] = cc_pool.index[cc_pool["profile_id"].isin(_concat(cc_ids)).to_numpy()]
 
-    cv_pool = rows[in_train_c & rows["Q_id"].isin(schema.CROSS_VALUE_QUESTIONS)]
+    cv_pool = rows[in_train_c & np.isin(qid, codes(questions.categories, schema.CROSS_VALUE_QUESTIONS))]
     cv_ids = _sample_profiles(cv_pool, config.cross_value_max_profiles_per_country, rng)
-    splits["cross_value"] = cv_pool[cv_pool["profile_id"].isin(np.concatenate(list(cv_ids.values()) or [[]]))]
+    chosen["cross_value"] = cv_pool.index[cv_pool["profile_id"].isin(_concat(cv_ids)).to_numpy()]
 
-    # Stable profile keys, hashed for the selected profiles only.
-    chosen = np.unique(np.concatenate([df["profile_id"].to_numpy() for df in splits.values()]))
-    keys = pd.Series(profile_keys(arch.profiles.iloc[chosen]), index=arch.profiles["profile_id"].to_numpy()[chosen])
-    return {name: finish_split(splits[name].assign(profile_key=splits[name]["profile_id"].map(keys)))
-            for name in schema.SPLITS}
+    # Only the chosen rows get their profile's attributes and a stable profile key.
+    used = np.unique(pairs["profile_id"].to_numpy()[np.concatenate([c.to_numpy() for c in chosen.values()])])
+    profiles = arch.profiles.iloc[used][["profile_id", *ATTRIBUTE_NAMES]].copy()
+    profiles["profile_key"] = profile_keys(profiles)
+    profiles = profiles.set_index("profile_id")
+    out = {}
+    for name in schema.SPLITS:
+        sel = pairs.iloc[chosen[name]].reset_index(drop=True)
+        attrs = profiles.loc[sel["profile_id"].to_numpy()].reset_index(drop=True)
+        out[name] = finish_split(pd.concat([sel, attrs], axis=1))
+    return out
+
+
+def _concat(ids: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate(list(ids.values())) if ids else np.empty(0, dtype=np.int64)
 
 
 _Q_ORDER = {q.qid: i for i, q in enumerate(schema.QUESTIONS)}
