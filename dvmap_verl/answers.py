@@ -19,7 +19,6 @@ MAX_ANSWER_CHARS = 512
 # Characters stripped from both ends of an answer: white space, quotes, markdown emphasis, brackets, punctuation.
 _STRIP_CHARS = " \t\r\n\"'`*_#~>[](){}“”‘’«».,;:!?。，：；！？"
 _SPACES = re.compile(r"\s+")
-_WORDCHAR = re.compile(r"\w")
 # "Answer: Agree", "Final answer - Agree", "My answer is Agree", "Option: Agree"
 _PREFIX = re.compile(r"^(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is\s*)?[:\-–]?\s*")
 # "B", "(b)", "2", "option 2" alone
@@ -189,14 +188,10 @@ def format_share(text: Any, tags: Sequence[str]) -> float:
     return present / len(tags)
 
 
-def option_index(value: Any, options: Any) -> int:
-    """Index of a ground-truth label among options; raises ValueError naming both when absent."""
-    return truth_index(str(value), parse_options(options))
-
-
 @lru_cache(maxsize=65536)
 def truth_index(value: str, options: tuple[str, ...]) -> int:
-    """:func:`option_index` for an already parsed options tuple (cached: the reward's hot path)."""
+    """Index of a ground-truth label among parsed options (cached: the reward's hot path); ValueError naming
+    both when absent."""
     i = option_set(options).exact.get(_SPACES.sub(" ", value.lower()).strip(_STRIP_CHARS))
     if i is None:
         raise ValueError(f"ground truth {value!r} is not one of the options {list(options)!r}")
@@ -211,7 +206,6 @@ __all__ = [
     "extract_answer",
     "format_share",
     "normalize",
-    "option_index",
     "option_set",
     "parse_options",
     "resolve_answer",

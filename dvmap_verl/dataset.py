@@ -130,11 +130,6 @@ def _answer_index(df: pd.DataFrame) -> np.ndarray:
     return index[codes]
 
 
-def to_verl_rows(df: pd.DataFrame, split: str, **kwargs) -> pd.DataFrame:
-    """Same as :func:`to_verl_table`, as a pandas frame (nested columns become dicts/arrays)."""
-    return to_verl_table(df, split, **kwargs).to_pandas()
-
-
 def write_table(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
     import pyarrow.parquet as pq
 
@@ -143,15 +138,3 @@ def write_table(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         # No dictionary pages: prompts are unique long strings, where dictionary attempts only cost time.
         pq.write_table(table, tmp, use_dictionary=False, compression="zstd")
-
-
-def read_verl_parquet(path: str | Path) -> pd.DataFrame:
-    """Read a VeRL parquet written here; ValueError naming the file and missing columns otherwise."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    df = pd.read_parquet(path)
-    missing = {"prompt", "reward_model", "extra_info"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: not a DVMap VeRL parquet, missing column(s) {sorted(missing)}")
-    return df

@@ -46,21 +46,9 @@ COUNTRIES: tuple[Country, ...] = (
     Country("Türkiye", "TUR", 792, "cross_country"),
 )
 COUNTRY_BY_NUM = {c.iso_num: c for c in COUNTRIES}
-COUNTRY_BY_ISO3 = {c.iso3: c for c in COUNTRIES}
 COUNTRY_BY_NAME = {c.name: c for c in COUNTRIES}
 TRAIN_COUNTRIES = tuple(c.name for c in COUNTRIES if c.split == "train")
 CROSS_COUNTRIES = tuple(c.name for c in COUNTRIES if c.split == "cross_country")
-
-
-def find_country(key: str | int) -> Country:
-    """A country by release name, ISO3 or ISO numeric code; KeyError naming the key otherwise."""
-    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-        c = COUNTRY_BY_NUM.get(int(key))
-    else:
-        c = COUNTRY_BY_ISO3.get(key.upper()) or COUNTRY_BY_NAME.get(key)
-    if c is None:
-        raise KeyError(f"unknown country {key!r}; known: {', '.join(x.iso3 for x in COUNTRIES)}")
-    return c
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,8 +253,3 @@ RELEASE_COLUMNS = ("Q_id",) + ATTRIBUTE_NAMES + ("frequency", "Category", "Quest
 
 # Split names used in file names, data_source and extra_info.
 SPLITS = ("train", "val", "cross_demographic", "cross_country", "cross_value")
-
-
-def missing_code(value: float) -> bool:
-    """WVS negative codes: -1 don't know, -2 no answer, -3 not applicable, -4 not asked, -5 missing."""
-    return value != value or value < 0

@@ -179,7 +179,6 @@ class Respondents:
     frame: pd.DataFrame  # 11 attribute columns (category) + one Int8 column per question present
     questions: list[str]  # question ids present
     stats: dict[str, Any]
-    synthetic: bool
 
 
 def _numeric(frame: pd.DataFrame, col: str, path: Path) -> np.ndarray:
@@ -301,7 +300,7 @@ def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None) -
     stats["respondents_kept"] = int(len(frame))
     stats["respondents_dropped_missing_required"] = int((pd.Series(names).isin(wanted)).sum() - len(frame))
     check_scale_direction(frame, data.path)
-    return Respondents(frame, questions, stats, data.synthetic)
+    return Respondents(frame, questions, stats)
 
 
 def check_scale_direction(frame: pd.DataFrame, path: Path, min_answers: int = 30) -> None:
