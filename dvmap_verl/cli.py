@@ -110,7 +110,8 @@ def _baselines(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from dvmap_verl.report import build_report
 
-    _print_report(build_report(args.run_dir, train=args.train, bootstrap=args.bootstrap), args.run_dir)
+    _print_report(build_report(args.run_dir, train=args.train, bootstrap=args.bootstrap,
+                               correctness=args.correctness), args.run_dir)
     return 0
 
 
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir", type=Path)
     rp.add_argument("--train", type=Path, help="training split for the baselines (default: the run's --train)")
     rp.add_argument("--bootstrap", type=int, default=1000)
+    rp.add_argument("--correctness", choices=["resolver", "lenient"], default="resolver",
+                    help="model Acc by the reward's resolver (default) or the release's lenient rule")
     rp.set_defaults(func=_report)
 
     d = sub.add_parser("demo", help="the whole pipeline on a CPU: synthetic data, tiny model, report")

@@ -65,8 +65,15 @@ def _table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines) + "\n"
 
 
+CORRECTNESS = ("resolver", "lenient")
+
+
 def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap: int = 1000,
-                 importance: bool = True) -> dict[str, Any]:
+                 importance: bool = True, correctness: str = "resolver") -> dict[str, Any]:
+    """``correctness``: ``resolver`` (the reward's option resolver, default) or ``lenient`` (the release's rule:
+    contains the truth and no other option) for the model's Acc; the other is always reported beside it."""
+    if correctness not in CORRECTNESS:
+        raise ValueError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
     run_dir = Path(run_dir)
     items, preds, run = _load_run(run_dir)
     cfg = run.get("config", {})
@@ -78,8 +85,13 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     model = None
     if not preds.empty:
         scored = _scored(items, preds)
+        resolver_correct = scored["correct"].copy()
+        if correctness == "lenient":
+            scored["correct"] = scored["lenient"].astype(float)
         model = scored[~scored["counterfactual"]]
         out["model"] = M.summary(model, bootstrap=bootstrap)
+        out["model"]["correctness"] = correctness
+        out["model"]["resolver_acc"] = float(resolver_correct[~scored["counterfactual"]].mean())
         out["model"]["lenient_acc"] = float(model["lenient"].astype(float).mean())
         out["model"]["coverage"] = float(model["item"].nunique() / max(len(original), 1))
         for g in GROUPS + list(ATTRIBUTE_KEYS.values()):
@@ -229,7 +241,8 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
         if "model" in out and "ci95" in out["model"]:
             ci = out["model"]["ci95"]
             lines += [f"Model 95% bootstrap CI: Acc [{ci['correct'][0]:.3f}, {ci['correct'][1]:.3f}], "
-                      f"LC [{ci['lc'][0]:.3f}, {ci['lc'][1]:.3f}]; lenient (release) Acc "
+                      f"LC [{ci['lc'][0]:.3f}, {ci['lc'][1]:.3f}]. Acc uses the {out['model']['correctness']} rule; "
+                      f"resolver Acc {out['model']['resolver_acc']:.3f}, lenient (release) Acc "
                       f"{out['model']['lenient_acc']:.3f}; coverage {out['model']['coverage']:.1%}.", ""]
     if "baselines_note" in out:
         lines += [f"_{out['baselines_note']}_", ""]

@@ -299,3 +299,35 @@ def test_load_items_reads_release_folders_and_rejects_others(release_dev_path, t
     with pytest.raises(Exception, match="x.parquet"):
         load_items([bad])
     assert math.isfinite(float(items["frequency"].iloc[0]))
+
+
+def test_report_can_score_by_the_release_rule(tmp_path, dev_split):
+    """`--correctness lenient`: the release's substring rule refuses "I disagree" when the truth is "Disagree" (it
+    finds "agree" inside), and any truth that contains another option ("Not very important")."""
+    from dvmap_verl.evaluate import prepare_run
+
+    out, _, _ = dev_split
+    run = tmp_path / "run"
+    items = prepare_run(run, EvalConfig(backend="none", model="m", data=[str(out / "val.parquet")], limit=300))
+    with open(run / PREDICTIONS, "w") as fh:
+        for r in items.itertuples():
+            truth = r.options[r.truth]
+            text = f"<answer>I {truth.lower()}</answer>"
+            from dvmap_verl.answers import extract_answer, resolve_answer, resolve_lenient
+
+            a = extract_answer(text)
+            p = resolve_answer(a, r.options)
+            fh.write(json.dumps({"item": r.item, "sample": 0, "completion": text, "answer": a,
+                                 "pred": -1 if p is None else p, "lenient": resolve_lenient(a, r.options, truth)})
+                     + "\n")
+    resolver = build_report(run, bootstrap=0, importance=False)["model"]
+    lenient = build_report(run, bootstrap=0, importance=False, correctness="lenient")["model"]
+    assert resolver["correctness"] == "resolver" and lenient["correctness"] == "lenient"
+    assert lenient["acc"] == pytest.approx(resolver["lenient_acc"]) and lenient["resolver_acc"] == resolver["acc"]
+    def release_accepts(r):
+        truth = r["options"][r["truth"]].lower()
+        return not any(o.lower() in f"i {truth}" for o in r["options"] if o.lower() != truth)
+
+    accepted = items.apply(release_accepts, axis=1)
+    assert not accepted.all()
+    assert resolver["acc"] == 1.0 and lenient["acc"] == pytest.approx(accepted.mean())

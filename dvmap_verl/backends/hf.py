@@ -40,7 +40,7 @@ class HFBackend:
                 with torch.no_grad():
                     out = self.model.generate(
                         **enc, max_new_tokens=s.max_tokens, do_sample=s.temperature > 0,
-                        temperature=s.temperature if s.temperature > 0 else None, top_p=1.0, top_k=0,
+                        temperature=s.temperature if s.temperature > 0 else None, top_p=1.0,
                         pad_token_id=self.tokenizer.pad_token_id)
                 texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             except Exception as e:  # one failed batch must not lose the others
