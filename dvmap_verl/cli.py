@@ -74,7 +74,7 @@ def _flip_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, str]
 
 def _eval(args: argparse.Namespace) -> int:
     from dvmap_verl.backends import make_backend
-    from dvmap_verl.evaluate import EvalConfig, run_eval
+    from dvmap_verl.evaluate import EvalConfig, prepare_run, run_eval
     from dvmap_verl.report import build_report
 
     attribute, mapping = _flip_settings(args)
@@ -82,11 +82,14 @@ def _eval(args: argparse.Namespace) -> int:
                         samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
                         seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
                         flip_attribute=attribute, flip_map=mapping, train=str(args.train) if args.train else None)
+    if args.train and not args.train.exists():
+        raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
+    items = prepare_run(args.out, config)  # data problems surface before a model is loaded
     backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
                            api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
                            max_retries=args.max_retries, batch_size=args.batch_size,
                            tensor_parallel_size=args.tensor_parallel_size)
-    status = run_eval(backend, args.out, config, quiet=args.quiet)
+    status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
     print(f"predictions -> {Path(args.out) / 'predictions.jsonl'} ({status['written']} new, "
           f"{status['resumed_from']} resumed, {status['failed']} failed)")
     for line in status["errors"]:
@@ -100,6 +103,8 @@ def _baselines(args: argparse.Namespace) -> int:
     from dvmap_verl.evaluate import EvalConfig, prepare_run
     from dvmap_verl.report import build_report
 
+    if not args.train.exists():
+        raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
     config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in args.test],
                         train=str(args.train), samples=0)
     prepare_run(args.out, config)

@@ -215,12 +215,12 @@ class PredictionWriter:
 def prepare_run(out_dir: str | Path, config: EvalConfig) -> pd.DataFrame:
     """Create (or check, on resume) the run folder; returns the items."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    items = load_items(config.data, config.limit, config.seed)
+    items = load_items(config.data, config.limit, config.seed)  # fails before anything is written
     if config.flip_attribute:
         items = pd.concat([items, counterfactual_items(items, config.flip_attribute, config.flip_map)],
                           ignore_index=True)
     fingerprint = items_fingerprint(items)
+    out.mkdir(parents=True, exist_ok=True)
     run_file = out / RUN
     if run_file.exists():
         previous = json.loads(run_file.read_text())
@@ -238,10 +238,13 @@ def prepare_run(out_dir: str | Path, config: EvalConfig) -> pd.DataFrame:
     return items
 
 
-def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: bool = False) -> dict[str, Any]:
-    """Generate every missing (item, sample) and append it to predictions.jsonl."""
+def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: bool = False,
+             items: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Generate every missing (item, sample) and append it to predictions.jsonl (``items``: from
+    :func:`prepare_run`, when the caller checked the data before loading a model)."""
     out = Path(out_dir)
-    items = prepare_run(out, config)
+    if items is None:
+        items = prepare_run(out, config)
     done = read_predictions(out / PREDICTIONS, repair=True)
     finished = set(zip(done["item"].astype(int), done["sample"].astype(int)))
     messages = items["messages"].map(lambda m: tuple(json.loads(m))).tolist()

@@ -69,7 +69,8 @@ def release_table(df: pd.DataFrame, prompts: list[str], source: str, split: str)
 
 
 def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: dict[str, Any], *, source: str,
-                  template: str, system: str, keep_prompt: bool = False) -> dict[str, Path]:
+                  template: str, system: str, keep_prompt: bool = False,
+                  stages: "_Stages | None" = None) -> dict[str, Path]:
     """Write every split's VeRL parquet, corpus.parquet and stats.json together (all or nothing)."""
     out_dir = Path(out_dir)
     written = {}
@@ -84,6 +85,9 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
         jobs.append(pool.submit(write_table, pa.concat_tables(corpus), stage / "corpus.parquet"))
         for job in jobs:
             job.result()
+        if stages is not None:
+            stages.done("write")
+            stats["seconds"] = stages.seconds
         write_json(stage / "stats.json", stats)
     written["corpus"] = out_dir / "corpus.parquet"
     written["stats"] = out_dir / "stats.json"
@@ -123,10 +127,7 @@ def _prepare(data, out_dir, config, consensus, template, system, stages) -> dict
         "splits": split_summary(splits),
     }
     source = "dvmap-synthetic" if data.synthetic else "dvmap"
-    write_outputs(out_dir, splits, stats, source=source, template=template, system=system)
-    stages.done("write")
-    stats["seconds"] = stages.seconds
-    write_json(Path(out_dir) / "stats.json", stats)
+    write_outputs(out_dir, splits, stats, source=source, template=template, system=system, stages=stages)
     return stats
 
 

@@ -289,6 +289,14 @@ def test_cli_baselines_and_report(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "report", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "no items.parquet" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "baselines", "--train", str(tmp_path / "t.parquet"),
+                          "--test", str(data / "val.parquet"), "--out", str(tmp_path / "b2")], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and "t.parquet: no such file" in res.stderr and not (tmp_path / "b2").exists()
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "eval", "--backend", "hf", "--model", "x",
+                          "--data", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "e2")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "missing.parquet: no such file" in res.stderr and not (tmp_path / "e2").exists()
 
 
 def test_load_items_reads_release_folders_and_rejects_others(release_dev_path, tmp_path):
@@ -309,12 +317,12 @@ def test_report_can_score_by_the_release_rule(tmp_path, dev_split):
     out, _, _ = dev_split
     run = tmp_path / "run"
     items = prepare_run(run, EvalConfig(backend="none", model="m", data=[str(out / "val.parquet")], limit=300))
+    from dvmap_verl.answers import extract_answer, resolve_answer, resolve_lenient
+
     with open(run / PREDICTIONS, "w") as fh:
         for r in items.itertuples():
             truth = r.options[r.truth]
             text = f"<answer>I {truth.lower()}</answer>"
-            from dvmap_verl.answers import extract_answer, resolve_answer, resolve_lenient
-
             a = extract_answer(text)
             p = resolve_answer(a, r.options)
             fh.write(json.dumps({"item": r.item, "sample": 0, "completion": text, "answer": a,
