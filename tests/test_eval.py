@@ -206,9 +206,11 @@ def test_hf_backend_end_to_end_with_resume_and_report(taught_model, dev_split, t
 def test_openai_backend_retries_every_failure_kind(dev_split, tmp_path):
     out, _, _ = dev_split
     config = EvalConfig(backend="openai", model="fake", data=[str(out / "val.parquet")], samples=2, limit=30)
-    with FakeServer(fail_every=3, slow_seconds=1.5) as server:
+    # The client timeout is far above a normal reply's latency and far below the slow reply's, so a loaded box
+    # cannot turn a normal reply into a timeout (which would add attempts).
+    with FakeServer(fail_every=3, slow_seconds=6.0) as server:
         backend = make_backend("openai", "fake", config.generation(), base_url=server.base_url, concurrency=8,
-                               timeout=0.8, max_retries=4)
+                               timeout=2.5, max_retries=4)
         backend.backoff = 0.01
         status = run_eval(backend, tmp_path / "run", config, quiet=True)
     assert status["failed"] == 0 and status["written"] == 60

@@ -149,6 +149,9 @@ def test_sbatch_dry_run_on_a_fake_two_node_allocation(tmp_path):
     assert "+ srun --nodes=1 --ntasks=1 -w gpu01 ray start --head --node-ip-address=gpu01 --port=6379 " \
            "--num-gpus=8 --block" in out
     assert "+ srun --nodes=1 --ntasks=1 -w gpu02 ray start --address=gpu01:6379 --num-gpus=8 --block" in out
+    # The dry run prints in launch order, one whole line per command (background jobs once interleaved "++ srun").
+    assert out.index("-w gpu01 ray start --head") < out.index("-w gpu02 ray start --address")
+    assert "++" not in out.split("--- composed config", 1)[0]
     assert "-m verl.trainer.main_ppo +recipe=dvmap_qwen3_8b trainer.nnodes=2 trainer.n_gpus_per_node=8 " \
            "dvmap.data_dir=/shared/dvmap" in out
     composed = yaml.safe_load(out.split("--- composed config (--cfg job) ---", 1)[1])

@@ -188,9 +188,11 @@ def test_huge_and_pathological_outputs_are_fast(variant):
         "\udcff<answer>\u202eAgree</answer>",
     ]
     for text in cases:
+        # A guard against super-linear scanning (regex backtracking), not a speed measurement: a quadratic scan of
+        # these megabyte inputs takes hours, the linear one milliseconds, so a loaded CI box never sits near 5 s.
         t0 = time.perf_counter()
         out = compute_score("wvs", text, "Agree", extra, variant=variant)
-        assert time.perf_counter() - t0 < 1.0
+        assert time.perf_counter() - t0 < 5.0
         assert math.isfinite(out["score"])
 
 
