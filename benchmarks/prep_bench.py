@@ -20,7 +20,7 @@ PHASES = {
         "from pyarrow import csv; t = csv.read_csv(PATH); print(t.num_rows, t.num_columns)"
     ),
     "prepare": (
-        "from dvmap_verl.prepare import prepare_wvs; prepare_wvs(PATH, OUT, quiet=True)"
+        "from dvmap_verl.prepare import prepare_wvs; prepare_wvs(PATH, OUT, overwrite=True, quiet=True)"
     ),
 }
 

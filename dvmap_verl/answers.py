@@ -29,20 +29,63 @@ _LABEL_PREFIX = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})[).:]\s*(\S.*)$")
 _MARKUP = re.compile(r"[*_`]+|</?[a-z]+>")
 
 
+# Bounds on a row's options: a DVMap question has at most 5 short options; a larger value is a broken row, refused
+# before any work proportional to its size is done.
+MAX_OPTIONS = 32
+MAX_OPTIONS_CHARS = 4096
+
+
+class BadOptions(ValueError):
+    """A row's options cannot be used (too large, or holding None/NaN/non-text entries)."""
+
+
 def parse_options(options: Any) -> tuple[str, ...]:
     """Options as a tuple of strings, from a list/array or the release's ``", "``-joined string.
 
     The release stores options as one string joined by ``", "``; no DVMap option contains ``", "`` itself.
+    Raises :class:`BadOptions` (naming the problem) for options that no row of a DVMap dataset can hold: more than
+    :data:`MAX_OPTIONS` entries or :data:`MAX_OPTIONS_CHARS` characters, or an entry that is None, NaN or not text.
     """
     if options is None:
         return ()
+    if type(options) is tuple and len(options) <= MAX_OPTIONS and all(type(o) is str for o in options) \
+            and sum(map(len, options)) <= MAX_OPTIONS_CHARS:
+        return options  # the hot path: already clean
     if isinstance(options, str):
+        if len(options) > MAX_OPTIONS_CHARS:
+            raise BadOptions(f"options string of {len(options):,} characters (at most {MAX_OPTIONS_CHARS:,})")
         return _split_options(options)
-    if isinstance(options, tuple):
-        return options if all(type(o) is str for o in options) else tuple(map(str, options))
     if isinstance(options, bytes):
-        return _split_options(options.decode("utf-8", "replace"))
-    return tuple(map(str, options))
+        return parse_options(options.decode("utf-8", "replace"))
+    if getattr(options, "ndim", None) == 0:  # a 0-d numpy array holds one value: the joined string, usually
+        return parse_options(options.item())
+    try:
+        n = len(options)
+    except TypeError:
+        raise BadOptions(f"options of type {type(options).__name__} (expected a list or a string)") from None
+    if n > MAX_OPTIONS:
+        raise BadOptions(f"{n:,} options (at most {MAX_OPTIONS})")
+    out = tuple(options)
+    try:
+        return _checked_options(out)  # cached: a training set has a handful of distinct option lists
+    except TypeError:  # an unhashable entry (a list, a dict): not text either
+        return _checked_options_uncached(out)
+
+
+@lru_cache(maxsize=4096)
+def _checked_options(options: tuple) -> tuple[str, ...]:
+    return _checked_options_uncached(options)
+
+
+def _checked_options_uncached(out: tuple) -> tuple[str, ...]:
+    if not all(type(o) is str for o in out):
+        if not all(isinstance(o, (str, bytes)) for o in out):
+            bad = next(o for o in out if not isinstance(o, (str, bytes)))
+            raise BadOptions(f"an option is {bad!r} (options must be text)")
+        out = tuple(o if isinstance(o, str) else o.decode("utf-8", "replace") for o in out)
+    if sum(map(len, out)) > MAX_OPTIONS_CHARS:
+        raise BadOptions(f"options of {sum(map(len, out)):,} characters in all (at most {MAX_OPTIONS_CHARS:,})")
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -199,6 +242,9 @@ def truth_index(value: str, options: tuple[str, ...]) -> int:
 
 
 __all__ = [
+    "BadOptions",
+    "MAX_OPTIONS",
+    "MAX_OPTIONS_CHARS",
     "ANSWER_OPEN",
     "ANSWER_CLOSE",
     "MAX_ANSWER_CHARS",

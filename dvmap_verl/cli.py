@@ -21,7 +21,8 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
-                        template=args.template, system=args.system_prompt, quiet=args.quiet)
+                        template=args.template, system=args.system_prompt, overwrite=args.overwrite,
+                        quiet=args.quiet)
     if stats.get("synthetic"):
         print(f"NOTE: {stats['note']}")
     a = stats["archetypes"]
@@ -38,7 +39,7 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
 def _prepare_release(args: argparse.Namespace) -> int:
     from dvmap_verl.release import prepare_release
 
-    prepare_release(args.input, args.out, system=args.system_prompt, quiet=args.quiet)
+    prepare_release(args.input, args.out, system=args.system_prompt, overwrite=args.overwrite, quiet=args.quiet)
     print(f"VeRL parquet, corpus.parquet and stats.json -> {args.out}")
     return 0
 
@@ -74,7 +75,7 @@ def _flip_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, str]
 
 def _eval(args: argparse.Namespace) -> int:
     from dvmap_verl.backends import make_backend
-    from dvmap_verl.evaluate import EvalConfig, prepare_run, run_eval
+    from dvmap_verl.evaluate import EvalConfig, build_items, describe_sources, prepare_run, run_eval, run_lock
     from dvmap_verl.report import build_report
 
     attribute, mapping = _flip_settings(args)
@@ -84,12 +85,16 @@ def _eval(args: argparse.Namespace) -> int:
                         flip_attribute=attribute, flip_map=mapping, train=str(args.train) if args.train else None)
     if args.train and not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
-    items = prepare_run(args.out, config)  # data problems surface before a model is loaded
-    backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
-                           api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
-                           max_retries=args.max_retries, batch_size=args.batch_size,
-                           tensor_parallel_size=args.tensor_parallel_size)
-    status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
+    items = build_items(config)  # data problems surface before anything is written or a model is loaded
+    if not args.quiet:
+        print("items: " + "; ".join(describe_sources(items)))
+    with run_lock(args.out):
+        prepare_run(args.out, config, items)
+        backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
+                               api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
+                               max_retries=args.max_retries, batch_size=args.batch_size,
+                               tensor_parallel_size=args.tensor_parallel_size)
+        status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
     print(f"predictions -> {Path(args.out) / 'predictions.jsonl'} ({status['written']} new, "
           f"{status['resumed_from']} resumed, {status['failed']} failed)")
     for line in status["errors"]:
@@ -100,15 +105,17 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    from dvmap_verl.evaluate import EvalConfig, prepare_run
+    from dvmap_verl.evaluate import EvalConfig, build_items, prepare_run, run_lock
     from dvmap_verl.report import build_report
 
     if not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
     config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in args.test],
                         train=str(args.train), samples=0)
-    prepare_run(args.out, config)
-    _print_report(build_report(args.out, bootstrap=0), args.out)
+    items = build_items(config)
+    with run_lock(args.out):
+        prepare_run(args.out, config, items)
+        _print_report(build_report(args.out, bootstrap=0), args.out)
     return 0
 
 
@@ -123,6 +130,8 @@ def _report(args: argparse.Namespace) -> int:
 def _print_report(out: dict, run_dir) -> None:
     if out.get("synthetic"):
         print("NOTE: SYNTHETIC DATA - these numbers test the pipeline, not a model's alignment.")
+    for line in out.get("warnings", []):
+        print(f"NOTE: {line}")
     rows = {**({"model": out["model"]} if "model" in out else {}), **out.get("baselines", {})}
     for name, m in rows.items():
         print(f"{name:>28}: acc {m.get('acc', float('nan')):.3f}  LC {m.get('lc', float('nan')):.3f}  "
@@ -139,104 +148,160 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.archetypes import CONSENSUS_RULES
     from dvmap_verl.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
+    from dvmap_verl.report import CORRECTNESS
 
     parser = argparse.ArgumentParser(prog="dvmap", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details; show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    quiet = {"action": "store_true", "help": "no progress bars or per-split lines"}
+    overwrite = {"action": "store_true",
+                 "help": "replace a prepared set already in --out (its files that the new set lacks are removed)"}
 
     prep = sub.add_parser("prepare", help="build VeRL parquet splits").add_subparsers(dest="source", required=True)
     w = prep.add_parser("wvs", help="from a raw WVS Wave 7 file (.csv, .sav, .dta, .parquet)")
-    w.add_argument("--input", required=True, type=Path)
-    w.add_argument("--out", required=True, type=Path)
-    w.add_argument("--max-profiles-per-country", type=int, default=400, help="0 = no cap (default 400: paper size)")
-    w.add_argument("--cross-country-max-profiles-per-country", type=int, default=64)
-    w.add_argument("--cross-value-max-profiles-per-country", type=int, default=105)
-    w.add_argument("--val-frac", type=float, default=0.115)
-    w.add_argument("--cross-demographic-frac", type=float, default=0.10)
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--input", required=True, type=Path, help="the WVS Wave 7 file (.csv, .sav, .dta or .parquet)")
+    w.add_argument("--out", required=True, type=Path, help="output folder for the splits, corpus and stats.json")
+    w.add_argument("--max-profiles-per-country", type=_non_negative_int, default=400,
+                   help="profiles per training country (default 400: the paper's size); 0 = no cap")
+    w.add_argument("--cross-country-max-profiles-per-country", type=_non_negative_int, default=64,
+                   help="profiles per unseen country in cross_country (default 64); 0 = no cap")
+    w.add_argument("--cross-value-max-profiles-per-country", type=_non_negative_int, default=105,
+                   help="profiles per country in cross_value (default 105); 0 = no cap")
+    w.add_argument("--val-frac", type=_fraction, default=0.115, help="share of training profiles held out as val")
+    w.add_argument("--cross-demographic-frac", type=_fraction, default=0.10,
+                   help="share of training-country profiles held out as cross_demographic")
+    w.add_argument("--seed", type=int, default=0, help="seed of the profile caps and the split assignment")
     w.add_argument("--consensus", choices=CONSENSUS_RULES, default="strict",
                    help="strict: H = 0 (paper); majority: H >= 0 ablation (paper Table 3)")
     w.add_argument("--labels", type=Path, help="JSON {variable: {code: label}} for a CSV's religion/language codes")
-    w.add_argument("--template", choices=sorted(USER_TEMPLATES), default="release")
-    w.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default="release")
-    w.add_argument("--quiet", action="store_true")
+    w.add_argument("--template", choices=sorted(USER_TEMPLATES), default="release",
+                   help="user prompt: release (byte-exact, default) or paper (Algorithm 1)")
+    w.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default="release",
+                   help="system message asking for the <reasoning>/<answer> format (default: the release's)")
+    w.add_argument("--overwrite", **overwrite)
+    w.add_argument("--quiet", **quiet)
     w.set_defaults(func=_prepare_wvs)
     r = prep.add_parser("release", help="from the authors' released corpus / benchmark")
-    r.add_argument("--input", required=True, type=Path, help="release folder, a parquet file or an Arrow folder")
-    r.add_argument("--out", required=True, type=Path)
-    r.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default="release")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--input", required=True, type=Path,
+                   help="the release's clone root, DVMap_Corpus or Triple-Generalization_Evaluation_Benchmark, "
+                        "or one parquet file or Cross-* folder")
+    r.add_argument("--out", required=True, type=Path, help="output folder for the splits, corpus and stats.json")
+    r.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default="release",
+                   help="system message asking for the <reasoning>/<answer> format (default: the release's)")
+    r.add_argument("--overwrite", **overwrite)
+    r.add_argument("--quiet", **quiet)
     r.set_defaults(func=_prepare_release)
 
     s = sub.add_parser("synth-wvs", help="write a SYNTHETIC WVS-shaped file for tests and demos")
     s.add_argument("--out", required=True, type=Path, help=".csv, .parquet, .sav or .dta")
-    s.add_argument("--respondents", type=int, default=97220)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--extra-columns", type=int, default=0, help="filler columns (the real file has ~600 in all)")
+    s.add_argument("--respondents", type=_positive_int, default=97220, help="rows (the real file has 97,220)")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--extra-columns", type=_non_negative_int, default=0,
+                   help="filler columns (the real file has ~600 in all)")
     s.set_defaults(func=_synth)
 
     e = sub.add_parser("eval", help="run a model on benchmark items (resumable) and write the report")
-    e.add_argument("--backend", choices=["vllm", "openai", "hf"], required=True)
+    e.add_argument("--backend", choices=["vllm", "openai", "hf"], required=True,
+                   help="vllm (local GPU), openai (any OpenAI-compatible server) or hf (transformers, CPU/GPU)")
     e.add_argument("--model", required=True, help="local path, HF id, or the served model name (openai)")
     e.add_argument("--data", required=True, type=Path, nargs="+",
-                   help="VeRL parquet file(s) from dvmap prepare, or release folders/files")
+                   help="VeRL parquet file(s) from dvmap prepare, or release locations (clone root, folders, files)")
     e.add_argument("--out", required=True, type=Path, help="run folder (rerun the same command to resume)")
     e.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     e.add_argument("--api-key", help="default: $OPENAI_API_KEY")
-    e.add_argument("--samples", type=int, default=1, help="samples per item (paper: 1)")
-    e.add_argument("--temperature", type=float, default=0.7)
-    e.add_argument("--max-tokens", type=int, default=1024)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--limit", type=int, help="evaluate a seeded random subset of N items")
-    e.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
+    e.add_argument("--samples", type=_positive_int, default=1, help="samples per item (paper: 1)")
+    e.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (paper: 0.7)")
+    e.add_argument("--max-tokens", type=_positive_int, default=1024, help="completion length limit")
+    e.add_argument("--seed", type=int, default=0, help="seed of sampling and of --limit's subset")
+    e.add_argument("--limit", type=_positive_int, help="evaluate a seeded random subset of N items")
+    e.add_argument("--concurrency", type=_positive_int, default=16, help="openai: requests in flight")
     e.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request")
-    e.add_argument("--max-retries", type=int, default=6, help="openai: retries per request")
-    e.add_argument("--batch-size", type=int, default=8, help="hf: prompts per generate call")
-    e.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm")
+    e.add_argument("--max-retries", type=_non_negative_int, default=6, help="openai: retries per request")
+    e.add_argument("--batch-size", type=_positive_int, default=8, help="hf: prompts per generate call")
+    e.add_argument("--tensor-parallel-size", type=_positive_int, default=1, help="vllm: GPUs per engine")
     e.add_argument("--enable-thinking", action="store_true", help="Qwen3 thinking (training recipes: off)")
     e.add_argument("--flip", nargs="?", const="Income Bracket", default=None, metavar="ATTRIBUTE",
                    help="also run counterfactual items with ATTRIBUTE inverted (default Income High<->Low)")
     e.add_argument("--flip-map", nargs="+", metavar="FROM=TO", help="value swaps for --flip (both directions)")
     e.add_argument("--train", type=Path, help="training split for the baselines in the report")
-    e.add_argument("--bootstrap", type=int, default=1000)
-    e.add_argument("--no-report", action="store_true")
-    e.add_argument("--quiet", action="store_true")
+    e.add_argument("--bootstrap", type=_non_negative_int, default=1000,
+                   help="bootstrap draws for the 95%% intervals (0 = none)")
+    e.add_argument("--no-report", action="store_true", help="only generate; run `dvmap report` later")
+    e.add_argument("--quiet", **quiet)
     e.set_defaults(func=_eval)
 
     b = sub.add_parser("baselines", help="score the baselines on test items, no model needed")
-    b.add_argument("--train", required=True, type=Path)
-    b.add_argument("--test", required=True, type=Path, nargs="+")
-    b.add_argument("--out", required=True, type=Path)
+    b.add_argument("--train", required=True, type=Path, help="training split the baselines learn from")
+    b.add_argument("--test", required=True, type=Path, nargs="+",
+                   help="items to score: VeRL parquet file(s) or release locations, as for eval --data")
+    b.add_argument("--out", required=True, type=Path, help="run folder for metrics.json, report.md and plots")
     b.set_defaults(func=_baselines)
 
     rp = sub.add_parser("report", help="metrics.json, report.md and plots for a run folder")
-    rp.add_argument("run_dir", type=Path)
+    rp.add_argument("run_dir", type=Path, help="a run folder written by dvmap eval or dvmap baselines")
     rp.add_argument("--train", type=Path, help="training split for the baselines (default: the run's --train)")
-    rp.add_argument("--bootstrap", type=int, default=1000)
-    rp.add_argument("--correctness", choices=["resolver", "lenient"], default="resolver",
+    rp.add_argument("--bootstrap", type=_non_negative_int, default=1000,
+                    help="bootstrap draws for the 95%% intervals (0 = none)")
+    rp.add_argument("--correctness", choices=CORRECTNESS, default="resolver",
                     help="model Acc by the reward's resolver (default) or the release's lenient rule")
     rp.set_defaults(func=_report)
 
     d = sub.add_parser("demo", help="the whole pipeline on a CPU: synthetic data, tiny model, report")
-    d.add_argument("--out", required=True, type=Path)
-    d.add_argument("--respondents", type=int, default=20000)
-    d.add_argument("--limit", type=int, default=60, help="benchmark items for the tiny model")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", required=True, type=Path, help="folder for every stage's output and the log")
+    d.add_argument("--respondents", type=_positive_int, default=20000, help="synthetic respondents")
+    d.add_argument("--limit", type=_positive_int, default=60, help="benchmark items for the tiny model")
+    d.add_argument("--seed", type=int, default=0, help="random seed")
     d.set_defaults(func=_demo)
 
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from dvmap_verl.evaluate import RunLockedError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, OSError) as e:
+    except KeyboardInterrupt:
+        # Everything finished is on disk (results are appended as they arrive): the same command resumes.
+        print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError) as e:
         # Input problems: one clear line, no traceback (--verbose keeps it).
         if args.verbose:
             raise

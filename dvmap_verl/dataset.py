@@ -60,6 +60,8 @@ def _first_of_each(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _strings(series: pd.Series) -> pa.Array:
     arr = pa.array(series, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):  # Arrow-backed pandas columns (many record batches or row groups)
+        arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     return arr if arr.type == pa.string() else arr.cast(pa.string())

@@ -8,11 +8,14 @@ GRPO training itself needs GPUs; the recipe stage shows the exact command and co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 import pandas as pd
 
@@ -20,20 +23,43 @@ UNTRAINED_NOTE = ("Demo: SYNTHETIC data and a tiny, untrained model (random weig
                   "answers parse). Its numbers exercise the pipeline and say nothing about DVMap.")
 
 
+@contextlib.contextmanager
+def _library_output_to(log_path: Path) -> Iterator[TextIO]:
+    """Send everything the libraries print (Ray and verl banners, worker logs, warnings), this process's and its
+    children's, into ``log_path`` at the file-descriptor level; yield the console for the demo's own lines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield console
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        console.close()
+
+
 class _Stage:
-    def __init__(self, log: list[dict], n: int, total: int, title: str):
-        self.log, self.n, self.total, self.title = log, n, total, title
+    def __init__(self, log: list[dict], n: int, total: int, title: str, console: TextIO):
+        self.log, self.n, self.total, self.title, self.console = log, n, total, title, console
 
     def __enter__(self):
         self.t0 = time.perf_counter()
-        print(f"\n[{self.n}/{self.total}] {self.title}", flush=True)
+        print(f"\n[{self.n}/{self.total}] {self.title}", file=self.console, flush=True)
         return self
 
     def done(self, message: str, **outputs: Any) -> None:
         dt = time.perf_counter() - self.t0
-        print(f"      {message}  ({dt:.1f}s)", flush=True)
+        print(f"      {message}  ({dt:.1f}s)", file=self.console, flush=True)
         for k, v in outputs.items():
-            print(f"      {k}: {v}", flush=True)
+            print(f"      {k}: {v}", file=self.console, flush=True)
         self.log.append({"stage": self.title, "seconds": round(dt, 1), "message": message,
                          **{k: str(v) for k, v in outputs.items()}})
 
@@ -65,11 +91,21 @@ def sample_completions(rows: list[dict]) -> list[str]:
 def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: int = 0) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    log_file = out / "demo.log"
+    log_file.unlink(missing_ok=True)
+    print(f"DVMap demo on SYNTHETIC data -> {out} (library output: {log_file})", flush=True)
+    with _library_output_to(log_file) as console:
+        summary = _run_stages(out, respondents, limit, seed, console)
+    print(f"\nDone in {sum(s['seconds'] for s in summary['stages']):.0f}s. {UNTRAINED_NOTE}\n"
+          f"Summary: {out / 'demo_summary.json'}; library output (Ray, verl, transformers): {log_file}")
+    return summary
+
+
+def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: TextIO) -> dict[str, Any]:
     log: list[dict] = []
     total = 6
-    print(f"DVMap demo on SYNTHETIC data -> {out}")
 
-    with _Stage(log, 1, total, "Synthetic WVS Wave 7 file (dvmap synth-wvs)") as st:
+    with _Stage(log, 1, total, "Synthetic WVS Wave 7 file (dvmap synth-wvs)", console) as st:
         from dvmap_verl import synth
 
         wvs = out / "wvs_synthetic.csv"
@@ -77,18 +113,19 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
         synth.write(frame, wvs)
         st.done(f"{len(frame):,} synthetic respondents x {frame.shape[1]} WVS columns", file=wvs)
 
-    with _Stage(log, 2, total, "Archetypes, splits and VeRL parquet (dvmap prepare wvs)") as st:
+    with _Stage(log, 2, total, "Archetypes, splits and VeRL parquet (dvmap prepare wvs)", console) as st:
         from dvmap_verl.prepare import prepare_wvs
 
         data = out / "data"
-        stats = prepare_wvs(wvs, data, quiet=True)
+        stats = prepare_wvs(wvs, data, overwrite=True, quiet=True)  # the demo owns its folder
         a = stats["archetypes"]
         rows = {k: v["rows"] for k, v in stats["splits"].items()}
         st.done(f"{a['shared_profile_respondent_share']:.1%} of respondents share a profile; "
                 f"{a['pairs_dropped_share']:.1%} of (profile, question) pairs dropped by H > 0; rows {rows}",
                 folder=data)
 
-    with _Stage(log, 3, total, "Recipe dvmap_qwen3_8b composed and validated by verl (dry run, no GPU)") as st:
+    with _Stage(log, 3, total, "Recipe dvmap_qwen3_8b composed and validated by verl (dry run, no GPU)",
+                console) as st:
         from omegaconf import OmegaConf
 
         from dvmap_verl.dryrun import compose_ppo_config, validate_recipe
@@ -109,7 +146,8 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
                 config=composed,
                 on_gpus=f"python -m verl.trainer.main_ppo +recipe=dvmap_qwen3_8b dvmap.data_dir={data}")
 
-    with _Stage(log, 4, total, "Reward: sample completions scored by verl's reward loop on local Ray") as st:
+    with _Stage(log, 4, total, "Reward: sample completions scored by verl's reward loop on local Ray",
+                console) as st:
         from dvmap_verl.dryrun import rollout_batch, score_on_ray
 
         train = pd.read_parquet(data / "train.parquet").head(20)
@@ -129,7 +167,7 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
         st.done(f"{len(table)} completions: mean score {mean['score']:.3f}, acc {mean['acc']:.2f}, "
                 f"format {mean['format']:.2f}", file=scores_file)
 
-    with _Stage(log, 5, total, "Tiny model evaluated with the transformers backend (+ income flip)") as st:
+    with _Stage(log, 5, total, "Tiny model evaluated with the transformers backend (+ income flip)", console) as st:
         from dvmap_verl.backends import make_backend
         from dvmap_verl.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
         from dvmap_verl.tiny import teach_fixed_reply
@@ -138,6 +176,7 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
         teach_fixed_reply(model_dir, "<answer>Very important</answer>",
                           prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
         run_dir = out / "eval"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a rerun's model is new: its predictions must be too
         config = EvalConfig(backend="hf", model=str(model_dir),
                             data=[str(data / "cross_demographic.parquet"), str(data / "cross_value.parquet")],
                             samples=1, temperature=0.0, max_tokens=12, limit=limit, seed=seed,
@@ -148,7 +187,7 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
         st.done(f"{status['written']} completions ({limit} items + income-flipped twins)",
                 predictions=run_dir / "predictions.jsonl")
 
-    with _Stage(log, 6, total, "Baselines and report (dvmap report)") as st:
+    with _Stage(log, 6, total, "Baselines and report (dvmap report)", console) as st:
         from dvmap_verl.report import build_report
 
         report = build_report(run_dir, bootstrap=500)
@@ -159,5 +198,4 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
 
     summary = {"out": str(out), "synthetic": True, "note": UNTRAINED_NOTE, "stages": log}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"\nDone in {sum(s['seconds'] for s in log):.0f}s. {UNTRAINED_NOTE}\nSummary: {out / 'demo_summary.json'}")
     return summary

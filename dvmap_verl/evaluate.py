@@ -2,18 +2,25 @@
 
 A run folder holds ``items.parquet`` (the items, counterfactual flip items included), ``run.json`` (settings) and
 ``predictions.jsonl`` (one line per (item, sample) with the raw completion). A rerun skips finished (item, sample)
-pairs; a line cut short by a kill is dropped on resume, so nothing is lost or written twice.
+pairs. What a resume guarantees:
+
+- every valid record is kept; a line cut short by a kill, a stray edit or a repeated pair is moved into
+  ``predictions.rejected.jsonl`` (named on the console) and only what is missing is generated again;
+- a resume with other generation settings or other items is refused, leaving the folder untouched;
+- one process per folder: a second one is refused at once (``flock`` on ``.lock``, released even on a crash).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -29,6 +36,7 @@ from dvmap_verl.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 PREDICTIONS = "predictions.jsonl"
 ITEMS = "items.parquet"
 RUN = "run.json"
+LOCK = ".lock"
 
 #: Default counterfactual (paper §5.6): invert income, keep the other 10 attributes.
 DEFAULT_FLIP = ("Income Bracket", {"High income": "Low income", "Low income": "High income"})
@@ -61,21 +69,21 @@ class EvalConfig:
 
 
 def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Flat items (one row per benchmark item) from VeRL parquet files or release folders/files."""
+    """Flat items (one row per benchmark item) from VeRL parquet files or release locations (clone root, folders,
+    files: :func:`dvmap_verl.release.discover_release`)."""
     frames = []
     for path in paths:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
         if path.is_file() and path.suffix == ".parquet" and _is_verl(path):
-            verl = pd.read_parquet(path)
-        else:
-            from dvmap_verl.release import find_release_parts, read_release_table
+            frames.append(_flatten(pd.read_parquet(path), path))
+            continue
+        from dvmap_verl.release import discover_release, read_release_table
 
-            parts = find_release_parts(path)
-            verl = pd.concat([to_verl_table(read_release_table(p), name, keep_prompt=True).to_pandas()
-                              for name, p in parts.items()], ignore_index=True)
-        frames.append(_flatten(verl, path))
+        for t in discover_release(path):
+            verl = to_verl_table(read_release_table(t.path), t.split, keep_prompt=True).to_pandas()
+            frames.append(_flatten(verl, t.path))
     items = pd.concat(frames, ignore_index=True)
     if limit is not None and limit < len(items):
         # A seeded sample across splits, in original order, so --limit runs are representative and reproducible.
@@ -84,6 +92,12 @@ def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0)
     items["item"] = np.arange(len(items))
     items["pair"] = items["item"]
     return items
+
+
+def describe_sources(items: pd.DataFrame) -> list[str]:
+    """One line per input table: its path, split and items taken from it."""
+    counts = items[~items["counterfactual"]].groupby(["source_file", "split"], sort=False).size()
+    return [f"{path} ({split}): {n:,} items" for (path, split), n in counts.items()]
 
 
 def _is_verl(path: Path) -> bool:
@@ -152,27 +166,100 @@ def items_fingerprint(items: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def read_predictions(path: Path, repair: bool = False) -> pd.DataFrame:
-    """Complete records of a predictions file; with ``repair``, cut a partial last line off the file."""
-    cols = ["item", "sample", "completion", "answer", "pred", "lenient"]
-    if not path.exists():
-        return pd.DataFrame(columns=cols)
-    records, good_end, offset = [], 0, 0
-    with open(path, "rb") as fh:
-        for line in fh:
-            offset += len(line)
-            if not line.endswith(b"\n"):
-                break  # cut short by a kill
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            good_end = offset
-    if repair and good_end < path.stat().st_size:
-        with open(path, "r+b") as fh:
-            fh.truncate(good_end)
-    df = pd.DataFrame.from_records(records, columns=cols)
-    return df.drop_duplicates(["item", "sample"], keep="first")
+PREDICTION_COLUMNS = ["item", "sample", "completion", "answer", "pred", "lenient"]
+REJECTED = "predictions.rejected.jsonl"
+
+
+@dataclass
+class PredictionScan:
+    """The valid records of a predictions file, and what was not valid (1-based line numbers)."""
+
+    frame: pd.DataFrame
+    bad_lines: list[int]
+    duplicate_lines: list[int]
+
+    @property
+    def skipped(self) -> int:
+        return len(self.bad_lines) + len(self.duplicate_lines)
+
+    def describe(self, path: Path) -> str:
+        parts = []
+        if self.bad_lines:
+            parts.append(f"{len(self.bad_lines)} unreadable line(s) ({_line_list(self.bad_lines)})")
+        if self.duplicate_lines:
+            parts.append(f"{len(self.duplicate_lines)} repeated (item, sample) line(s) "
+                         f"({_line_list(self.duplicate_lines)})")
+        return f"{path}: skipped " + " and ".join(parts) if parts else ""
+
+
+def _line_list(lines: list[int], show: int = 5) -> str:
+    head = ", ".join(map(str, lines[:show]))
+    return f"line {head}" + (f", ... {len(lines) - show} more" if len(lines) > show else "")
+
+
+def _valid_record(rec: Any, n_items: int | None) -> bool:
+    if not isinstance(rec, dict):
+        return False
+    item, sample, pred = rec.get("item"), rec.get("sample"), rec.get("pred")
+    ints = all(type(v) is int for v in (item, sample, pred))
+    return (ints and item >= 0 and sample >= 0 and pred >= -1 and isinstance(rec.get("completion"), str)
+            and (n_items is None or item < n_items))
+
+
+def _scan(path: Path, n_items: int | None) -> tuple[list[dict], list[bytes], PredictionScan]:
+    records, good_raw, bad, dup = [], [], [], []
+    seen: set[tuple[int, int]] = set()
+    if path.exists():
+        with open(path, "rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                rec = None
+                if line.endswith(b"\n"):  # a last line without one was cut short by a kill
+                    try:
+                        rec = json.loads(line)
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        rec = None
+                if not _valid_record(rec, n_items):
+                    if line.strip():
+                        bad.append(lineno)
+                    continue
+                key = (rec["item"], rec["sample"])
+                if key in seen:
+                    dup.append(lineno)
+                    continue
+                seen.add(key)
+                records.append(rec)
+                good_raw.append(line)
+    frame = pd.DataFrame.from_records(records, columns=PREDICTION_COLUMNS)
+    return records, good_raw, PredictionScan(frame, bad, dup)
+
+
+def read_predictions(path: Path, n_items: int | None = None) -> pd.DataFrame:
+    """The valid, first-seen (item, sample) records of a predictions file; anything else is skipped, never fatal
+    (:func:`scan_predictions` says what was skipped)."""
+    return scan_predictions(path, n_items).frame
+
+
+def scan_predictions(path: Path, n_items: int | None = None) -> PredictionScan:
+    return _scan(Path(path), n_items)[2]
+
+
+def repair_predictions(path: Path, n_items: int | None = None) -> PredictionScan:
+    """Keep every valid record; move the other lines (torn writes, stray edits, repeats) into ``REJECTED`` beside
+    the file, so that a resume redoes only what is missing and nothing valid is ever deleted."""
+    path = Path(path)
+    _, good_raw, scan = _scan(path, n_items)
+    if not scan.skipped:
+        return scan
+    rejected_lines = set(scan.bad_lines) | set(scan.duplicate_lines)
+    with open(path, "rb") as fh, open(path.parent / REJECTED, "ab") as rej:
+        for lineno, line in enumerate(fh, 1):
+            if lineno in rejected_lines:
+                rej.write(line if line.endswith(b"\n") else line + b"\n")
+        rej.flush()
+        os.fsync(rej.fileno())
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"".join(good_raw))
+    return scan
 
 
 class PredictionWriter:
@@ -212,40 +299,115 @@ class PredictionWriter:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def prepare_run(out_dir: str | Path, config: EvalConfig) -> pd.DataFrame:
-    """Create (or check, on resume) the run folder; returns the items."""
+#: Settings that decide what a run's completions are: a resume with any of them changed would mix two runs.
+#: (The data itself is guarded by the items' fingerprint, whatever the paths are called.)
+GUARDED_SETTINGS = ("backend", "model", "samples", "temperature", "max_tokens", "seed", "limit", "enable_thinking",
+                    "flip_attribute", "flip_map")
+
+
+class RunSettingsError(ValueError):
+    pass
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str | Path) -> Iterator[None]:
+    """Hold the run folder's lock: a second process on the same folder is refused at once. The lock is an
+    ``flock`` on ``.lock`` (its content is never written), so the kernel releases it when the holder exits,
+    crashes or is killed, and a refused resume leaves the folder byte for byte as it was."""
+    import fcntl
+
     out = Path(out_dir)
-    items = load_items(config.data, config.limit, config.seed)  # fails before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / LOCK, "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise RunLockedError(f"{out}: another dvmap process is using this run folder; wait for it to finish or "
+                             f"choose another --out") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def build_items(config: EvalConfig) -> pd.DataFrame:
+    """The run's items (counterfactual flip items included); reads data only, writes nothing."""
+    items = load_items(config.data, config.limit, config.seed)
     if config.flip_attribute:
         items = pd.concat([items, counterfactual_items(items, config.flip_attribute, config.flip_map)],
                           ignore_index=True)
+    return items
+
+
+def settings_diff(previous: dict[str, Any], config: EvalConfig) -> list[str]:
+    """``name: was X, now Y`` for every guarded setting that differs from the run folder's."""
+    defaults = asdict(EvalConfig(backend="", model="", data=[]))
+    now = asdict(config)
+    diffs = []
+    for key in GUARDED_SETTINGS:
+        was = previous.get(key, defaults[key])
+        if was != now[key]:
+            diffs.append(f"{key}: was {was!r}, now {now[key]!r}")
+    return diffs
+
+
+def prepare_run(out_dir: str | Path, config: EvalConfig, items: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Create the run folder, or check on resume that it holds a run of the same items and settings (a mismatch is
+    refused and leaves the folder untouched); returns the items. Call it under :func:`run_lock`."""
+    out = Path(out_dir)
+    if items is None:
+        items = build_items(config)  # fails before anything is written
     fingerprint = items_fingerprint(items)
-    out.mkdir(parents=True, exist_ok=True)
     run_file = out / RUN
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
     if run_file.exists():
         previous = json.loads(run_file.read_text())
+        diffs = settings_diff(previous.get("config", {}), config)
         if previous.get("items_fingerprint") != fingerprint:
-            raise ValueError(f"{out}: holds a run on other items (different data, --limit or flip settings); "
-                             f"use another --out")
-        if previous["config"]["model"] != config.model or previous["config"]["samples"] > config.samples:
-            raise ValueError(f"{out}: holds a run of model {previous['config']['model']!r} with "
-                             f"{previous['config']['samples']} samples; use another --out")
+            diffs.append(f"items: the data, --limit, --seed or flip settings select other items "
+                         f"({previous.get('n_items')} before, {len(items)} now)")
+        if diffs:
+            raise RunSettingsError(f"{out} holds a run with other settings; resuming would mix two runs. "
+                                   f"Differences: " + "; ".join(diffs) + ". Rerun with the original settings, or "
+                                   f"use another --out")
+        record = {**previous, "config": {**previous["config"], **_unguarded(config)},
+                  "resumed": [*previous.get("resumed", []), now]}
     else:
+        out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / ITEMS) as tmp:
             items.to_parquet(tmp, index=False)
-    write_json(run_file, {"config": asdict(config), "items_fingerprint": fingerprint, "n_items": len(items),
-                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        record = {"config": asdict(config), "items_fingerprint": fingerprint, "n_items": len(items), "started": now}
+    write_json(run_file, record)
     return items
+
+
+def _unguarded(config: EvalConfig) -> dict[str, Any]:
+    """Settings a resume may change (the training split for baselines, the report note, the data paths' names)."""
+    return {k: v for k, v in asdict(config).items() if k not in GUARDED_SETTINGS}
 
 
 def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: bool = False,
              items: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Generate every missing (item, sample) and append it to predictions.jsonl (``items``: from
-    :func:`prepare_run`, when the caller checked the data before loading a model)."""
+    """Generate every missing (item, sample) and append it to predictions.jsonl.
+
+    ``items``: from :func:`prepare_run`, when the caller checked the data before loading a model and holds
+    :func:`run_lock`; without them this takes the lock and prepares the folder itself.
+    """
     out = Path(out_dir)
     if items is None:
-        items = prepare_run(out, config)
-    done = read_predictions(out / PREDICTIONS, repair=True)
+        with run_lock(out):
+            return run_eval(backend, out, config, quiet, prepare_run(out, config))
+    scan = repair_predictions(out / PREDICTIONS, n_items=len(items))
+    if scan.skipped and not quiet:
+        print(f"{scan.describe(out / PREDICTIONS)}; moved to {out / REJECTED}; "
+              f"{len(scan.frame)} valid record(s) kept, the rest is generated again", file=sys.stderr)
+    done = scan.frame
     finished = set(zip(done["item"].astype(int), done["sample"].astype(int)))
     messages = items["messages"].map(lambda m: tuple(json.loads(m))).tolist()
     requests = [Request(int(i), s, messages[i]) for i in range(len(items)) for s in range(config.samples)
@@ -269,6 +431,8 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
         bar.close()
     status = {"requested": len(requests), "resumed_from": len(finished), "written": writer.count,
               "failed": len(errors), "errors": errors[:20]}
+    if scan.skipped:
+        status["set_aside"] = {"lines": scan.bad_lines + scan.duplicate_lines, "file": str(out / REJECTED)}
     if errors:
         status["hint"] = "rerun the same command to retry the failed samples"
     return status

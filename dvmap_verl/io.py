@@ -28,12 +28,42 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+STAGING_PREFIX = ".staging-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Remove staging folders left in ``out_dir`` by killed runs (their pid, in the name, is gone)."""
+    removed = []
+    for d in out_dir.glob(STAGING_PREFIX + "*"):
+        pid = d.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if not d.is_dir() or (pid.isdigit() and _pid_alive(int(pid))):
+            continue  # a running process's (ours included)
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
 @contextlib.contextmanager
 def staged_dir(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a staging folder; its files move into ``out_dir`` only when the whole block succeeds."""
+    """Yield a staging folder; its files move into ``out_dir`` only when the whole block succeeds.
+
+    The folder is named after this process, so that a later run can tell a killed run's leftovers (removed) from
+    a concurrent run's (left alone).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    remove_stale_staging(out)
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out))
     try:
         yield stage
         for f in sorted(stage.rglob("*")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from dvmap_verl.archetypes import extract_archetypes
 from dvmap_verl.dataset import _strings, to_verl_table, user_prompts, write_table
 from dvmap_verl.io import staged_dir, write_json
-from dvmap_verl.schema import RELEASE_COLUMNS
+from dvmap_verl.schema import RELEASE_COLUMNS, SPLITS
 from dvmap_verl.splits import SplitConfig, make_splits
 from dvmap_verl.wvs import build_respondents, read_wvs
 
@@ -68,11 +69,46 @@ def release_table(df: pd.DataFrame, prompts: list[str], source: str, split: str)
     return pa.table(cols)
 
 
+class OutputExistsError(ValueError):
+    pass
+
+
+#: Every file name a prepare run may write; a folder holding any of them holds a prepared set.
+KNOWN_OUTPUTS = tuple(f"{s}.parquet" for s in (*SPLITS, "test")) + ("corpus.parquet", "stats.json")
+
+
+def previous_outputs(out_dir: str | Path) -> list[Path]:
+    """Files of an earlier prepare run in ``out_dir``: the known names, and whatever its stats.json lists."""
+    out = Path(out_dir)
+    names = set(KNOWN_OUTPUTS)
+    try:
+        names |= set(json.loads((out / "stats.json").read_text()).get("outputs", []))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return sorted(out / n for n in names if "/" not in n and (out / n).is_file())
+
+
+def check_output_dir(out_dir: str | Path, overwrite: bool) -> list[Path]:
+    """Refuse a folder that holds another prepared set unless ``overwrite``; returns that set's files."""
+    old = previous_outputs(out_dir)
+    if old and not overwrite:
+        raise OutputExistsError(
+            f"{out_dir}: already holds a prepared dataset ({', '.join(p.name for p in old)}); pass --overwrite to "
+            f"replace the whole set (files of the old set that the new one lacks are removed), or choose another "
+            f"--out")
+    return old
+
+
 def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: dict[str, Any], *, source: str,
-                  template: str, system: str, keep_prompt: bool = False,
+                  template: str, system: str, keep_prompt: bool = False, overwrite: bool = False,
                   stages: "_Stages | None" = None) -> dict[str, Path]:
-    """Write every split's VeRL parquet, corpus.parquet and stats.json together (all or nothing)."""
+    """Write every split's VeRL parquet, corpus.parquet and stats.json together (all or nothing).
+
+    A folder holding another prepared set is refused unless ``overwrite``; then the old set's files that the new
+    one does not replace are removed once the new set is in place, so no stale split is left beside it.
+    """
     out_dir = Path(out_dir)
+    old = check_output_dir(out_dir, overwrite)
     written = {}
     with staged_dir(out_dir) as stage, ThreadPoolExecutor(2) as pool:  # parquet encoding releases the GIL
         jobs, corpus = [], []
@@ -88,27 +124,33 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
         if stages is not None:
             stages.done("write")
             stats["seconds"] = stages.seconds
+        stats["outputs"] = sorted(f"{name}.parquet" for name in splits) + ["corpus.parquet", "stats.json"]
         write_json(stage / "stats.json", stats)
     written["corpus"] = out_dir / "corpus.parquet"
     written["stats"] = out_dir / "stats.json"
+    new = set(written.values())
+    for stale in old:
+        if stale not in new:
+            stale.unlink(missing_ok=True)
     return written
 
 
 def prepare_wvs(input_path: str | Path, out_dir: str | Path, *, config: SplitConfig | None = None,
                 consensus: str = "strict", labels: str | Path | None = None, template: str = "release",
-                system: str = "release", quiet: bool = False) -> dict[str, Any]:
+                system: str = "release", overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
     """The whole WVS pipeline; returns stats (also written to ``out_dir/stats.json``)."""
     config = config or SplitConfig()
+    check_output_dir(out_dir, overwrite)  # before minutes of reading, not after
     stages = _Stages(["read", "respondents", "archetypes", "splits", "write"], quiet)
     try:
         data = read_wvs(input_path, labels=labels)
         stages.done("read")
-        return _prepare(data, out_dir, config, consensus, template, system, stages)
+        return _prepare(data, out_dir, config, consensus, template, system, stages, overwrite)
     finally:
         stages.close()
 
 
-def _prepare(data, out_dir, config, consensus, template, system, stages) -> dict[str, Any]:
+def _prepare(data, out_dir, config, consensus, template, system, stages, overwrite=False) -> dict[str, Any]:
     resp = build_respondents(data)
     stages.done("respondents")
     arch = extract_archetypes(resp.frame, resp.questions, consensus=consensus)
@@ -127,8 +169,9 @@ def _prepare(data, out_dir, config, consensus, template, system, stages) -> dict
         "splits": split_summary(splits),
     }
     source = "dvmap-synthetic" if data.synthetic else "dvmap"
-    write_outputs(out_dir, splits, stats, source=source, template=template, system=system, stages=stages)
+    write_outputs(out_dir, splits, stats, source=source, template=template, system=system, stages=stages,
+                  overwrite=overwrite)
     return stats
 
 
-__all__ = ["prepare_wvs", "write_outputs", "split_summary", "SYNTHETIC_NOTE"]
+__all__ = ["prepare_wvs", "write_outputs", "check_output_dir", "split_summary", "OutputExistsError", "SYNTHETIC_NOTE"]

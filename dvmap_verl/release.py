@@ -1,27 +1,38 @@
-"""Import of the authors' released corpus and benchmark (parquet files and ``datasets.save_to_disk`` folders).
+"""Import of the authors' released corpus and benchmark, laid out as they ship it.
 
-Users without WVS access train and evaluate on exactly the authors' data: the release's user prompts are kept
-verbatim, its ``frequency`` column too.
+The release (github.com/EnlightenedAI/DVMap) is::
+
+    Demographic_Value_Alignment/DVMap_Corpus/{train,dev,test}.parquet
+    Triple-Generalization_Evaluation_Benchmark/Cross-{Demographic,Country,Value}/   (datasets.save_to_disk folders)
+
+:func:`discover_release` finds every table under the clone root, either subfolder, or a single file/folder;
+:func:`read_release_table` reads one through the library that wrote it (pyarrow for parquet of any row groups,
+``datasets.load_from_disk`` for Arrow folders of any shards and batches). Users without WVS access train and
+evaluate on exactly the authors' data: prompts and ``frequency`` are kept verbatim.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from dvmap_verl.dataset import profile_keys
 from dvmap_verl.prepare import split_summary, write_outputs
 from dvmap_verl.schema import RELEASE_COLUMNS
 from dvmap_verl.splits import add_frequency
 
-# Release file/folder name -> our split name.
+# Release file/folder name (lower-cased) -> our split name.
 RELEASE_PARTS = {
     "train": "train",
     "dev": "val",
     "val": "val",
     "validation": "val",
+    "test": "test",
     "cross-demographic": "cross_demographic",
     "cross_demographic": "cross_demographic",
     "cross-country": "cross_country",
@@ -30,83 +41,157 @@ RELEASE_PARTS = {
     "cross_value": "cross_value",
 }
 REQUIRED = tuple(c for c in RELEASE_COLUMNS if c not in ("frequency", "prompt"))
+# Folders that are never data: VCS and caches, and code projects (the release ships a verl fork beside the data).
+_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
+_CODE_MARKERS = ("setup.py", "pyproject.toml", "setup.cfg")
+# The release's deepest table sits two folders below the clone root; one more level of slack for wrappers.
+MAX_DEPTH = 4
+EXPECTED = ("Demographic_Value_Alignment/DVMap_Corpus/{train,dev,test}.parquet and "
+            "Triple-Generalization_Evaluation_Benchmark/Cross-{Demographic,Country,Value}/")
 
 
 class ReleaseInputError(ValueError):
     pass
 
 
-def read_release_table(path: Path) -> pd.DataFrame:
-    """One release table: a parquet file or a ``save_to_disk`` Arrow folder."""
-    if path.is_file() and path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-    elif path.is_dir() and list(path.glob("*.arrow")):
-        df = _read_arrow_dir(path)
+@dataclass(frozen=True)
+class ReleaseTable:
+    split: str
+    path: Path
+
+    @property
+    def kind(self) -> str:
+        return "parquet" if self.path.is_file() else "arrow folder"
+
+
+def is_hf_folder(path: Path) -> bool:
+    """A ``datasets.save_to_disk`` folder: ``state.json`` beside its ``data-*.arrow`` shards."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()
+                              or any(path.glob("*.arrow")))
+
+
+def _split_of(path: Path) -> str | None:
+    return RELEASE_PARTS.get((path.stem if path.is_file() else path.name).lower())
+
+
+def discover_release(path: str | Path) -> list[ReleaseTable]:
+    """Every release table at ``path`` (clone root, a subfolder, a parquet file or an Arrow folder).
+
+    A table whose name is not a release split is an error that names it, as are two tables of one split: nothing
+    present is skipped silently.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ReleaseInputError(f"{path}: no such file or folder")
+    if path.is_file() or is_hf_folder(path):
+        if path.is_file() and path.suffix != ".parquet":
+            raise ReleaseInputError(f"{path}: not a release table (a .parquet file or a datasets.save_to_disk "
+                                    f"folder); the release ships {EXPECTED}")
+        candidates = [path]
     else:
-        raise ReleaseInputError(f"{path}: neither a .parquet file nor a datasets.save_to_disk folder (*.arrow)")
-    missing = [c for c in REQUIRED if c not in df.columns]
+        candidates = _walk_tables(path)
+    found: dict[str, ReleaseTable] = {}
+    unknown = []
+    for table in candidates:
+        split = _split_of(table)
+        if split is None:
+            unknown.append(table)
+        elif split in found:
+            raise ReleaseInputError(f"two tables for split {split!r}: {found[split].path} and {table}; "
+                                    f"point --input at one of them")
+        else:
+            found[split] = ReleaseTable(split, table)
+    if unknown:
+        raise ReleaseInputError(
+            f"not a release split name: {', '.join(map(str, unknown))} (known names: "
+            f"{', '.join(sorted({k for k in RELEASE_PARTS}))}); move it away or point --input at the release tables")
+    if not found:
+        raise ReleaseInputError(f"{path}: no release tables found (looked {MAX_DEPTH} folders deep for parquet files "
+                                f"and datasets.save_to_disk folders; the release ships {EXPECTED})")
+    order = {s: i for i, s in enumerate(dict.fromkeys(RELEASE_PARTS.values()))}
+    return sorted(found.values(), key=lambda t: order[t.split])
+
+
+def _walk_tables(root: Path) -> list[Path]:
+    tables = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        depth = len(here.relative_to(root).parts)
+        keep = []
+        for d in sorted(dirnames):
+            sub = here / d
+            if d.startswith(".") or d in _SKIP_DIRS or d.endswith(".egg-info"):
+                continue
+            if is_hf_folder(sub):
+                tables.append(sub)  # a table, not a folder to search
+            elif depth + 1 < MAX_DEPTH and not any((sub / m).is_file() for m in _CODE_MARKERS):
+                keep.append(d)
+        dirnames[:] = keep
+        tables += [here / f for f in sorted(filenames) if f.endswith(".parquet") and not f.startswith(".")]
+    return tables
+
+
+def read_table(path: Path) -> pa.Table:
+    """One table as a single-chunk Arrow table: a parquet file (any row groups) or a ``save_to_disk`` folder (any
+    shards and record batches)."""
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ReleaseInputError(f"{path}: not a readable parquet file ({e})") from e
+    else:
+        import datasets
+
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except (FileNotFoundError, ValueError, OSError) as e:
+            raise ReleaseInputError(f"{path}: not a readable datasets.save_to_disk folder ({e})") from e
+        if isinstance(ds, datasets.DatasetDict):
+            raise ReleaseInputError(f"{path}: a DatasetDict (splits {list(ds)}); point --input at one split folder")
+        table = ds.with_format("arrow")[:]  # applies any indices mapping, as datasets itself reads it
+    return table.combine_chunks()
+
+
+def read_release_table(path: Path) -> pd.DataFrame:
+    """One release table as a DataFrame, checked: the release's columns, rows, answers among the options."""
+    table = read_table(path)
+    missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
         raise ReleaseInputError(f"{path}: missing release column(s) {missing}")
-    if df.empty:
+    if table.num_rows == 0:
         raise ReleaseInputError(f"{path}: the table is empty")
+    df = table.to_pandas()
     for i, (opts, ans) in enumerate(zip(df["Options"], df["answer"])):
         if ans not in str(opts).split(", "):
             raise ReleaseInputError(f"{path}: row {i}: answer {ans!r} is not one of its Options {opts!r}")
-    df = df.copy()
     if "frequency" not in df.columns:
         df["frequency"] = add_frequency(df).to_numpy()
     df["profile_id"] = df["profile_key"] = profile_keys(df)
     return df
 
 
-def _read_arrow_dir(path: Path) -> pd.DataFrame:
-    import pyarrow as pa
-
-    tables = []
-    for f in sorted(path.glob("*.arrow")):
-        with pa.memory_map(str(f)) as src:
-            try:
-                tables.append(pa.ipc.open_stream(src).read_all())
-            except pa.ArrowInvalid:
-                src.seek(0)
-                tables.append(pa.ipc.open_file(src).read_all())
-    return pa.concat_tables(tables).to_pandas()
-
-
-def find_release_parts(path: Path) -> dict[str, Path]:
-    """split name -> table path, for a release folder, or a single file/folder named like a split."""
-    if not path.exists():
-        raise ReleaseInputError(f"{path}: no such file or folder")
-    single = RELEASE_PARTS.get(path.stem.lower()) if path.suffix == ".parquet" or list(path.glob("*.arrow")) else None
-    if single:
-        return {single: path}
-    parts: dict[str, Path] = {}
-    if path.is_dir():
-        for child in sorted(path.iterdir()):
-            name = RELEASE_PARTS.get(child.stem.lower() if child.suffix == ".parquet" else child.name.lower())
-            if name and name not in parts:
-                parts[name] = child
-    if not parts:
-        raise ReleaseInputError(
-            f"{path}: no release tables found (expected train.parquet, dev.parquet and/or the folders "
-            f"Cross-Demographic, Cross-Country, Cross-Value)")
-    return parts
-
-
 def prepare_release(input_path: str | Path, out_dir: str | Path, *, system: str = "release",
-                    quiet: bool = False) -> dict[str, Any]:
-    parts = find_release_parts(Path(input_path))
-    splits = {name: read_release_table(p) for name, p in parts.items()}
+                    overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    tables = discover_release(input_path)
+    splits = {}
+    for t in tables:
+        splits[t.split] = read_release_table(t.path)
+        if not quiet:
+            print(f"read {t.path} ({t.kind}): {len(splits[t.split]):,} rows -> {t.split}.parquet")
     stats = {
         "synthetic": False,
         "source": "release",
         "input": str(input_path),
-        "parts": {k: str(v) for k, v in parts.items()},
+        "inputs": [{"path": str(t.path), "kind": t.kind, "split": t.split, "rows": len(splits[t.split])}
+                   for t in tables],
         "system_prompt": system,
         "template": "release (verbatim prompt column)",
         "splits": split_summary(splits),
     }
-    write_outputs(out_dir, splits, stats, source="dvmap", template="release", system=system, keep_prompt=True)
+    write_outputs(out_dir, splits, stats, source="dvmap", template="release", system=system, keep_prompt=True,
+                  overwrite=overwrite)
     if not quiet:
         for name, s in stats["splits"].items():
             print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dvmap_verl import metrics as M
 from dvmap_verl.baselines import BASELINES, FEATURES, run_baselines
-from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, load_items, read_predictions
+from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
 from dvmap_verl.io import atomic_path, write_json
 from dvmap_verl.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
@@ -20,14 +20,18 @@ SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wv
                     "numbers here test the pipeline and say nothing about any model's alignment.")
 
 
-def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     if not (run_dir / ITEMS).exists():
         raise FileNotFoundError(f"{run_dir}: no {ITEMS}; run `dvmap eval` or `dvmap baselines` into it first")
     items = pd.read_parquet(run_dir / ITEMS)
     items["options"] = items["options"].map(list)
     run = json.loads((run_dir / RUN).read_text()) if (run_dir / RUN).exists() else {}
-    preds = read_predictions(run_dir / PREDICTIONS)
-    return items, preds, run
+    scan = scan_predictions(run_dir / PREDICTIONS, n_items=len(items))
+    notes = []
+    if scan.skipped:
+        notes.append(scan.describe(run_dir / PREDICTIONS) + "; rerun `dvmap eval` with the same settings to set "
+                     "them aside and generate those samples again")
+    return items, scan.frame, run, notes
 
 
 def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
@@ -75,11 +79,11 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     if correctness not in CORRECTNESS:
         raise ValueError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
     run_dir = Path(run_dir)
-    items, preds, run = _load_run(run_dir)
+    items, preds, run, notes = _load_run(run_dir)
     cfg = run.get("config", {})
     original = items[~items["counterfactual"]]
     synthetic = bool(original["data_source"].astype(str).str.startswith("dvmap-synthetic").any())
-    out: dict[str, Any] = {"run": cfg, "synthetic": synthetic, "n_items": int(len(original))}
+    out: dict[str, Any] = {"run": cfg, "synthetic": synthetic, "n_items": int(len(original)), "warnings": notes}
     tables: dict[str, pd.DataFrame] = {}
 
     model = None
@@ -94,6 +98,11 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
         out["model"]["resolver_acc"] = float(resolver_correct[~scored["counterfactual"]].mean())
         out["model"]["lenient_acc"] = float(model["lenient"].astype(float).mean())
         out["model"]["coverage"] = float(model["item"].nunique() / max(len(original), 1))
+        expected = len(items) * max(int(cfg.get("samples") or 1), 1)
+        if len(scored) < expected:
+            notes.append(f"partial run: {len(scored):,} of {expected:,} (item, sample) pairs have a prediction "
+                         f"({out['model']['coverage']:.1%} of the {len(original):,} items covered); the numbers are "
+                         f"for the covered items only")
         for g in GROUPS + list(ATTRIBUTE_KEYS.values()):
             if g in model:
                 t = M.breakdown(model, g)
@@ -225,6 +234,8 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     cfg = out.get("run", {})
     if cfg.get("note"):
         lines += [f"> **Note.** {cfg['note']}", ""]
+    for note in out.get("warnings", []):
+        lines += [f"> **Warning.** {note}", ""]
     if cfg:
         lines += [f"Model `{cfg.get('model')}` via `{cfg.get('backend')}`, {cfg.get('samples')} sample(s) per item at "
                   f"T = {cfg.get('temperature')}; data: {', '.join(map(str, cfg.get('data', [])))}.", ""]

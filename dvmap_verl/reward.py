@@ -18,7 +18,8 @@ import re
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
-from dvmap_verl.answers import truth_index, extract_answer, format_share, normalize, option_set, parse_options
+from dvmap_verl.answers import (BadOptions, extract_answer, format_share, normalize, option_set, parse_options,
+                                truth_index)
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.
 RELEASE_TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
@@ -70,10 +71,26 @@ def _gaussian(j: Judgement, beta: float, sigma: float = DEFAULT_SIGMA, **_: Any)
 
 
 def _frequency(j: Judgement, beta: float, **_: Any) -> float:
-    freq = j.extra.get("frequency") if j.extra else None
-    if freq is None:
-        raise ValueError("reward variant 'frequency' needs extra_info['frequency'] (the answer's share in its cell)")
-    return j.correct * (1.0 - float(freq)) + beta * j.fmt
+    return j.correct * (1.0 - _cell_frequency(j.extra)) + beta * j.fmt
+
+
+def _cell_frequency(extra: Any) -> float:
+    """The true answer's share in its cell, in [0, 1]. Missing, NaN or non-numeric: 0 (plain binary credit), out
+    of range: clipped; each reported once, since a training loop must go on."""
+    raw = extra.get("frequency") if isinstance(extra, Mapping) else None
+    try:
+        freq = float(raw)
+    except (TypeError, ValueError):
+        freq = math.nan
+    if math.isnan(freq):
+        _warn_once("frequency", f"reward variant 'frequency': extra_info['frequency'] is {raw!r}, not a number; "
+                                f"such rows get plain binary credit")
+        return 0.0
+    if not 0.0 <= freq <= 1.0:
+        _warn_once("frequency_range", f"reward variant 'frequency': extra_info['frequency'] = {freq!r} lies "
+                                      f"outside [0, 1]; clipped")
+        return min(max(freq, 0.0), 1.0)
+    return freq
 
 
 #: name -> (scorer, one-line description). ``reference`` is scored separately (it does not resolve options).
@@ -110,19 +127,47 @@ def _tags(format_tags: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in format_tags)
 
 
-def _options_from(extra_info: Any) -> tuple[str, ...]:
-    if not extra_info:
-        return ()
-    opts = extra_info.get("options")
-    if opts is None:
-        opts = extra_info.get("Options")
-    return parse_options(opts)
+def _setting(name: str, value: Any) -> float:
+    """A numeric setting, also when a Hydra override passed it as a string; a bad one is a configuration error."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"dvmap reward setting {name}={value!r} is not a number") from None
+    if not math.isfinite(number) or (name == "sigma" and number <= 0):
+        raise ValueError(f"dvmap reward setting {name}={value!r} must be finite" + (" and > 0" if name == "sigma"
+                                                                                 else ""))
+    return number
+
+
+_warned_rows: set[str] = set()
+
+
+def _warn_once(kind: str, message: str) -> None:
+    if kind not in _warned_rows:
+        _warned_rows.add(kind)
+        warnings.warn(message + " (reported once)", stacklevel=4)
+
+
+def _unscorable(fmt: float, beta: float, kind: str, message: str) -> dict[str, float]:
+    """A row that cannot be judged: format credit only, never an exception (it runs inside a training loop)."""
+    _warn_once(kind, f"dvmap reward: {message}; such rows score beta * format only, with parsed = 0")
+    return {"score": beta * fmt, "acc": 0.0, "format": fmt, "parsed": 0.0, "likert": 0.0}
+
+
+def _truth_text(ground_truth: Any) -> str | None:
+    if isinstance(ground_truth, str):
+        return ground_truth if ground_truth.strip() else None
+    if isinstance(ground_truth, bytes):
+        return _truth_text(ground_truth.decode("utf-8", "replace"))
+    if ground_truth is None or (isinstance(ground_truth, float) and math.isnan(ground_truth)):
+        return None
+    return str(ground_truth)
 
 
 def score(
     solution_str: Any,
     ground_truth: Any,
-    options: Sequence[str] | str | None = None,
+    options: Any = None,
     *,
     variant: str = "binary",
     beta: float = DEFAULT_BETA,
@@ -130,27 +175,51 @@ def score(
     extra: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> dict[str, float]:
-    """Score one completion. Returns a dict with :data:`SCORE_KEYS`; never raises on model output."""
+    """Score one completion. Returns a dict with :data:`SCORE_KEYS`; never raises on model output or on a bad row.
+
+    A row that cannot be judged (no usable ground truth, truth not among the options, broken options) scores
+    ``beta * format`` with ``acc = parsed = likert = 0``, and a warning naming the problem is issued once.
+    Settings (variant, beta, sigma, format_tags) that are wrong raise ValueError: that is a configuration error.
+
+    >>> score("<reasoning>r</reasoning><answer>Agree.</answer>", "Agree", ["Agree", "Disagree"])["score"]
+    1.4
+    >>> score("<answer>Disagree</answer>", "Agree", "Agree, Disagree")["acc"]
+    0.0
+    """
     if not isinstance(solution_str, str):
         solution_str = "" if solution_str is None else str(solution_str)
     try:
         scorer = VARIANTS[variant][0]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(f"unknown reward variant {variant!r}; known: {sorted(VARIANTS)}") from None
+    if type(beta) is not float:
+        beta = _setting("beta", beta)
+    if "sigma" in params and type(params["sigma"]) is not float:
+        params["sigma"] = _setting("sigma", params["sigma"])
     if variant == "reference":
         return _reference(solution_str, ground_truth)
-    opts = parse_options(options)
     tags = TAG_PRESETS.get(format_tags) if isinstance(format_tags, str) else None
     fmt = format_share(solution_str, tags if tags is not None else _tags(format_tags))
+    try:
+        opts = parse_options(options)
+    except BadOptions as e:
+        return _unscorable(fmt, beta, "options", f"unusable options: {e}")
+    truth_text = _truth_text(ground_truth)
+    if truth_text is None:
+        return _unscorable(fmt, beta, "ground_truth", f"ground truth {ground_truth!r} is empty")
     answer = extract_answer(solution_str)
     if opts:
-        truth = truth_index(ground_truth if type(ground_truth) is str else str(ground_truth), opts)
+        try:
+            truth = truth_index(truth_text, opts)
+        except ValueError:
+            return _unscorable(fmt, beta, "truth_not_an_option",
+                               f"ground truth {truth_text[:80]!r} is not one of the options {list(opts)[:8]!r}")
         pred = option_set(opts).resolve(answer)
         k = len(opts)
     else:
         # No options known: the truth is the only option we can recognise.
         truth, k = 0, 1
-        pred = 0 if answer is not None and normalize(answer) == normalize(str(ground_truth)) else None
+        pred = 0 if answer is not None and normalize(answer) == normalize(truth_text) else None
     j = Judgement(pred, truth, k, fmt, extra)
     return {
         "score": float(scorer(j, beta, **params)),
@@ -193,13 +262,28 @@ def compute_score(
       sigma: width of the ``gaussian`` variant.
     verl's own extra arguments (reward router address, reward-model tokenizer) are ignored; any other unknown
     setting is reported once, since it is most likely a misspelt reward_kwargs key.
+
+    No row raises and no score is NaN. A row that cannot be judged (ground truth None/empty or not among the
+    options; options that are None/NaN-holding, non-text or over the size bounds) scores ``beta * format`` with
+    ``parsed = 0``; an ``extra_info`` that is not a dict is read as no options; for ``variant=frequency`` a missing
+    or non-numeric frequency gives plain binary credit and one outside [0, 1] is clipped. Each is warned about once.
     """
     if _ignored:
         _warn_unknown(_ignored)
+    if extra_info is None or type(extra_info) is dict or isinstance(extra_info, Mapping):
+        options = None
+        if extra_info:
+            options = extra_info.get("options")
+            if options is None:
+                options = extra_info.get("Options")
+    else:
+        _warn_once("extra_info", f"dvmap reward: extra_info is a {type(extra_info).__name__}, not a dict; its rows "
+                                 f"are scored without options (the ground truth alone is recognised)")
+        options, extra_info = None, None
     return score(
         solution_str,
         ground_truth,
-        _options_from(extra_info),
+        options,
         variant=variant,
         beta=beta,
         format_tags=format_tags,

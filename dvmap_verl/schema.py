@@ -245,6 +245,13 @@ QUESTIONS: tuple[Question, ...] = (
        ("Very frequently", "Quite frequently", "Not frequently", "Not at all frequently"), split="cross_value"),
 )
 QUESTION_BY_ID = {q.qid: q for q in QUESTIONS}
+
+#: Scale-direction anchors for reading polarity-reversed ``…P`` columns the right way round. Q1 (family) has the
+#: mode "Very important" in every WVS country. These items lean to their first options (important, agree, happy,
+#: trust, confidence, secure) in any pool of DVMap countries: 70-98 % of the release's dev answers fall in the first
+#: half of the scale, against 50 % for a direction-neutral item such as Q4 or Q6. A pooled first-half share under
+#: one half therefore means the column was read reversed.
+LEANS_TO_FIRST_OPTIONS = ("Q2", "Q3", "Q5", "Q27", "Q46", "Q60", "Q69", "Q131")
 TRAIN_QUESTIONS = tuple(q.qid for q in QUESTIONS if q.split == "train")
 CROSS_VALUE_QUESTIONS = tuple(q.qid for q in QUESTIONS if q.split == "cross_value")
 

@@ -139,7 +139,9 @@ def _answers(rng, c_idx, demo, noise_scale) -> dict[str, np.ndarray]:
         k = 3 if q.scale10 else q.k
         country_fx = qrng.normal(0, 0.6, len(schema.COUNTRIES))[c_idx]
         beta = qrng.normal(0, 0.5, 4)
-        base = {"Q1": -2.6, "Q2": -0.6, "Q5": -0.5, "Q46": -0.3}.get(q.qid, 0.0)
+        # The real items' lean (schema.LEANS_TO_FIRST_OPTIONS): important, agree, happy, trust, secure.
+        base = {"Q1": -2.6, "Q2": -0.9, "Q3": -0.8, "Q5": -0.8, "Q27": -1.0, "Q46": -0.8, "Q60": -0.9,
+                "Q69": -0.8, "Q131": -1.1}.get(q.qid, 0.0)
         z = (k - 1) / 2 + base + country_fx + beta[0] * religious + beta[1] * income + beta[2] * age + beta[3] * edu
         if q.qid == "Q6":
             z = z - 1.2 * religious + 0.6

@@ -257,6 +257,7 @@ def _attribute_labels(attr: Attribute, data: WVSData, stats: dict) -> pd.Categor
 
 
 def _question_codes(q, frame: pd.DataFrame, path: Path) -> np.ndarray | None:
+    """Option indices of question ``q`` (-1 missing), from ``q`` or its polarity-reversed ``qP`` column."""
     if q.qid in frame.columns:
         codes = _numeric(frame, q.qid, path)
     elif q.qid + "P" in frame.columns:
@@ -289,29 +290,63 @@ def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None) -
     for attr in ATTRIBUTES[1:]:
         cols[attr.name] = _attribute_labels(attr, data, stats)
         keep &= cols[attr.name].codes >= 0
-    questions = []
+    questions, read_from = [], {}
     for q in QUESTIONS:
         codes = _question_codes(q, data.frame, data.path)
         if codes is not None:
             cols[q.qid] = codes
             questions.append(q.qid)
+            read_from[q.qid] = q.qid if q.qid in data.frame.columns else q.qid + "P"
     stats["questions_missing"] = [q.qid for q in QUESTIONS if q.qid not in questions]
     frame = pd.DataFrame({k: v[keep] for k, v in cols.items()})
     stats["respondents_kept"] = int(len(frame))
     stats["respondents_dropped_missing_required"] = int((pd.Series(names).isin(wanted)).sum() - len(frame))
-    check_scale_direction(frame, data.path)
+    direction = check_scale_direction(frame, data.path, read_from)
+    stats["scale_direction_checked"] = direction["checked"]
+    if direction["reversed_columns_without_anchor"]:
+        stats["reversed_columns_without_anchor"] = direction["reversed_columns_without_anchor"]
+        if not any(read_from.get(q, "").endswith("P") for q in direction["checked"]):
+            log.warning("%s: reversed columns %s were turned back by the WVS convention, but no anchored reversed "
+                        "column confirms that this file follows it", data.path,
+                        ", ".join(direction["reversed_columns_without_anchor"]))
     return Respondents(frame, questions, stats)
 
 
-def check_scale_direction(frame: pd.DataFrame, path: Path, min_answers: int = 30) -> None:
-    """Q1 ("How important is family") has the mode "Very important" in every WVS country; anything else means a
-    polarity-reversed column was read the wrong way round."""
-    if "Q1" not in frame.columns:
-        return
-    for country, answers in frame.groupby("Country", observed=True)["Q1"]:
-        a = answers[answers >= 0]
-        if len(a) >= min_answers and a.mode().iloc[0] != 0:
+def check_scale_direction(frame: pd.DataFrame, path: Path, columns: dict[str, str] | None = None,
+                          min_answers: int = 30, min_pooled: int = 200) -> dict[str, list[str]]:
+    """Refuse a reversed scale, for every item that has a direction anchor (:data:`schema.LEANS_TO_FIRST_OPTIONS`
+    and Q1); ``columns`` maps each question to the column read (``Q2P`` for a polarity-reversed one). Returns the
+    questions checked and the reversed columns that no anchor covers (their direction rests on the file's
+    convention, which the anchored columns confirm)."""
+    columns = columns or {}
+    checked = []
+    if "Q1" in frame.columns:
+        for country, answers in frame.groupby("Country", observed=True)["Q1"]:
+            a = answers[answers >= 0]
+            if len(a) >= min_answers and a.mode().iloc[0] != 0:
+                raise WVSInputError(
+                    f"{path}: {columns.get('Q1', 'Q1')} (importance of family) in {country} has mode "
+                    f"{schema.IMPORTANCE[int(a.mode().iloc[0])]!r}, not 'Very important': the scale looks reversed "
+                    f"(a polarity-reversed Q1P column read as Q1, or recoded data)")
+        checked.append("Q1")
+    for qid in schema.LEANS_TO_FIRST_OPTIONS:
+        if qid not in frame.columns:
+            continue
+        q = schema.QUESTION_BY_ID[qid]
+        a = frame[qid].to_numpy()
+        a = a[a >= 0]
+        if len(a) < min_pooled:
+            continue
+        first = float((a < q.k // 2).mean())
+        second = float((a >= q.k - q.k // 2).mean())
+        if first < second:
+            col = columns.get(qid, qid)
+            how = "a polarity-reversed column turned the wrong way" if col.endswith("P") else \
+                "a reversed column under the original's name"
             raise WVSInputError(
-                f"{path}: Q1 (importance of family) in {country} has mode "
-                f"{schema.IMPORTANCE[int(a.mode().iloc[0])]!r}, not 'Very important': the scale looks reversed "
-                f"(a polarity-reversed Q1P column read as Q1, or recoded data)")
+                f"{path}: {col} ({q.text!r}) has {second:.0%} of its answers on the {q.options[-1]!r} side and "
+                f"{first:.0%} on the {q.options[0]!r} side, where every WVS country pool leans to "
+                f"{q.options[0]!r}: the scale looks reversed ({how}, or recoded data)")
+        checked.append(qid)
+    unanchored = [c for q, c in columns.items() if c.endswith("P") and q not in checked]
+    return {"checked": checked, "reversed_columns_without_anchor": unanchored}

@@ -21,6 +21,9 @@ def test_demo_produces_every_artefact(tmp_path):
     for n in range(1, 7):
         assert f"[{n}/6]" in res.stdout
     assert "SYNTHETIC" in res.stdout and "untrained" in res.stdout
+    # Stage results on the console; Ray/verl/transformers banners go to the log file it names.
+    assert "Ray" not in res.stdout.replace("(Ray, verl, transformers)", "").replace("on local Ray", "")
+    assert res.stderr.strip() == "" and (out / "demo.log").exists() and "demo.log" in res.stdout
     for split in schema.SPLITS:
         assert len(pd.read_parquet(out / "data" / f"{split}.parquet")) > 0, split
     stats = json.loads((out / "data" / "stats.json").read_text())

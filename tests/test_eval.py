@@ -195,7 +195,7 @@ def test_hf_backend_end_to_end_with_resume_and_report(taught_model, dev_split, t
     text = (run / "report.md").read_text()
     assert "| majority_country_question |" in text and "## Robustness: value flip rate" in text
 
-    with pytest.raises(ValueError, match="holds a run on other items"):
+    with pytest.raises(ValueError, match=r"holds a run with other settings.*limit: was 12, now 5"):
         run_eval(backend, run, EvalConfig(backend="hf", model=str(taught_model), data=config.data, limit=5),
                  quiet=True)
 
@@ -225,13 +225,15 @@ def test_openai_backend_retries_every_failure_kind(dev_split, tmp_path):
 
 
 def test_openai_backend_reports_permanent_failures(dev_split, tmp_path):
+    """A 4xx reply is not retried: each request fails for good at once and the run records it."""
     out, _, _ = dev_split
     config = EvalConfig(backend="openai", model="fake", data=[str(out / "val.parquet")], limit=4)
-    backend = make_backend("openai", "fake", config.generation(), base_url="http://127.0.0.1:9/v1", timeout=0.5,
-                           max_retries=1)
-    backend.backoff = 0.01
-    status = run_eval(backend, tmp_path / "run", config, quiet=True)
-    assert status["failed"] == 4 and status["written"] == 0 and "failed after 2 attempts" in status["errors"][0]
+    with FakeServer(fail_every=0) as server:
+        backend = make_backend("openai", "fake", config.generation(), base_url=server.base_url, max_retries=3)
+        backend.url = server.base_url + "/no-such-route"
+        status = run_eval(backend, tmp_path / "run", config, quiet=True)
+    assert status["failed"] == 4 and status["written"] == 0 and "HTTP 404" in status["errors"][0]
+    assert sum(server.attempts.values()) == 0  # nothing reached the chat route
 
 
 def test_openai_resume_after_the_client_is_killed(dev_split, tmp_path):

@@ -13,9 +13,10 @@ import pytest
 @pytest.mark.slow
 def test_wheel_contents_and_recipe_from_installed_wheel(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", repo, "-w", str(tmp_path / "whl")],
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", repo, "-w", str(tmp_path / "whl")],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "absent from the `packages` configuration" not in res.stdout + res.stderr  # every folder declared
     (wheel,) = (tmp_path / "whl").glob("dvmap_verl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("dvmap_verl/recipes/recipe/dvmap_base.yaml", "dvmap_verl/recipes/recipe/dvmap_qwen3_8b.yaml",

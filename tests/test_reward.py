@@ -124,8 +124,12 @@ def test_frequency_variant():
     extra = {"options": AGREE4, "frequency": 0.75}
     out = compute_score("wvs", wrap("Agree"), "Agree", extra, variant="frequency", beta=0.0)
     assert out["score"] == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="frequency"):
-        compute_score("wvs", wrap("Agree"), "Agree", {"options": AGREE4}, variant="frequency")
+    # A row without a usable frequency cannot stop a training loop: plain binary credit, warned about once.
+    for bad in ({"options": AGREE4}, {"options": AGREE4, "frequency": float("nan")},
+                {"options": AGREE4, "frequency": "n/a"}):
+        assert compute_score("wvs", wrap("Agree"), "Agree", bad, variant="frequency", beta=0.0)["score"] == 1.0
+    over = {"options": AGREE4, "frequency": 1.7}  # clipped to 1: a correct answer then earns nothing
+    assert compute_score("wvs", wrap("Agree"), "Agree", over, variant="frequency", beta=0.0)["score"] == 0.0
 
 
 def test_format_tag_presets():
@@ -138,8 +142,14 @@ def test_format_tag_presets():
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="unknown reward variant 'nope'"):
         compute_score("wvs", "x", "Agree", {"options": AGREE4}, variant="nope")
-    with pytest.raises(ValueError, match="'Maybe' is not one of the options"):
-        compute_score("wvs", "x", "Maybe", {"options": AGREE4})
+    with pytest.raises(ValueError, match=r"beta='lots' is not a number"):
+        compute_score("wvs", "x", "Agree", {"options": AGREE4}, beta="lots")
+    with pytest.raises(ValueError, match=r"sigma=0 must be finite and > 0"):
+        compute_score("wvs", "x", "Agree", {"options": AGREE4}, variant="gaussian", sigma=0)
+    # Hydra overrides can pass numbers as strings.
+    assert compute_score("wvs", wrap("Agree"), "Agree", {"options": AGREE4}, beta="0.5")["score"] == 1.5
+    assert compute_score("wvs", wrap("Agree"), "Agree", {"options": AGREE4}, variant="gaussian",
+                         sigma="0.25")["score"] == pytest.approx(2.4)
 
 
 def test_without_options_compares_with_truth():

@@ -66,6 +66,28 @@ def test_reversed_scale_read_the_wrong_way_fails_loudly(tmp_path, synth_frame):
         build_respondents(read_wvs(path))
 
 
+@pytest.mark.parametrize("qid", ["Q2", "Q46", "Q60", "Q131"])
+def test_every_anchored_reversed_column_is_checked(tmp_path, synth_frame, qid):
+    """Not only Q1: a ``…P`` column holding original codes (already turned back, or recoded) is refused, and so is
+    a reversed column passed off under the original's name."""
+    q = schema.QUESTION_BY_ID[qid]
+    p = synth_frame[qid + "P"]
+    unreversed = synth_frame.assign(**{qid + "P": np.where(p >= 0, q.reversed_max - p, p)})
+    synth.write(unreversed, tmp_path / "a.csv")
+    with pytest.raises(WVSInputError, match=rf"a\.csv: {qid}P .* scale looks reversed \(a polarity-reversed"):
+        build_respondents(read_wvs(tmp_path / "a.csv"))
+    synth.write(synth_frame.rename(columns={qid + "P": qid}), tmp_path / "b.csv")
+    with pytest.raises(WVSInputError, match=rf"b\.csv: {qid} .* scale looks reversed \(a reversed column under"):
+        build_respondents(read_wvs(tmp_path / "b.csv"))
+
+
+def test_direction_checks_are_recorded(synth_csv):
+    stats = build_respondents(read_wvs(synth_csv)).stats
+    assert set(stats["scale_direction_checked"]) == {"Q1", *schema.LEANS_TO_FIRST_OPTIONS}
+    # Direction-neutral items (politics, religion, child qualities) rest on the file's convention: listed.
+    assert set(stats["reversed_columns_without_anchor"]) == {"Q4P", "Q6P", "Q8P", "Q9P"}
+
+
 def test_codes_map_to_release_labels_and_missing_is_not_answered(synth_csv, synth_frame):
     resp = build_respondents(read_wvs(synth_csv)).frame
     assert set(resp["Life Stage"].astype(str)) <= set(schema.LIFE_STAGE_BINS.labels)

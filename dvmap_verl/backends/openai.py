@@ -18,6 +18,10 @@ class PermanentError(RuntimeError):
     """A reply that retrying cannot fix (4xx other than 408/409/425/429)."""
 
 
+class ServerUnreachableError(ConnectionError):
+    """Nothing listens at the base URL (connection refused, unknown host): retrying will not help."""
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -25,12 +29,14 @@ class OpenAIBackend:
                  concurrency: int = 16, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
         self.model = model
         self.settings = settings
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "EMPTY")
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self._down: str | None = None  # set once a request ends on a refused connection: fail the rest at once
 
     def payload(self, r: Request) -> dict[str, Any]:
         s = self.settings
@@ -45,6 +51,8 @@ class OpenAIBackend:
 
         last: BaseException | None = None
         for attempt in range(self.max_retries + 1):
+            if self._down:
+                raise ServerUnreachableError(self._down)
             try:
                 async with session.post(self.url, json=self.payload(r)) as resp:
                     raw = await resp.text()
@@ -63,8 +71,24 @@ class OpenAIBackend:
             if attempt < self.max_retries:
                 delay = min(self.backoff * 2**attempt, 30.0)
                 await asyncio.sleep(delay * (0.5 + random.random()))
+        if isinstance(last, aiohttp.ClientConnectorError):
+            self._down = f"{self.base_url} stopped accepting connections ({last}); rerun when it is back"
         raise RuntimeError(f"request for item {r.item} sample {r.sample} failed after {self.max_retries + 1} "
                            f"attempts: {type(last).__name__}: {last}")
+
+    async def _preflight(self, session) -> None:
+        """Fail in a second, not after minutes of retries, when nothing listens at the base URL."""
+        import aiohttp
+
+        try:
+            async with session.get(self.base_url + "/models",
+                                   timeout=aiohttp.ClientTimeout(total=min(self.timeout, 10.0))) as resp:
+                await resp.read()
+        except aiohttp.ClientConnectorError as e:
+            raise ServerUnreachableError(f"cannot connect to {self.base_url} ({e.os_error or e}); is the server "
+                                         f"running and --base-url right?") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass  # something answers (or is slow): the requests' own retries decide
 
     async def _run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError) -> None:
         import aiohttp
@@ -76,6 +100,9 @@ class OpenAIBackend:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         async with aiohttp.ClientSession(headers=headers, timeout=timeout, connector=connector) as session:
+            if requests:
+                await self._preflight(session)
+
             async def worker():  # a fixed pool of workers: memory stays flat for any number of requests
                 while not queue.empty():
                     r = queue.get_nowait()

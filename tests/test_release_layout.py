@@ -1,0 +1,194 @@
+"""The authors' release as they ship it: the clone root, either subfolder or single tables; Arrow folders of many
+record batches and shards, parquet of many row groups; outputs that never mix with an earlier set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dvmap_verl.evaluate import load_items
+from dvmap_verl.prepare import OutputExistsError
+from dvmap_verl.release import ReleaseInputError, discover_release, prepare_release
+
+CORPUS = "Demographic_Value_Alignment/DVMap_Corpus"
+BENCH = "Triple-Generalization_Evaluation_Benchmark"
+SIZES = {"train": 3000, "dev": 1500, "test": 1100, "Cross-Demographic": 1200, "Cross-Country": 2100,
+         "Cross-Value": 1300}
+OURS = {"train": "train", "dev": "val", "test": "test", "Cross-Demographic": "cross_demographic",
+        "Cross-Country": "cross_country", "Cross-Value": "cross_value"}
+
+
+def release_rows(tmp_path_factory) -> pd.DataFrame:
+    """Synthetic rows with the release's 19 columns (from a synthetic WVS file, prepared without caps)."""
+    from dvmap_verl import synth
+    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.splits import SplitConfig
+
+    work = tmp_path_factory.mktemp("synthetic_release")
+    synth.write(synth.generate(12000, seed=3), work / "wvs.parquet")
+    prepare_wvs(work / "wvs.parquet", work / "prepared", quiet=True,
+                config=SplitConfig(max_profiles_per_country=0, cross_country_max_profiles_per_country=0,
+                                   cross_value_max_profiles_per_country=0))
+    corpus = pd.read_parquet(work / "prepared" / "corpus.parquet")
+    return corpus.drop(columns=["split"]).assign(data_source="wvs")
+
+
+def write_release(root: Path, rows: pd.DataFrame) -> Path:
+    """The release's layout, with what a clone also holds: a verl fork with its own data file, scripts, a README."""
+    import datasets
+
+    start = 0
+    parts = {}
+    for name, n in SIZES.items():
+        parts[name] = rows.iloc[start:start + n].reset_index(drop=True)
+        start += n
+    (root / CORPUS).mkdir(parents=True)
+    for name in ("train", "dev", "test"):
+        # Many row groups, as any writer of a large table makes.
+        pq.write_table(pa.Table.from_pandas(parts[name], preserve_index=False), root / CORPUS / f"{name}.parquet",
+                       row_group_size=400)
+    for name in ("Cross-Demographic", "Cross-Country", "Cross-Value"):
+        ds = datasets.Dataset.from_pandas(parts[name].drop(columns=["data_source"]), preserve_index=False)
+        ds.save_to_disk(str(root / BENCH / name), num_shards=2 if name == "Cross-Country" else 1)
+    (root / BENCH / "eval_api_parallel.py").write_text("# the authors' evaluation script\n")
+    fork = root / "Demographic_Value_Alignment" / "verl"
+    (fork / "tests" / "data").mkdir(parents=True)
+    (fork / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    pd.DataFrame({"x": [1]}).to_parquet(fork / "tests" / "data" / "unrelated.parquet")
+    (root / "README.md").write_text("DVMap\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    return write_release(tmp_path_factory.mktemp("DVMap"), release_rows(tmp_path_factory))
+
+
+def test_the_fixture_has_the_real_shapes(clone):
+    assert pq.ParquetFile(clone / CORPUS / "train.parquet").num_row_groups > 5
+    arrow = sorted((clone / BENCH / "Cross-Demographic").glob("*.arrow"))
+    with pa.memory_map(str(arrow[0])) as src:
+        assert pa.ipc.open_stream(src).read_all().column(0).num_chunks > 1  # record batches of 1,000 rows
+    assert len(list((clone / BENCH / "Cross-Country").glob("data-*-of-00002.arrow"))) == 2
+
+
+def test_clone_root_gives_every_split(clone, tmp_path):
+    out = tmp_path / "out"
+    stats = prepare_release(clone, out, quiet=True)
+    for name, split in OURS.items():
+        table = pd.read_parquet(out / f"{split}.parquet")
+        assert len(table) == SIZES[name] == stats["splits"][split]["rows"], name
+        assert (table["data_source"] == f"dvmap/{split}").all()
+    assert [(Path(i["path"]).name, i["rows"]) for i in stats["inputs"]] == [
+        ("train.parquet", 3000), ("dev.parquet", 1500), ("test.parquet", 1100), ("Cross-Demographic", 1200),
+        ("Cross-Country", 2100), ("Cross-Value", 1300)]
+    # Rows come through in order, none lost between chunks or shards.
+    import datasets
+
+    bench = pd.read_parquet(out / "cross_country.parquet")
+    original = datasets.load_from_disk(str(clone / BENCH / "Cross-Country")).to_pandas()
+    assert [m[-1]["content"] for m in bench["prompt"]] == original["prompt"].tolist()
+    written = json.loads((out / "stats.json").read_text())["outputs"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(written)
+
+
+@pytest.mark.parametrize("sub, splits", [
+    (CORPUS, {"train", "val", "test"}),
+    (BENCH, {"cross_demographic", "cross_country", "cross_value"}),
+    (f"{BENCH}/Cross-Value", {"cross_value"}),
+    (f"{CORPUS}/test.parquet", {"test"}),
+])
+def test_subfolders_and_single_tables(clone, tmp_path, sub, splits):
+    stats = prepare_release(clone / sub, tmp_path / "o", quiet=True)
+    assert set(stats["splits"]) == splits
+
+
+def test_unknown_or_doubled_tables_are_errors_that_name_them(clone, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(clone, root)
+    shutil.copytree(root / BENCH / "Cross-Value", root / BENCH / "Cross-Culture")
+    with pytest.raises(ReleaseInputError, match=r"not a release split name: .*Cross-Culture"):
+        discover_release(root)
+    shutil.rmtree(root / BENCH / "Cross-Culture")
+    shutil.copy(root / CORPUS / "dev.parquet", root / "dev.parquet")
+    with pytest.raises(ReleaseInputError, match=r"two tables for split 'val': .*dev\.parquet and .*dev\.parquet"):
+        discover_release(root)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReleaseInputError, match="no release tables found"):
+        discover_release(tmp_path / "empty")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ReleaseInputError, match=r"notes\.txt: not a release table"):
+        discover_release(tmp_path / "notes.txt")
+
+
+def test_a_used_output_folder_is_refused_or_replaced_whole(clone, tmp_path):
+    out = tmp_path / "out"
+    prepare_release(clone, out, quiet=True)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(OutputExistsError, match=r"already holds a prepared dataset .*--overwrite"):
+        prepare_release(clone / BENCH, out, quiet=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    # A killed run's staging folder (its pid is gone) is cleaned up, never left beside the output.
+    (out / ".staging-99999999-abc").mkdir()
+    (out / ".staging-99999999-abc" / "train.parquet").write_bytes(b"half")
+    prepare_release(clone / BENCH, out, overwrite=True, quiet=True)
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.parquet", "cross_country.parquet",
+                                                     "cross_demographic.parquet", "cross_value.parquet", "stats.json"]
+    assert set(pd.read_parquet(out / "corpus.parquet")["split"]) == {"cross_demographic", "cross_country",
+                                                                     "cross_value"}
+
+
+def test_eval_and_baselines_use_the_same_discovery(clone, tmp_path):
+    items = load_items([clone])
+    assert items.groupby("split").size().to_dict() == {OURS[k]: v for k, v in SIZES.items()}
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "baselines", "--train",
+                          str(clone / CORPUS / "train.parquet"), "--test", str(clone / BENCH), "--out",
+                          str(tmp_path / "b")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["n_items"] == SIZES["Cross-Demographic"] + SIZES["Cross-Country"] + SIZES["Cross-Value"]
+    assert "Warning" not in res.stderr and "warn" not in res.stderr.lower(), res.stderr[-2000:]
+
+
+def test_cli_lists_every_input_and_refuses_a_used_folder(clone, tmp_path):
+    cmd = [sys.executable, "-m", "dvmap_verl.cli", "prepare", "release", "--input", str(clone), "--out",
+           str(tmp_path / "o")]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for name, n in SIZES.items():
+        assert f"{name}" in res.stdout and f"{n:,} rows" in res.stdout
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2 and "already holds a prepared dataset" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True).returncode == 0
+
+
+def test_real_dev_split_across_the_release_layout(release_dev, tmp_path):
+    """The released dev rows, cut into the release's parts, come back byte for byte."""
+    root = tmp_path / "DVMap"
+    rows = release_dev
+    write_parts = {"dev": rows.iloc[:4000], "Cross-Demographic": rows.iloc[4000:]}
+    (root / CORPUS).mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(write_parts["dev"], preserve_index=False), root / CORPUS / "dev.parquet",
+                   row_group_size=1000)
+    import datasets
+
+    datasets.Dataset.from_pandas(write_parts["Cross-Demographic"].drop(columns=["data_source"]),
+                                 preserve_index=False).save_to_disk(str(root / BENCH / "Cross-Demographic"))
+    out = tmp_path / "out"
+    prepare_release(root, out, quiet=True)
+    val = pd.read_parquet(out / "val.parquet")
+    cd = pd.read_parquet(out / "cross_demographic.parquet")
+    users = [m[-1]["content"] for m in pd.concat([val, cd])["prompt"]]
+    assert users == release_dev["prompt"].tolist()
+    freq = pd.concat([pd.DataFrame(list(val["extra_info"])), pd.DataFrame(list(cd["extra_info"]))])["frequency"]
+    assert freq.tolist() == release_dev["frequency"].tolist()
