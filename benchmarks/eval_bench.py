@@ -50,7 +50,7 @@ def setup(work: Path, n_items: int, samples: int) -> Path:
                 pred = int(truth) if r < 0.45 else int(rng.integers(len(options))) if r < 0.9 else -1
                 answer = options[pred] if pred >= 0 else "I cannot say"
                 rec = {"item": int(item), "sample": s, "completion": f"<reasoning>\n{body}\n</reasoning>\n"
-                       f"<answer>\n{answer}\n</answer>", "answer": answer, "pred": pred, "lenient": pred == truth}
+                       f"<answer>\n{answer}\n</answer>", "answer": answer, "pred": pred}
                 fh.write(json.dumps(rec) + "\n")
     return run
 

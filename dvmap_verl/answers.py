@@ -198,22 +198,48 @@ def resolve_answer(answer: str | None, options: Any) -> int | None:
     return option_set(parse_options(options)).resolve(answer)
 
 
-def resolve_lenient(answer: str | None, options: Any, truth: str) -> bool:
-    """The release's evaluation rule: correct if the answer equals the truth, or contains it and no other option.
+def extract_answer_release(text: Any) -> str | None:
+    """The authors' ``extract_answer_from_model_output`` (eval_api_parallel.py), to the character: the text after
+    the last ``<answer>`` (case-sensitive), up to the first ``</answer>`` after it, stripped; None when there is no
+    ``<answer>`` or the last one is not closed."""
+    if not isinstance(text, str):
+        return None
+    parts = text.split(ANSWER_OPEN)
+    if len(parts) < 2:
+        return None
+    last = parts[-1]
+    if ANSWER_CLOSE not in last:
+        return None
+    return last.split(ANSWER_CLOSE)[0].strip()
 
-    Substring containment on raw lower-cased text, as in the reference evaluation ("Agree" is found inside
-    "Disagree"), so it is more generous than :func:`resolve_answer`; offered only to reproduce their numbers.
+
+def release_rule_applies(options: Any, truth: str) -> bool:
+    """The authors' evaluation skips an item whose answer is not a substring of its ``Options`` string."""
+    joined = options if isinstance(options, str) else ", ".join(parse_options(options))
+    return truth in joined
+
+
+def release_correct(completion: Any, options: Any, truth: str) -> bool:
+    """The authors' evaluation rule (eval_api_parallel.py), to the character.
+
+    Correct if the extracted answer equals the truth, or contains the truth and none of the other options; all
+    comparisons are case-sensitive substring tests on the stripped answer, and the options are the ``Options``
+    string split on ``","`` and stripped (so an option holding a comma becomes two). Items for which
+    :func:`release_rule_applies` is False are skipped by their script, not scored.
+
+    >>> release_correct("<answer>Agree</answer>", "Strongly agree, Agree, Disagree", "Agree")
+    True
+    >>> release_correct("<answer>I agree</answer>", "Agree, Disagree", "Disagree")  # "agree" is not "Agree"
+    False
+    >>> release_correct("<answer>I disagree</answer>", "Agree, Disagree", "Agree")  # nor "Disagree"
+    False
     """
-    if answer is None:
-        return False
-    a = answer.strip().lower()
-    t = truth.strip().lower()
-    if a == t:
+    predicted = extract_answer_release(completion)
+    joined = options if isinstance(options, str) else ", ".join(parse_options(options))
+    others = [o for o in (part.strip() for part in joined.strip().split(",")) if o != truth]
+    if predicted == truth:
         return True
-    if t not in a:
-        return False
-    others = [o.strip().lower() for o in parse_options(options) if o.strip().lower() != t]
-    return not any(o in a for o in others)
+    return bool(predicted) and truth in predicted and all(o not in predicted for o in others)
 
 
 def format_share(text: Any, tags: Sequence[str]) -> float:
@@ -254,7 +280,9 @@ __all__ = [
     "normalize",
     "option_set",
     "parse_options",
+    "release_correct",
+    "release_rule_applies",
+    "extract_answer_release",
     "resolve_answer",
-    "resolve_lenient",
     "truth_index",
 ]

@@ -136,9 +136,27 @@ def _print_report(out: dict, run_dir) -> None:
     for name, m in rows.items():
         print(f"{name:>28}: acc {m.get('acc', float('nan')):.3f}  LC {m.get('lc', float('nan')):.3f}  "
               f"WD {m.get('wd', float('nan')):.3f}  unparsed {m.get('unparsed_rate', 0):.1%}")
+    if "model" in out:
+        m = out["model"]
+        print(f"{'correctness':>28}: Acc above by {m['correctness']}; resolver {m['resolver_acc']:.3f}, the authors' "
+              f"rule {m['release_acc']:.3f}" + (f" ({m['release_skipped']} items their script skips)"
+                                                 if m.get("release_skipped") else ""))
+        if "imported" in m:
+            imp = m["imported"]
+            print(f"{'imported is_correct':>28}: {imp['their_is_correct_acc']:.3f}; recomputed "
+                  f"{imp['release_recomputed_acc']:.3f}; disagreeing rows {imp['disagreements']}")
     if "flip" in out:
         print(f"{'value flip rate':>28}: {out['flip']['flip_rate']:.3f} over {out['flip']['pairs']} pairs")
     print(f"report -> {Path(run_dir) / 'report.md'}, metrics.json, {len(out['plots'])} plot(s)")
+
+
+def _import_run(args: argparse.Namespace) -> int:
+    from dvmap_verl.import_run import import_release_csv
+    from dvmap_verl.report import build_report
+
+    import_release_csv(args.release_csv, args.benchmark, args.out, model=args.model)
+    _print_report(build_report(args.out, train=args.train, bootstrap=args.bootstrap), args.out)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -276,8 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--bootstrap", type=_non_negative_int, default=1000,
                     help="bootstrap draws for the 95%% intervals (0 = none)")
     rp.add_argument("--correctness", choices=CORRECTNESS, default="resolver",
-                    help="model Acc by the reward's resolver (default) or the release's lenient rule")
+                    help="model Acc by the reward's resolver (default) or the authors' evaluation rule exactly "
+                         "(release; lenient is its old name, kept one release)")
     rp.set_defaults(func=_report)
+
+    im = sub.add_parser("import-run", help="the authors' evaluation CSVs as a run folder (report, compare)")
+    im.add_argument("--release-csv", required=True, type=Path, nargs="+",
+                    help="CSV file(s) written by the authors' eval_api_parallel.py")
+    im.add_argument("--benchmark", required=True, type=Path,
+                    help="the benchmark they evaluated (a Cross-* folder, the benchmark folder or the clone root)")
+    im.add_argument("--out", required=True, type=Path, help="a new run folder")
+    im.add_argument("--model", help="name shown in reports (default: the first CSV's file name)")
+    im.add_argument("--train", type=Path, help="training split for the baselines in the report")
+    im.add_argument("--bootstrap", type=_non_negative_int, default=1000,
+                    help="bootstrap draws for the 95%% intervals (0 = none)")
+    im.set_defaults(func=_import_run)
 
     d = sub.add_parser("demo", help="the whole pipeline on a CPU: synthetic data, tiny model, report")
     d.add_argument("--out", required=True, type=Path, help="folder for every stage's output and the log")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dvmap_verl.answers import extract_answer, option_set, resolve_lenient
+from dvmap_verl.answers import extract_answer, option_set
 from dvmap_verl.backends import Backend, GenerationSettings, Request
 from dvmap_verl.dataset import to_verl_table
 from dvmap_verl.io import atomic_path, write_json
@@ -166,7 +166,7 @@ def items_fingerprint(items: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-PREDICTION_COLUMNS = ["item", "sample", "completion", "answer", "pred", "lenient"]
+PREDICTION_COLUMNS = ["item", "sample", "completion", "answer", "pred"]
 REJECTED = "predictions.rejected.jsonl"
 
 
@@ -229,7 +229,10 @@ def _scan(path: Path, n_items: int | None) -> tuple[list[dict], list[bytes], Pre
                 seen.add(key)
                 records.append(rec)
                 good_raw.append(line)
-    frame = pd.DataFrame.from_records(records, columns=PREDICTION_COLUMNS)
+    frame = pd.DataFrame.from_records(records)
+    for col in PREDICTION_COLUMNS:  # extra fields (an imported run's their_is_correct, uid) are kept
+        if col not in frame:
+            frame[col] = pd.Series(dtype=object)
     return records, good_raw, PredictionScan(frame, bad, dup)
 
 
@@ -268,7 +271,6 @@ class PredictionWriter:
     def __init__(self, path: Path, items: pd.DataFrame, sync_every: int = 64):
         self.fh = open(path, "a", encoding="utf-8")
         self.options = items["options"].tolist()
-        self.truth = items["truth"].tolist()
         self.sync_every = sync_every
         self.count = 0
 
@@ -279,7 +281,6 @@ class PredictionWriter:
         rec = {
             "item": r.item, "sample": r.sample, "completion": completion, "answer": answer,
             "pred": -1 if pred is None else pred,
-            "lenient": resolve_lenient(answer, options, options[self.truth[r.item]]),
         }
         self.fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self.fh.flush()

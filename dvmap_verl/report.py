@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl import metrics as M
+from dvmap_verl.answers import release_correct, release_rule_applies
 from dvmap_verl.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
 from dvmap_verl.io import atomic_path, write_json
@@ -35,9 +36,25 @@ def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str
 
 
 def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    df = preds[["item", "sample", "pred", "lenient"]].merge(items.drop(columns=["messages"]), on="item", how="inner")
+    extra = [c for c in ("their_is_correct", "uid") if c in preds]
+    df = preds[["item", "sample", "pred", "completion", *extra]].merge(items.drop(columns=["messages"]), on="item",
+                                                                        how="inner")
     df["pred"] = df["pred"].astype(int)
-    return M.point_scores(df)
+    truth = [o[t] for o, t in zip(df["options"], df["truth"])]
+    # The authors' rule, recomputed from the raw completion: runs of any age are scored the same way.
+    df["release_applies"] = [release_rule_applies(o, t) for o, t in zip(df["options"], truth)]
+    df["release"] = [release_correct(c, o, t) for c, o, t in zip(df["completion"], df["options"], truth)]
+    return M.point_scores(df.drop(columns=["completion"]))
+
+
+def _imported_agreement(model: pd.DataFrame) -> dict[str, Any]:
+    """An imported run: the authors' own is_correct column beside their rule recomputed here; they must agree."""
+    theirs = model["their_is_correct"].astype(bool).to_numpy()
+    recomputed = model["release"].astype(bool).to_numpy()
+    disagree = model.loc[theirs != recomputed]
+    return {"their_is_correct_acc": float(theirs.mean()), "release_recomputed_acc": float(recomputed.mean()),
+            "disagreements": int(len(disagree)),
+            "disagreeing_uids": disagree["uid"].astype(str).head(20).tolist() if "uid" in disagree else []}
 
 
 def attribute_importance(train: pd.DataFrame, seed: int = 0, n_estimators: int = 60) -> pd.DataFrame:
@@ -69,15 +86,19 @@ def _table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines) + "\n"
 
 
-CORRECTNESS = ("resolver", "lenient")
+#: ``lenient`` is the name ``release`` had before it followed the authors' rule to the character (kept one release).
+CORRECTNESS = ("resolver", "release", "lenient")
 
 
 def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap: int = 1000,
                  importance: bool = True, correctness: str = "resolver") -> dict[str, Any]:
-    """``correctness``: ``resolver`` (the reward's option resolver, default) or ``lenient`` (the release's rule:
-    contains the truth and no other option) for the model's Acc; the other is always reported beside it."""
+    """``correctness``: ``resolver`` (the reward's option resolver, default) or ``release`` (the authors'
+    eval_api_parallel.py rule, exactly; ``lenient`` is its old name) for the model's Acc; both are always reported.
+    Under ``release`` the items their script skips (answer not a substring of the options) are left out."""
     if correctness not in CORRECTNESS:
         raise ValueError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
+    if correctness == "lenient":
+        correctness = "release"
     run_dir = Path(run_dir)
     items, preds, run, notes = _load_run(run_dir)
     cfg = run.get("config", {})
@@ -90,13 +111,20 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     if not preds.empty:
         scored = _scored(items, preds)
         resolver_correct = scored["correct"].copy()
-        if correctness == "lenient":
-            scored["correct"] = scored["lenient"].astype(float)
+        if correctness == "release":
+            scored = scored[scored["release_applies"]].copy()
+            scored["correct"] = scored["release"].astype(float)
         model = scored[~scored["counterfactual"]]
         out["model"] = M.summary(model, bootstrap=bootstrap)
         out["model"]["correctness"] = correctness
         out["model"]["resolver_acc"] = float(resolver_correct[~scored["counterfactual"]].mean())
-        out["model"]["lenient_acc"] = float(model["lenient"].astype(float).mean())
+        applies = model["release_applies"].to_numpy(bool)
+        out["model"]["release_acc"] = float(model["release"][applies].astype(float).mean()) if applies.any() \
+            else float("nan")
+        out["model"]["release_skipped"] = int((~applies).sum())
+        out["model"]["lenient_acc"] = out["model"]["release_acc"]  # the old key, kept one release
+        if "their_is_correct" in model:
+            out["model"]["imported"] = _imported_agreement(model)
         out["model"]["coverage"] = float(model["item"].nunique() / max(len(original), 1))
         expected = len(items) * max(int(cfg.get("samples") or 1), 1)
         if len(scored) < expected:
@@ -253,8 +281,16 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
             ci = out["model"]["ci95"]
             lines += [f"Model 95% bootstrap CI: Acc [{ci['correct'][0]:.3f}, {ci['correct'][1]:.3f}], "
                       f"LC [{ci['lc'][0]:.3f}, {ci['lc'][1]:.3f}]. Acc uses the {out['model']['correctness']} rule; "
-                      f"resolver Acc {out['model']['resolver_acc']:.3f}, lenient (release) Acc "
-                      f"{out['model']['lenient_acc']:.3f}; coverage {out['model']['coverage']:.1%}.", ""]
+                      f"resolver Acc {out['model']['resolver_acc']:.3f}, the authors' rule (release) Acc "
+                      f"{out['model']['release_acc']:.3f}; coverage {out['model']['coverage']:.1%}.", ""]
+        if "imported" in out.get("model", {}):
+            imp = out["model"]["imported"]
+            lines += ["## Imported from the authors' evaluation", "",
+                      f"Their `is_correct` column: Acc {imp['their_is_correct_acc']:.3f}; their rule recomputed "
+                      f"here: {imp['release_recomputed_acc']:.3f}; our resolver: {out['model']['resolver_acc']:.3f}. "
+                      f"Rows where their column and the recomputed rule disagree: {imp['disagreements']}"
+                      + (f" (UIDs {', '.join(imp['disagreeing_uids'])})" if imp["disagreeing_uids"] else "") + ".",
+                      ""]
     if "baselines_note" in out:
         lines += [f"_{out['baselines_note']}_", ""]
     for key, title in (("model_by_split", "By split"), ("model_by_country", "By country"),

@@ -314,15 +314,14 @@ def test_load_items_reads_release_folders_and_rejects_others(release_dev_path, t
 
 
 def test_report_can_score_by_the_release_rule(tmp_path, dev_split):
-    """`--correctness lenient`: the release's substring rule refuses "I disagree" when the truth is "Disagree" (it
-    finds "agree" inside), and any truth that contains another option ("Not very important")."""
+    """`--correctness release`: the authors' rule, case-sensitive ("I disagree" is not "Disagree"); the resolver
+    reads the same completions by option."""
+    from dvmap_verl.answers import extract_answer, release_correct, resolve_answer
     from dvmap_verl.evaluate import prepare_run
 
     out, _, _ = dev_split
     run = tmp_path / "run"
     items = prepare_run(run, EvalConfig(backend="none", model="m", data=[str(out / "val.parquet")], limit=300))
-    from dvmap_verl.answers import extract_answer, resolve_answer, resolve_lenient
-
     with open(run / PREDICTIONS, "w") as fh:
         for r in items.itertuples():
             truth = r.options[r.truth]
@@ -330,16 +329,13 @@ def test_report_can_score_by_the_release_rule(tmp_path, dev_split):
             a = extract_answer(text)
             p = resolve_answer(a, r.options)
             fh.write(json.dumps({"item": r.item, "sample": 0, "completion": text, "answer": a,
-                                 "pred": -1 if p is None else p, "lenient": resolve_lenient(a, r.options, truth)})
-                     + "\n")
+                                 "pred": -1 if p is None else p}) + "\n")
     resolver = build_report(run, bootstrap=0, importance=False)["model"]
-    lenient = build_report(run, bootstrap=0, importance=False, correctness="lenient")["model"]
-    assert resolver["correctness"] == "resolver" and lenient["correctness"] == "lenient"
-    assert lenient["acc"] == pytest.approx(resolver["lenient_acc"]) and lenient["resolver_acc"] == resolver["acc"]
-    def release_accepts(r):
-        truth = r["options"][r["truth"]].lower()
-        return not any(o.lower() in f"i {truth}" for o in r["options"] if o.lower() != truth)
-
-    accepted = items.apply(release_accepts, axis=1)
-    assert not accepted.all()
-    assert resolver["acc"] == 1.0 and lenient["acc"] == pytest.approx(accepted.mean())
+    release = build_report(run, bootstrap=0, importance=False, correctness="release")["model"]
+    assert resolver["correctness"] == "resolver" and release["correctness"] == "release"
+    assert release["acc"] == pytest.approx(resolver["release_acc"]) and release["resolver_acc"] == resolver["acc"]
+    by_hand = [release_correct(f"<answer>I {o[t].lower()}</answer>", o, o[t]) for o, t in
+               zip(items["options"], items["truth"])]
+    assert resolver["acc"] == 1.0 and release["acc"] == pytest.approx(np.mean(by_hand))
+    # Lower-cased truths never equal theirs; only lower-case options ("Low"? no: all start upper-case) could pass.
+    assert release["acc"] == 0.0

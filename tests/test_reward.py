@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dvmap_verl.answers import extract_answer, resolve_answer, resolve_lenient
+from dvmap_verl.answers import extract_answer, release_correct, resolve_answer
 from dvmap_verl.reward import DEFAULT_BETA, SCORE_KEYS, VARIANTS, compute_score
 
 AGREE4 = ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]
@@ -158,12 +158,16 @@ def test_without_options_compares_with_truth():
 
 
 def test_lenient_rule_is_the_releases():
-    assert resolve_lenient("I agree", AGREE4, "Agree") is True
-    # Raw substring search: "agree" is found inside "I disagree", so the true "Disagree" is refused.
-    assert resolve_lenient("I disagree", AGREE4, "Disagree") is False
-    assert resolve_answer("I disagree", AGREE4) == 2
-    assert resolve_lenient("Very important!", IMPORTANT, "Very important") is True
-    assert resolve_lenient("Very important or rather important", IMPORTANT, "Very important") is False
+    def theirs(answer, options, truth):
+        return release_correct(f"<answer>{answer}</answer>", options, truth)
+
+    # Case-sensitive substring tests: "I agree" does not contain "Agree"; "I disagree" does not contain "Disagree".
+    assert theirs("I agree", AGREE4, "Agree") is False and resolve_answer("I agree", AGREE4) == 1
+    assert theirs("I disagree", AGREE4, "Disagree") is False and resolve_answer("I disagree", AGREE4) == 2
+    assert theirs("Very important!", IMPORTANT, "Very important") is True
+    # "Rather important" (capital R) is not inside "... or rather important": their rule calls this right.
+    assert theirs("Very important or rather important", IMPORTANT, "Very important") is True
+    assert resolve_answer("Very important or rather important", IMPORTANT) is None
 
 
 ADVERSARIAL = st.one_of(
