@@ -159,6 +159,46 @@ def _import_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from dvmap_verl.doctor import blockers, run_doctor
+
+    checks = run_doctor(args.overrides, visible_gpus=args.gpus)
+    bad = blockers(checks)
+    print(f"doctor: {len(bad)} blocker(s)" + (": " + ", ".join(c.name for c in bad) if bad else "; ready to train"))
+    return 1 if bad else 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from dvmap_verl import smoke
+
+    steps = smoke.plan(args.out, gpus=args.gpus, recipe=args.recipe, model=args.model, items=args.items)
+    if args.dry_run:
+        for i, step in enumerate(steps, 1):
+            print(f"# [{i}/{len(steps)}] {step.name}\n{step.shell()}")
+        return 0
+    return smoke.run(steps, args.out)
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from dvmap_verl.curves import build_curves
+
+    out = args.out or args.rollout_dir / "curves"
+    frame = build_curves(args.rollout_dir, out, tensorboard=args.tensorboard, tokenizer_path=args.tokenizer)
+    last = frame.iloc[-1]
+    print(f"{len(frame)} step(s); last step {int(last['step'])}: acc {last['acc']:.3f}, format {last['format']:.3f}, "
+          f"parsed {last['parsed']:.3f}, likert {last['likert']:.3f}")
+    print(f"curves -> {out / 'curves.csv'}, {out / 'curves.png'}; TensorBoard scalars (dvmap/*) -> "
+          f"{args.tensorboard or out / 'tensorboard'}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from dvmap_verl.checkpoints import merge_fsdp_checkpoint
+
+    print(f"merged Hugging Face model -> {merge_fsdp_checkpoint(args.checkpoint, args.target, args.trust_remote_code)}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from dvmap_verl.demo import run_demo
 
@@ -309,6 +349,35 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--bootstrap", type=_non_negative_int, default=1000,
                     help="bootstrap draws for the 95%% intervals (0 = none)")
     im.set_defaults(func=_import_run)
+
+    dr = sub.add_parser("doctor", help="check GPUs, versions, data, model and prompt lengths before training",
+                        description="Takes the training command's arguments: dvmap doctor +recipe=NAME [overrides]")
+    dr.add_argument("overrides", nargs="+", help="+recipe=NAME and any Hydra overrides, as for main_ppo")
+    dr.add_argument("--gpus", type=_non_negative_int, help="GPUs to assume visible (default: ask torch)")
+    dr.set_defaults(func=_doctor)
+
+    sm = sub.add_parser("smoke", help="prove a cluster install: tiny model, synthetic data, 2 GRPO steps, eval")
+    sm.add_argument("--gpus", type=_positive_int, default=1, help="GPUs on this node to use")
+    sm.add_argument("--recipe", default="dvmap_qwen3_0.6b", help="the recipe whose settings are exercised")
+    sm.add_argument("--model", help="a local model folder instead of the tiny one")
+    sm.add_argument("--items", type=_positive_int, default=16, help="benchmark items for the vLLM evaluation")
+    sm.add_argument("--out", type=Path, default=Path("smoke_out"), help="folder for every step's output and log")
+    sm.add_argument("--dry-run", action="store_true", help="print every command with its overrides; run nothing")
+    sm.set_defaults(func=_smoke)
+
+    cu = sub.add_parser("curves", help="per-step training curves from verl's rollout dumps (trainer.rollout_data_dir)")
+    cu.add_argument("rollout_dir", type=Path, help="the run's trainer.rollout_data_dir (<step>.jsonl files)")
+    cu.add_argument("--out", type=Path, help="folder for curves.csv and curves.png (default ROLLOUT_DIR/curves)")
+    cu.add_argument("--tensorboard", type=Path,
+                    help="TensorBoard folder for the scalars, e.g. verl's tensorboard_log/<project>/<experiment>")
+    cu.add_argument("--tokenizer", help="model or tokenizer folder, to report response length in tokens")
+    cu.set_defaults(func=_curves)
+
+    mg = sub.add_parser("merge", help="a verl FSDP checkpoint -> a Hugging Face model folder (verl's merger)")
+    mg.add_argument("checkpoint", help="checkpoints/<project>/<experiment> (latest step), global_step_N or its actor")
+    mg.add_argument("target", help="output folder")
+    mg.add_argument("--trust-remote-code", action="store_true", help="for models with custom code")
+    mg.set_defaults(func=_merge)
 
     d = sub.add_parser("demo", help="the whole pipeline on a CPU: synthetic data, tiny model, report")
     d.add_argument("--out", required=True, type=Path, help="folder for every stage's output and the log")

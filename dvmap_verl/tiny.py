@@ -59,8 +59,11 @@ def build_tokenizer(out_dir: str | Path, extra_text: Iterable[str] = (), vocab_s
     return hf
 
 
-def build_model(out_dir: str | Path, tokenizer=None, seed: int = 0):
-    """A randomly initialised tiny Qwen2 causal LM saved beside the tokenizer (the directory loads with from_pretrained)."""
+def build_model(out_dir: str | Path, tokenizer=None, seed: int = 0, hidden_size: int = 32, heads: int = 4):
+    """A randomly initialised tiny Qwen2 causal LM saved beside the tokenizer (the directory loads with from_pretrained).
+
+    The default (head size 8) is the smallest that runs on a CPU; GPU attention kernels (vLLM, flash-attn) want a
+    head size of 64 or more: ``hidden_size=256, heads=4`` (``python -m dvmap_verl.tiny --gpu``)."""
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
@@ -70,11 +73,11 @@ def build_model(out_dir: str | Path, tokenizer=None, seed: int = 0):
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=max(heads // 2, 1),
         max_position_embeddings=4096,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -122,3 +125,21 @@ def teach_fixed_reply(model_dir: str | Path, reply: str, prompts: list[list[dict
         opt.step()
     model.eval()
     model.save_pretrained(str(model_dir))
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m dvmap_verl.tiny", description="Build the tiny local model (offline).")
+    ap.add_argument("out", type=Path, help="folder for the tokenizer, config and weights")
+    ap.add_argument("--gpu", action="store_true", help="head size 64, which GPU attention kernels (vLLM) accept")
+    ap.add_argument("--seed", type=int, default=0, help="initialisation seed")
+    args = ap.parse_args(argv)
+    tok = build_tokenizer(args.out)
+    build_model(args.out, tok, seed=args.seed, **({"hidden_size": 256, "heads": 4} if args.gpu else {}))
+    print(f"tiny model -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

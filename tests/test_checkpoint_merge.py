@@ -60,6 +60,14 @@ def test_merge_script_turns_checkpoint_into_hf_model(tiny_model_dir, tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "eval" / "merge_checkpoint.py"), str(tmp_path / "nope"),
                           str(target)], capture_output=True, text=True)
     assert res.returncode == 2 and "no such checkpoint folder" in res.stderr
+    # The same merge as a console command (`dvmap merge`, what README and `dvmap smoke` use).
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "merge", str(root), str(tmp_path / "merged2")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and "merged Hugging Face model" in res.stdout, res.stderr[-3000:]
+    assert (tmp_path / "merged2" / "config.json").exists()
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "merge", str(tmp_path / "nope"), str(target)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "no such checkpoint folder" in res.stderr
 
 
 @pytest.mark.slow

@@ -37,3 +37,13 @@ def test_wheel_contents_and_recipe_from_installed_wheel(tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "experiment_name: dvmap_qwen3_4b" in res.stdout
+
+
+def test_gpu_extra_installs_without_a_source_build():
+    """flash-attn is sdist-only on PyPI (a build needing torch, nvcc and an hour): it must not be in an extra."""
+    from importlib.metadata import requires
+
+    reqs = requires("dvmap-verl") or []
+    gpu = [r for r in reqs if 'extra == "gpu"' in r]
+    assert any(r.startswith("verl[vllm]") for r in gpu), gpu
+    assert not any("flash-attn" in r or "flash_attn" in r for r in reqs), reqs

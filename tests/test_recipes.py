@@ -146,6 +146,10 @@ def test_sbatch_dry_run_on_a_fake_two_node_allocation(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     out = res.stdout
     assert "nodes (2): gpu01 gpu02; head gpu01" in out
+    # dvmap doctor checks the very same config on the head node before Ray starts.
+    doctor = f"+ srun --nodes=1 --ntasks=1 -w gpu01 {sys.executable} -m dvmap_verl.cli doctor " \
+             "+recipe=dvmap_qwen3_8b trainer.nnodes=2 trainer.n_gpus_per_node=8 dvmap.data_dir=/shared/dvmap"
+    assert doctor in out and out.index(doctor) < out.index("ray start --head")
     assert "+ srun --nodes=1 --ntasks=1 -w gpu01 ray start --head --node-ip-address=gpu01 --port=6379 " \
            "--num-gpus=8 --block" in out
     assert "+ srun --nodes=1 --ntasks=1 -w gpu02 ray start --address=gpu01:6379 --num-gpus=8 --block" in out
