@@ -5,7 +5,8 @@
 Setup (not timed): a synthetic WVS file is prepared, its benchmark splits are stacked to the paper's 21,553 items,
 and a predictions.jsonl of realistic ~1.3 KB completions is written (70% resolvable, some unparsable). Timed:
 `dvmap report` as a user runs it (read predictions, metrics with 1,000 bootstrap draws, the four baselines fitted on
-the training split, random-forest attribute importance, plots).
+the training split, random-forest attribute importance, plots), then `dvmap compare` of two such runs (1,000 paired
+bootstrap draws, overall and per country and question, the baselines, plots).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from reward_bench import SENTENCES  # noqa: E402
 
 
-def setup(work: Path, n_items: int, samples: int) -> Path:
+def setup(work: Path, n_items: int, samples: int, seed: int = 0) -> Path:
     from dvmap_verl import synth
     from dvmap_verl.evaluate import EvalConfig, prepare_run
     from dvmap_verl.prepare import prepare_wvs
@@ -33,7 +34,7 @@ def setup(work: Path, n_items: int, samples: int) -> Path:
     if not (data / "stats.json").exists():
         synth.write(synth.generate(97220, seed=0), work / "wvs.csv")
         prepare_wvs(work / "wvs.csv", data, quiet=True)
-    run = work / f"run_{n_items}x{samples}"
+    run = work / (f"run_{n_items}x{samples}" + ("" if seed == 0 else f"_seed{seed}"))
     if (run / "predictions.jsonl").exists():
         return run
     files = [str(data / f) for f in ("cross_demographic.parquet", "cross_country.parquet", "cross_value.parquet",
@@ -41,7 +42,7 @@ def setup(work: Path, n_items: int, samples: int) -> Path:
     config = EvalConfig(backend="none", model="synthetic-predictions", data=files, samples=samples,
                         limit=n_items, train=str(data / "train.parquet"))
     items = prepare_run(run, config)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     with open(run / "predictions.jsonl", "w") as fh:
         for item, options, truth in zip(items["item"], items["options"], items["truth"]):
             for s in range(samples):
@@ -90,6 +91,17 @@ def main() -> None:
     M.summary(scored, bootstrap=1000)
     stages["metrics + bootstrap"] = time.perf_counter() - t
     print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+
+    from dvmap_verl.compare import compare_runs
+
+    other = setup(work, args.items, args.samples, seed=1)  # a second model's run on the same items
+    t0 = time.perf_counter()
+    out = compare_runs([run, other], work / "compare", bootstrap=1000)
+    dt = time.perf_counter() - t0
+    d = out["differences"][0]
+    print(f"compare: {dt:.1f}s (goal < 30 s) - two runs of {d['shared_items']:,} shared items, 1,000 paired draws "
+          f"overall, per country and per question; Acc difference {d['d_acc']:+.3f} "
+          f"[{d['d_acc_lo']:+.3f}, {d['d_acc_hi']:+.3f}]")
 
 
 if __name__ == "__main__":

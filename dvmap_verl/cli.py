@@ -39,7 +39,8 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
 def _prepare_release(args: argparse.Namespace) -> int:
     from dvmap_verl.release import prepare_release
 
-    prepare_release(args.input, args.out, system=args.system_prompt, overwrite=args.overwrite, quiet=args.quiet)
+    prepare_release(args.input, args.out, template=args.template, system=args.system_prompt,
+                    overwrite=args.overwrite, quiet=args.quiet)
     print(f"VeRL parquet, corpus.parquet and stats.json -> {args.out}")
     return 0
 
@@ -82,7 +83,8 @@ def _eval(args: argparse.Namespace) -> int:
     config = EvalConfig(backend=args.backend, model=args.model, data=[str(p) for p in args.data],
                         samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
                         seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
-                        flip_attribute=attribute, flip_map=mapping, train=str(args.train) if args.train else None)
+                        template=args.template, flip_attribute=attribute, flip_map=mapping,
+                        train=str(args.train) if args.train else None)
     if args.train and not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
     items = build_items(config)  # data problems surface before anything is written or a model is loaded
@@ -199,6 +201,52 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from dvmap_verl.compare import compare_runs
+
+    out = compare_runs(args.runs, args.out, names=args.names, bootstrap=args.bootstrap, seed=args.seed)
+    frame = out["_headline_frame"]
+    print(frame.loc["all"].to_string(float_format=lambda v: f"{v:.3f}") if "all" in frame.index else frame)
+    for d in out["differences"]:
+        print(f"{d['run']} - {out['reference']} on {d['shared_items']:,} shared items: "
+              f"Acc {d['d_acc']:+.3f} [{d['d_acc_lo']:+.3f}, {d['d_acc_hi']:+.3f}], "
+              f"LC {d['d_lc']:+.3f} [{d['d_lc_lo']:+.3f}, {d['d_lc_hi']:+.3f}], WD {d['d_wd']:+.3f}")
+    for note in out["notes"]:
+        print(f"NOTE: {note}")
+    print(f"compare -> {Path(args.out) / 'compare.md'}, compare.json, {len(out['plots'])} plot(s)")
+    return 0
+
+
+def _semantic(args: argparse.Namespace) -> int:
+    from dvmap_verl.semantic import analyze_semantic
+
+    out = analyze_semantic(args.train, args.cross_value, args.runs, args.out, embedder=args.embedder,
+                           bootstrap=args.bootstrap, seed=args.seed)
+    for q in out["questions"]:
+        print(f"{q['q_id']:>6}: d_min {q['d_min']:.3f} (nearest {q['nearest']}), d_avg {q['d_avg']:.3f}, "
+              f"gain {q['gain']:+.3f} over {q['items']} items")
+    for col in ("d_min", "d_avg"):
+        c = out[col]
+        ci = c.get("pearson_ci95", [float("nan")] * 2)
+        print(f"{col}: Pearson r {c['pearson']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}], Spearman {c['spearman']:+.3f} "
+              f"over {c['n']} questions (paper: r = {out['paper_r'][col]})")
+    print(f"semantic -> {Path(args.out) / 'semantic.json'}, semantic_distance_vs_gain.png")
+    return 0
+
+
+def _utility(args: argparse.Namespace) -> int:
+    from dvmap_verl.utility import run_utility
+
+    summary = run_utility(args.model, args.out, tasks=[t for t in args.tasks.split(",") if t], base=args.base,
+                          backend=args.backend, limit=args.limit, include_path=args.include_path,
+                          batch_size=args.batch_size, device=args.device)
+    for r in summary["rows"]:
+        print(f"{r['task']:>20} {r['metric']:<16} trained {r['trained']:.4f}" +
+              (f"  base {r['base']:.4f}  delta {r['delta']:+.4f}" if "base" in r else ""))
+    print(f"utility -> {Path(args.out) / 'utility.md'}, utility.json, results.json per model")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from dvmap_verl.demo import run_demo
 
@@ -266,9 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="strict: H = 0 (paper); majority: H >= 0 ablation (paper Table 3)")
     w.add_argument("--labels", type=Path, help="JSON {variable: {code: label}} for a CSV's religion/language codes")
     w.add_argument("--template", choices=sorted(USER_TEMPLATES), default="release",
-                   help="user prompt: release (byte-exact, default) or paper (Algorithm 1)")
-    w.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default="release",
-                   help="system message asking for the <reasoning>/<answer> format (default: the release's)")
+                   help="user prompt: release (byte-exact structured CoT, default), paper (Algorithm 1), free (free "
+                        "reasoning) or direct (answer only): the paper's Table 4 settings")
+    w.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default=None,
+                   help="system message (default: the one the template asks for: release's <reasoning>/<answer> "
+                        "format, answer_only for direct)")
     w.add_argument("--overwrite", **overwrite)
     w.add_argument("--quiet", **quiet)
     w.set_defaults(func=_prepare_wvs)
@@ -277,8 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the release's clone root, DVMap_Corpus or Triple-Generalization_Evaluation_Benchmark, "
                         "or one parquet file or Cross-* folder")
     r.add_argument("--out", required=True, type=Path, help="output folder for the splits, corpus and stats.json")
-    r.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default="release",
-                   help="system message asking for the <reasoning>/<answer> format (default: the release's)")
+    r.add_argument("--template", choices=sorted(USER_TEMPLATES), default=None,
+                   help="re-render every prompt from the row's attributes with this template (default: keep the "
+                        "release's prompts verbatim)")
+    r.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default=None,
+                   help="system message (default: the one the template asks for; the release's without --template)")
     r.add_argument("--overwrite", **overwrite)
     r.add_argument("--quiet", **quiet)
     r.set_defaults(func=_prepare_release)
@@ -311,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=_positive_int, default=8, help="hf: prompts per generate call")
     e.add_argument("--tensor-parallel-size", type=_positive_int, default=1, help="vllm: GPUs per engine")
     e.add_argument("--enable-thinking", action="store_true", help="Qwen3 thinking (training recipes: off)")
+    e.add_argument("--template", choices=sorted(USER_TEMPLATES),
+                   help="re-render every prompt with this template (paper Table 4: release/paper structured CoT, "
+                        "free reasoning, direct answer); default: the prompts as prepared")
     e.add_argument("--flip", nargs="?", const="Income Bracket", default=None, metavar="ATTRIBUTE",
                    help="also run counterfactual items with ATTRIBUTE inverted (default Income High<->Low)")
     e.add_argument("--flip-map", nargs="+", metavar="FROM=TO", help="value swaps for --flip (both directions)")
@@ -349,6 +405,41 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--bootstrap", type=_non_negative_int, default=1000,
                     help="bootstrap draws for the 95%% intervals (0 = none)")
     im.set_defaults(func=_import_run)
+
+    cp = sub.add_parser("compare", help="runs side by side, with paired bootstrap differences from the first")
+    cp.add_argument("runs", type=Path, nargs="+", help="run folders; the first is the reference")
+    cp.add_argument("--out", required=True, type=Path, help="folder for compare.md, compare.json and plots")
+    cp.add_argument("--names", nargs="+", help="a name per run (default: the folder names)")
+    cp.add_argument("--bootstrap", type=_non_negative_int, default=1000, help="paired bootstrap draws (0 = none)")
+    cp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    cp.set_defaults(func=_compare)
+
+    an = sub.add_parser("analyze", help="the paper's appendix analyses").add_subparsers(dest="analysis",
+                                                                                         required=True)
+    se = an.add_parser("semantic", help="cross-value accuracy gain vs semantic distance (Appendix J, Table 12)")
+    se.add_argument("--train", required=True, type=Path, help="the training split (its questions)")
+    se.add_argument("--cross-value", required=True, type=Path, help="the cross-value split (the unseen questions)")
+    se.add_argument("--runs", required=True, type=Path, nargs=2, metavar=("BASE", "TRAINED"),
+                    help="two run folders evaluated on the cross-value split")
+    se.add_argument("--embedder", default="sentence-transformers/all-MiniLM-L6-v2",
+                    help="sentence-transformers model, local folder or hub id (the paper names none)")
+    se.add_argument("--out", required=True, type=Path, help="folder for semantic.json and the scatter plot")
+    se.add_argument("--bootstrap", type=_non_negative_int, default=1000, help="bootstrap draws over questions")
+    se.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    se.set_defaults(func=_semantic)
+
+    ut = sub.add_parser("utility", help="general ability of trained vs base via lm-evaluation-harness (Appendix H)")
+    ut.add_argument("--model", required=True, help="the trained model (local folder or hub id)")
+    ut.add_argument("--base", help="the base model, run with the same settings")
+    ut.add_argument("--tasks", default="mmlu,arc_easy,gsm8k,hellaswag,ifeval",
+                    help="comma-separated lm-eval tasks (default: the paper's Table 11)")
+    ut.add_argument("--out", required=True, type=Path, help="folder for utility.md/json and results.json per model")
+    ut.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="lm-eval's model type")
+    ut.add_argument("--limit", type=_positive_int, help="first N documents per task (a quick look)")
+    ut.add_argument("--include-path", help="folder of extra lm-eval task YAMLs")
+    ut.add_argument("--batch-size", default="8", help="lm-eval batch size (a number or 'auto')")
+    ut.add_argument("--device", help="e.g. cuda:0 or cpu (hf backend)")
+    ut.set_defaults(func=_utility)
 
     dr = sub.add_parser("doctor", help="check GPUs, versions, data, model and prompt lengths before training",
                         description="Takes the training command's arguments: dvmap doctor +recipe=NAME [overrides]")
@@ -401,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything finished is on disk (results are appended as they arrive): the same command resumes.
         print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError) as e:
+    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError) as e:
         # Input problems: one clear line, no traceback (--verbose keeps it).
         if args.verbose:
             raise

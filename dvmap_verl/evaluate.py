@@ -30,7 +30,7 @@ from dvmap_verl.answers import extract_answer, option_set
 from dvmap_verl.backends import Backend, GenerationSettings, Request
 from dvmap_verl.dataset import to_verl_table
 from dvmap_verl.io import atomic_path, write_json
-from dvmap_verl.prompts import USER_TEMPLATES, user_prompt
+from dvmap_verl.prompts import USER_TEMPLATES, chat_messages, system_prompt, template_system, user_prompt
 from dvmap_verl.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 
 PREDICTIONS = "predictions.jsonl"
@@ -55,6 +55,7 @@ class EvalConfig:
     enable_thinking: bool = False
     flip_attribute: str | None = None
     flip_map: dict[str, str] = field(default_factory=dict)
+    template: str | None = None  # re-render every prompt with this template (None: the prompts as prepared)
     train: str | None = None  # training split, for the baselines shown beside the model
     note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
 
@@ -124,6 +125,20 @@ def _flatten(verl: pd.DataFrame, path: Path) -> pd.DataFrame:
     extra["data_source"] = verl["data_source"].astype(str).to_numpy()
     extra["counterfactual"] = False
     return extra
+
+
+def rerender(items: pd.DataFrame, template: str) -> list[str]:
+    """Every item's chat messages rebuilt from its attributes, question and options with ``template`` and the system
+    message it asks for: one prepared dataset serves every prompt strategy of the paper's Table 4."""
+    if template not in USER_TEMPLATES:
+        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
+    system = system_prompt(template_system(template))
+    out = []
+    for r in items.to_dict("records"):
+        fields = {a: r[ATTRIBUTE_KEYS[a]] for a in ATTRIBUTE_NAMES}
+        fields.update(Question=r["question"], Options=", ".join(r["options"]))
+        out.append(json.dumps(chat_messages(user_prompt(fields, template), system)))
+    return out
 
 
 def counterfactual_items(items: pd.DataFrame, attribute: str, mapping: dict[str, str]) -> pd.DataFrame:
@@ -303,7 +318,7 @@ class PredictionWriter:
 #: Settings that decide what a run's completions are: a resume with any of them changed would mix two runs.
 #: (The data itself is guarded by the items' fingerprint, whatever the paths are called.)
 GUARDED_SETTINGS = ("backend", "model", "samples", "temperature", "max_tokens", "seed", "limit", "enable_thinking",
-                    "flip_attribute", "flip_map")
+                    "template", "flip_attribute", "flip_map")
 
 
 class RunSettingsError(ValueError):
@@ -340,6 +355,8 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
 def build_items(config: EvalConfig) -> pd.DataFrame:
     """The run's items (counterfactual flip items included); reads data only, writes nothing."""
     items = load_items(config.data, config.limit, config.seed)
+    if config.template:
+        items["messages"] = rerender(items, config.template)
     if config.flip_attribute:
         items = pd.concat([items, counterfactual_items(items, config.flip_attribute, config.flip_map)],
                           ignore_index=True)

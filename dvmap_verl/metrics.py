@@ -44,11 +44,11 @@ def _wmean(df: pd.DataFrame, col: str) -> float:
     return float((df[col].to_numpy() * w).sum() / w.sum())
 
 
-def _cell_distributions(df: pd.DataFrame, cell_cols: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
+def _cell_distributions(df: pd.DataFrame, cell_cols: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell: predicted and real option distributions (rows normalised) and K."""
-    codes, cells = pd.MultiIndex.from_frame(df[cell_cols]).factorize() if len(cell_cols) > 1 else \
-        pd.factorize(df[cell_cols[0]])
-    n = len(cells)
+    # groupby().ngroup() codes the cells without materialising tuples (MultiIndex.factorize does, slowly).
+    codes = df.groupby(cell_cols, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    n = int(codes.max()) + 1 if len(codes) else 0
     pred = df["pred"].to_numpy()
     parsed = pred >= 0
     weight = df["weight"].to_numpy() if "weight" in df else np.ones(len(df))
@@ -63,7 +63,7 @@ def _cell_distributions(df: pd.DataFrame, cell_cols: list[str]) -> tuple[np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         p = pred_counts / pred_counts.sum(1, keepdims=True)
         r = real_counts / real_counts.sum(1, keepdims=True)
-    return p, r, k, cells
+    return p, r, k
 
 
 def wasserstein(p: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def distribution_metrics(df: pd.DataFrame, cell_cols: Iterable[str] = ("country"
     """WD, normalised WD and 1 - JSD averaged over (country, question) cells with at least one resolved answer."""
     if df.empty:
         return {"wd": float("nan"), "wd_norm": float("nan"), "one_minus_jsd": float("nan"), "cells": 0}
-    p, r, k, _ = _cell_distributions(df, list(cell_cols))
+    p, r, k = _cell_distributions(df, list(cell_cols))
     ok = np.isfinite(p).all(axis=1) & np.isfinite(r).all(axis=1)
     if not ok.any():
         return {"wd": float("nan"), "wd_norm": float("nan"), "one_minus_jsd": float("nan"), "cells": 0}

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dvmap_verl.archetypes import extract_archetypes
 from dvmap_verl.dataset import _strings, to_verl_table, user_prompts, write_table
 from dvmap_verl.io import staged_dir, write_json
+from dvmap_verl.prompts import template_format_tags, template_system
 from dvmap_verl.schema import RELEASE_COLUMNS, SPLITS
 from dvmap_verl.splits import SplitConfig, make_splits
 from dvmap_verl.wvs import build_respondents, read_wvs
@@ -137,9 +138,11 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
 
 def prepare_wvs(input_path: str | Path, out_dir: str | Path, *, config: SplitConfig | None = None,
                 consensus: str = "strict", labels: str | Path | None = None, template: str = "release",
-                system: str = "release", overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """The whole WVS pipeline; returns stats (also written to ``out_dir/stats.json``)."""
+                system: str | None = None, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """The whole WVS pipeline; returns stats (also written to ``out_dir/stats.json``). ``system``: the system
+    message's name, by default the one that matches ``template`` (:data:`prompts.TEMPLATE_FORMAT`)."""
     config = config or SplitConfig()
+    system = system or template_system(template)
     check_output_dir(out_dir, overwrite)  # before minutes of reading, not after
     stages = _Stages(["read", "respondents", "archetypes", "splits", "write"], quiet)
     try:
@@ -166,6 +169,7 @@ def _prepare(data, out_dir, config, consensus, template, system, stages, overwri
         "split_config": config.as_dict(),
         "template": template,
         "system_prompt": system,
+        "reward_format_tags": template_format_tags(template),
         "splits": split_summary(splits),
     }
     source = "dvmap-synthetic" if data.synthetic else "dvmap"

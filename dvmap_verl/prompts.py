@@ -8,13 +8,17 @@ import textwrap
 from typing import Mapping
 
 # The release's user message. Kept byte for byte, quirks included: single quotes around five attributes, no space in
-# "{Common Language}.You practice", a trailing space after the role paragraph, 12-space indentation.
-RELEASE_TEMPLATE = (
+# "{Common Language}.You practice", a trailing space after the role paragraph, 12-space indentation. It is three
+# blocks: the profile sentence, the reasoning instruction, the question/options block. The prompt-strategy templates
+# of the paper's Table 4 (free, direct) share the first and the last and change only the instruction.
+_PROFILE = (
     "\n                You are playing the role of a {Life Stage} {Gender} from {Country}. You are {Marital Status} and "
     "{Has Children}. You have completed your education at the level of '{Education Level}'. Currently, you work as "
     "a '{Occupation}'. Your work involves '{Work Nature}'. Your income level is '{Income Bracket}', which is "
     "categorized as low, medium, or high. Your native language is {Common Language}.You practice the religion of "
     "'{Religion}'. \n"
+)
+_STRUCTURED = (
     "            Based on the character's personal information (such as education, occupation, income, religious "
     "beliefs, life stage, etc.) and the given value-based question, please follow these steps:\n\n"
     "            1. **Analyze the current question in relation to the character's identity and values:**  \n"
@@ -29,11 +33,30 @@ RELEASE_TEMPLATE = (
     "            After analyzing all options, choose the one that best reflects the character's social background, "
     "personal beliefs, and core values. **Only output the final answer inside the `<answer></answer>` tags, "
     "without any additional explanation.**\n\n"
+)
+# Table 4's "standard RL with free reasoning" / "inference-only CoT": reasoning in the model's own words.
+_FREE = (
+    "            Based on the character's personal information (such as education, occupation, income, religious "
+    "beliefs, life stage, etc.) and the given value-based question, think it through in your own words, then give "
+    "the answer that best reflects the character. **Output the final answer inside the `<answer></answer>` tags.**"
+    "\n\n"
+)
+# Table 4's "base model answering directly": no reasoning at all.
+_DIRECT = (
+    "            Based on the character's personal information (such as education, occupation, income, religious "
+    "beliefs, life stage, etc.) and the given value-based question, choose the answer that best reflects the "
+    "character. **Only output the final answer inside the `<answer></answer>` tags, without any explanation or "
+    "reasoning.**\n\n"
+)
+_QUESTION = (
     "            \n"
     "            **Question**: {Question}\n"
     "            **Options**: {Options}\n"
     "            "
 )
+RELEASE_TEMPLATE = _PROFILE + _STRUCTURED + _QUESTION
+FREE_TEMPLATE = _PROFILE + _FREE + _QUESTION
+DIRECT_TEMPLATE = _PROFILE + _DIRECT + _QUESTION
 
 # The paper's Algorithm 1 (Appendix C), as printed.
 PAPER_TEMPLATE = (
@@ -65,15 +88,36 @@ PAPER_TEMPLATE = (
     "\"Options\": {Options}"
 )
 
-USER_TEMPLATES = {"release": RELEASE_TEMPLATE, "paper": PAPER_TEMPLATE}
+USER_TEMPLATES = {"release": RELEASE_TEMPLATE, "paper": PAPER_TEMPLATE, "free": FREE_TEMPLATE,
+                  "direct": DIRECT_TEMPLATE}
 
 _FORMAT = "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
 # The release's evaluation copy is flush left; its training copy is indented by 24 spaces per line.
 SYSTEM_PROMPTS = {
     "release": _FORMAT,
     "release_train": textwrap.indent(_FORMAT, " " * 24),
+    "answer_only": "Respond in the following format:\n<answer>\n...\n</answer>",
     "none": None,
 }
+
+#: What each template asks for: its system message and the reward's ``format_tags`` preset. A template that asks
+#: for no reasoning must not be rewarded (or faulted) for <reasoning> tags.
+TEMPLATE_FORMAT = {
+    "release": ("release", "release"),
+    "paper": ("release", "release"),
+    "free": ("release", "free"),
+    "direct": ("answer_only", "direct"),
+}
+
+
+def template_system(template: str) -> str:
+    """The system-message name that matches ``template`` (what it asks the model to write)."""
+    return TEMPLATE_FORMAT[template][0] if template in TEMPLATE_FORMAT else "release"
+
+
+def template_format_tags(template: str) -> str:
+    """The reward's ``format_tags`` preset that matches ``template``."""
+    return TEMPLATE_FORMAT[template][1] if template in TEMPLATE_FORMAT else "release"
 
 
 def user_prompt(fields: Mapping[str, str], template: str = "release") -> str:

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from dvmap_verl.dataset import profile_keys
 from dvmap_verl.prepare import split_summary, write_outputs
+from dvmap_verl.prompts import USER_TEMPLATES, template_format_tags, template_system
 from dvmap_verl.schema import RELEASE_COLUMNS
 from dvmap_verl.splits import add_frequency
 
@@ -172,8 +173,13 @@ def read_release_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def prepare_release(input_path: str | Path, out_dir: str | Path, *, system: str = "release",
-                    overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+def prepare_release(input_path: str | Path, out_dir: str | Path, *, template: str | None = None,
+                    system: str | None = None, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """``template``: None keeps the release's prompts verbatim; a template name re-renders every prompt from the row's
+    attributes, question and options (the paper's Table 4 settings on the authors' data)."""
+    if template is not None and template not in USER_TEMPLATES:
+        raise ReleaseInputError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
+    system = system or template_system(template or "release")
     tables = discover_release(input_path)
     splits = {}
     for t in tables:
@@ -187,11 +193,12 @@ def prepare_release(input_path: str | Path, out_dir: str | Path, *, system: str 
         "inputs": [{"path": str(t.path), "kind": t.kind, "split": t.split, "rows": len(splits[t.split])}
                    for t in tables],
         "system_prompt": system,
-        "template": "release (verbatim prompt column)",
+        "template": template or "release (verbatim prompt column)",
+        "reward_format_tags": template_format_tags(template or "release"),
         "splits": split_summary(splits),
     }
-    write_outputs(out_dir, splits, stats, source="dvmap", template="release", system=system, keep_prompt=True,
-                  overwrite=overwrite)
+    write_outputs(out_dir, splits, stats, source="dvmap", template=template or "release", system=system,
+                  keep_prompt=template is None, overwrite=overwrite)
     if not quiet:
         for name, s in stats["splits"].items():
             print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles")

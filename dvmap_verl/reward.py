@@ -28,6 +28,9 @@ TAG_PRESETS = {
     "release": RELEASE_TAGS,
     "qwen3": ("<think>", "</think>", "<answer>", "</answer>"),
     "answer": ("<answer>", "</answer>"),
+    # Per prompt template (prompts.TEMPLATE_FORMAT): a template that asks for no reasoning demands no <reasoning>.
+    "free": RELEASE_TAGS,
+    "direct": ("<answer>", "</answer>"),
 }
 
 #: Weight of the format share. The release pays 0.2 per tag (0.8 for all four) against 2.0 for a correct answer;
@@ -59,8 +62,9 @@ def _binary(j: Judgement, beta: float, **_: Any) -> float:
     return j.correct + beta * j.fmt
 
 
-def _distance(j: Judgement, beta: float, **_: Any) -> float:
-    return j.likert + beta * j.fmt
+def _distance(j: Judgement, beta: float, alpha: float = 1.0, **_: Any) -> float:
+    # Paper Table 5's Likert-adjusted soft reward: alpha * (1 - |pred - truth| / (K - 1)) + beta * format.
+    return alpha * j.likert + beta * j.fmt
 
 
 def _gaussian(j: Judgement, beta: float, sigma: float = DEFAULT_SIGMA, **_: Any) -> float:
@@ -97,7 +101,9 @@ def _cell_frequency(extra: Any) -> float:
 VARIANTS: dict[str, tuple[Callable[..., float] | None, str]] = {
     "binary": (_binary, "paper §4.2: 1(answer = truth) + beta * format share"),
     "reference": (None, "the authors' release (WVS.py): 0.2 per tag + 2.0 on exact string match in the last 300 chars"),
-    "distance": (_distance, "ordinal credit 1 - |pred - truth| / (K - 1) by option index (WVS_d's intent, bug fixed)"),
+    "distance": (_distance, "ordinal credit alpha * (1 - |pred - truth| / (K - 1)) by option index (WVS_d's intent, "
+                            "bug fixed)"),
+    "likert": (_distance, "paper Table 5's Likert-adjusted soft reward: the distance variant under the paper's name"),
     "gaussian": (_gaussian, "exp(-d^2 / 2 sigma^2) on normalised index distance, +1 on exact (WVS_g)"),
     "frequency": (_frequency, "correctness scaled by 1 - frequency of the true answer in its cell (WVS_p)"),
 }
@@ -194,8 +200,10 @@ def score(
         raise ValueError(f"unknown reward variant {variant!r}; known: {sorted(VARIANTS)}") from None
     if type(beta) is not float:
         beta = _setting("beta", beta)
-    if "sigma" in params and type(params["sigma"]) is not float:
-        params["sigma"] = _setting("sigma", params["sigma"])
+    for name in ("sigma", "alpha"):
+        value = params.get(name)
+        if value is not None and (type(value) is not float or not 0.0 < value < math.inf):
+            params[name] = _setting(name, value)  # converts strings; refuses NaN, inf and sigma <= 0
     if variant == "reference":
         return _reference(solution_str, ground_truth)
     tags = TAG_PRESETS.get(format_tags) if isinstance(format_tags, str) else None
@@ -238,7 +246,7 @@ def _warn_unknown(kwargs: Mapping[str, Any]) -> None:
     for key in kwargs.keys() - _VERL_PASSED - _warned:
         _warned.add(key)
         warnings.warn(f"dvmap_verl.reward.compute_score ignores unknown setting {key!r} "
-                      f"(known: variant, beta, format_tags, sigma)", stacklevel=3)
+                      f"(known: variant, beta, format_tags, sigma, alpha)", stacklevel=3)
 
 
 def compute_score(
@@ -251,6 +259,7 @@ def compute_score(
     beta: float = DEFAULT_BETA,
     format_tags: Any = "release",
     sigma: float = DEFAULT_SIGMA,
+    alpha: float = 1.0,
     **_ignored: Any,
 ) -> dict[str, float]:
     """verl 0.9.1 custom reward entry point (``reward.custom_reward_function.name=compute_score``).
@@ -260,6 +269,7 @@ def compute_score(
       beta: weight of the format share (default 0.4 = the release's format/correctness ratio 0.8 / 2.0).
       format_tags: ``release`` (<reasoning>/<answer> tags), ``qwen3`` (<think>/<answer>), ``answer``, or a list.
       sigma: width of the ``gaussian`` variant.
+      alpha: weight of the ordinal credit in ``distance`` / ``likert`` (paper Table 5; default 1).
     verl's own extra arguments (reward router address, reward-model tokenizer) are ignored; any other unknown
     setting is reported once, since it is most likely a misspelt reward_kwargs key.
 
@@ -289,6 +299,7 @@ def compute_score(
         format_tags=format_tags,
         extra=extra_info,
         sigma=sigma,
+        alpha=alpha,
     )
 
 

@@ -64,3 +64,56 @@ def test_dev_columns_match_schema(release_dev):
             assert values - {schema.NOT_ANSWERED} <= set(attr.labels.values()), attr.name
     assert set(release_dev["Country"]) == set(schema.TRAIN_COUNTRIES)
     assert isinstance(release_dev, pd.DataFrame)
+
+
+def test_prompt_strategies_differ_only_in_the_reasoning_instruction(release_dev):
+    """Table 4's four settings share the profile sentence and the question block."""
+    from dvmap_verl.prompts import TEMPLATE_FORMAT
+    from dvmap_verl.reward import TAG_PRESETS
+
+    row = release_dev.iloc[123].to_dict()
+    texts = {t: user_prompt(row, t) for t in ("release", "free", "direct")}
+    head = texts["release"].split("            Based on")[0]
+    tail = texts["release"][texts["release"].index("            \n            **Question**"):]
+    for name, text in texts.items():
+        assert text.startswith(head) and text.endswith(tail), name
+    assert "1. **Analyze" not in texts["free"] and "own words" in texts["free"]
+    assert "without any explanation or reasoning" in texts["direct"]
+    # What each asks for is what the reward's format share looks for: direct demands no <reasoning>.
+    assert system_prompt(TEMPLATE_FORMAT["direct"][0]) == "Respond in the following format:\n<answer>\n...\n</answer>"
+    assert "<reasoning>" not in TAG_PRESETS[TEMPLATE_FORMAT["direct"][1]]
+    assert "<reasoning>" in TAG_PRESETS[TEMPLATE_FORMAT["free"][1]]
+
+
+def test_release_import_rerenders_with_a_template(release_dev_path, tmp_path):
+    from dvmap_verl.release import prepare_release
+
+    verbatim = tmp_path / "v"
+    prepare_release(release_dev_path, verbatim, quiet=True)
+    same = tmp_path / "r"
+    prepare_release(release_dev_path, same, template="release", quiet=True)
+    a, b = pd.read_parquet(verbatim / "val.parquet"), pd.read_parquet(same / "val.parquet")
+    assert [m[-1]["content"] for m in a["prompt"]] == [m[-1]["content"] for m in b["prompt"]]  # byte for byte
+    direct = tmp_path / "d"
+    stats = prepare_release(release_dev_path, direct, template="direct", quiet=True)
+    d = pd.read_parquet(direct / "val.parquet")
+    assert stats["template"] == "direct" and stats["reward_format_tags"] == "direct"
+    assert d["prompt"].iloc[0][0]["content"] == "Respond in the following format:\n<answer>\n...\n</answer>"
+    assert "without any explanation or reasoning" in d["prompt"].iloc[0][-1]["content"]
+
+
+def test_eval_rerenders_prompts_and_guards_the_template(release_dev_path, tmp_path):
+    import json
+
+    from dvmap_verl.evaluate import EvalConfig, prepare_run
+
+    config = EvalConfig(backend="none", model="m", data=[str(release_dev_path)], limit=30, template="free")
+    items = prepare_run(tmp_path / "run", config)
+    messages = [json.loads(m) for m in items["messages"]]
+    assert all("own words" in m[-1]["content"] and m[0]["role"] == "system" for m in messages)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["template"] == "free"
+    import pytest
+
+    with pytest.raises(ValueError, match="template: was 'free', now 'direct'"):
+        prepare_run(tmp_path / "run", EvalConfig(backend="none", model="m", data=[str(release_dev_path)], limit=30,
+                                                 template="direct"))

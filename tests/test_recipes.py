@@ -161,3 +161,46 @@ def test_sbatch_dry_run_on_a_fake_two_node_allocation(tmp_path):
     composed = yaml.safe_load(out.split("--- composed config (--cfg job) ---", 1)[1])
     assert composed["trainer"]["nnodes"] == 2 and composed["dvmap"]["data_dir"] == "/shared/dvmap"
     assert composed["actor_rollout_ref"]["rollout"]["n"] == 8
+
+
+ABLATIONS = {  # recipe -> the only settings that differ from dvmap_qwen3_4b (besides the experiment name)
+    "dvmap_qwen3_4b_majority": {"dvmap.data_dir": "data/dvmap_majority"},
+    "dvmap_qwen3_4b_free": {"dvmap.data_dir": "data/dvmap_free",
+                            "reward.custom_reward_function.reward_kwargs.format_tags": "free"},
+    "dvmap_qwen3_4b_likert": {"reward.custom_reward_function.reward_kwargs.variant": "likert",
+                              "reward.custom_reward_function.reward_kwargs.alpha": 1.0},
+}
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+@pytest.mark.parametrize("recipe", sorted(ABLATIONS))
+def test_ablation_recipes_change_only_what_their_table_varies(recipe, monkeypatch):
+    from dvmap_verl.dryrun import validate_recipe
+    from dvmap_verl.reward import compute_score
+
+    monkeypatch.delenv("DVMAP_DATA_DIR", raising=False)
+    base = _flat(OmegaConf.to_container(compose_ppo_config(["+recipe=dvmap_qwen3_4b"]), resolve=True))
+    cfg = compose_ppo_config([f"+recipe={recipe}"])
+    validate_recipe(cfg)
+    mine = _flat(OmegaConf.to_container(cfg, resolve=True))
+    changed = {k for k in base.keys() | mine.keys() if base.get(k) != mine.get(k)}
+    derived = {"trainer.default_local_dir", "trainer.rollout_data_dir", "data.train_files", "data.val_files"}
+    changed = {k for k in changed if k not in derived and not k.endswith("experiment_name")}
+    assert changed == set(ABLATIONS[recipe]), changed
+    for key, value in ABLATIONS[recipe].items():
+        assert mine[key] == value
+    assert mine["trainer.experiment_name"] == recipe
+    assert mine["trainer.default_local_dir"] == f"checkpoints/dvmap/{recipe}"  # runs never collide
+    # The recipe's reward settings are ones the reward accepts.
+    kwargs = OmegaConf.to_container(cfg.reward.custom_reward_function.reward_kwargs)
+    out = compute_score("dvmap/train", "<reasoning>r</reasoning><answer>Agree</answer>", "Neither",
+                        {"options": ["Agree", "Neither", "Disagree"]}, **kwargs)
+    # One step off on a 3-point scale: no credit under the binary reward, half under the Likert-adjusted one.
+    assert out["acc"] == 0.0 and out["score"] == pytest.approx(0.9 if recipe.endswith("likert") else 0.4)

@@ -1,0 +1,90 @@
+"""`dvmap compare`: runs side by side; paired bootstrap differences on shared items, worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dvmap_verl.compare import compare_runs, paired_bootstrap
+from dvmap_verl.evaluate import PREDICTIONS, EvalConfig, prepare_run
+
+CLI = [sys.executable, "-m", "dvmap_verl.cli"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from dvmap_verl import synth
+    from dvmap_verl.prepare import prepare_wvs
+
+    work = tmp_path_factory.mktemp("compare")
+    synth.write(synth.generate(3000, seed=8), work / "wvs.parquet")
+    prepare_wvs(work / "wvs.parquet", work / "data", quiet=True)
+    return work / "data"
+
+
+def make_run(folder: Path, data: Path, preds_for, limit: int = 400, template: str | None = None) -> pd.DataFrame:
+    config = EvalConfig(backend="none", model=folder.name, data=[str(data / "cross_demographic.parquet")],
+                        limit=limit, template=template, train=str(data / "train.parquet"))
+    items = prepare_run(folder, config)
+    with open(folder / PREDICTIONS, "w") as fh:
+        for r in items.itertuples():
+            pred = preds_for(r)
+            fh.write(json.dumps({"item": r.item, "sample": 0, "completion": f"<answer>{r.options[pred]}</answer>",
+                                 "answer": r.options[pred], "pred": int(pred)}) + "\n")
+    return items
+
+
+def test_paired_bootstrap_by_hand():
+    rng = np.random.default_rng(0)
+    assert paired_bootstrap(np.zeros(50), 200, rng) == (0.0, 0.0, 0.0)
+    d = np.r_[np.ones(30), np.zeros(70)]
+    mean, lo, hi = paired_bootstrap(d, 2000, rng)
+    assert mean == 0.3 and lo < 0.3 < hi and hi - lo == pytest.approx(2 * 1.96 * np.sqrt(0.3 * 0.7 / 100), abs=0.03)
+
+
+def test_identical_runs_differ_by_zero_and_a_known_shift_is_exact(data, tmp_path):
+    def wrong(r):
+        return (r.truth + 1) % len(r.options)
+
+    base = make_run(tmp_path / "base", data, wrong)
+    make_run(tmp_path / "same", data, wrong)
+    fixed = set(base["item"].iloc[:40])  # exactly 40 of 400 items turned right
+    make_run(tmp_path / "better", data, lambda r: r.truth if r.item in fixed else wrong(r))
+    out = compare_runs([tmp_path / "base", tmp_path / "same", tmp_path / "better"], tmp_path / "cmp",
+                       bootstrap=500)
+    same, better = out["differences"]
+    assert same["shared_items"] == 400 and same["d_acc"] == 0.0 and same["d_acc_lo"] <= 0.0 <= same["d_acc_hi"]
+    assert same["d_lc"] == 0.0 and same["d_wd"] == 0.0
+    assert better["d_acc"] == pytest.approx(40 / 400) and better["d_acc_lo"] > 0
+    # Per country: each country's gain is its share of the fixed items.
+    per = pd.DataFrame(out["by_country"]["better"]).set_index("country")
+    counts = base[base["item"].isin(fixed)].groupby("country").size()
+    for country, row in per.iterrows():
+        assert row["d_acc"] == pytest.approx(counts.get(country, 0) / row["items"])
+    head = pd.DataFrame(out["headline"])
+    assert {"baseline: majority_country_question", "base", "better"} <= set(head["system"])
+    for name in ("compare.md", "compare.json", "gain_by_country.png", "gain_by_question.png"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0
+
+
+def test_runs_on_other_items_are_compared_on_their_intersection(data, tmp_path):
+    make_run(tmp_path / "a", data, lambda r: r.truth, limit=400)
+    # Another subset and another prompt template: items still match by (split, profile, question).
+    make_run(tmp_path / "b", data, lambda r: r.truth, limit=300, template="direct")
+    res = subprocess.run(CLI + ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c"),
+                                "--names", "structured", "direct", "--bootstrap", "200"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads((tmp_path / "c" / "compare.json").read_text())
+    d = out["differences"][0]
+    assert 0 < d["shared_items"] < 300 and d["d_acc"] == 0.0
+    assert "NOTE: direct vs structured: compared on the" in res.stdout and "Acc +0.000" in res.stdout
+    bad = subprocess.run(CLI + ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "x"),
+                                "--names", "only-one"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "one distinct name per run" in bad.stderr
