@@ -26,9 +26,9 @@ from reward_bench import SENTENCES  # noqa: E402
 
 
 def setup(work: Path, n_items: int, samples: int, seed: int = 0) -> Path:
-    from dvmap_verl import synth
-    from dvmap_verl.evaluate import EvalConfig, prepare_run
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.evaluation.evaluate import EvalConfig, prepare_run
+    from dvmap_verl.data.prepare import prepare_wvs
 
     data = work / "data"
     if not (data / "stats.json").exists():
@@ -70,7 +70,7 @@ def main() -> None:
     print(f"setup {time.perf_counter() - t0:.1f}s: {args.items:,} items x {args.samples} samples "
           f"({size:.0f} MB of predictions) in {run}")
 
-    from dvmap_verl.report import build_report
+    from dvmap_verl.evaluation.report import build_report
 
     t0 = time.perf_counter()
     out = build_report(run, bootstrap=1000)
@@ -79,8 +79,8 @@ def main() -> None:
     print(f"report: {dt:.1f}s (goal < 30 s) - {m['n_samples']:,} predictions, acc {m['acc']:.3f}, "
           f"{len(out['baselines'])} baselines, {len(out['plots'])} plots")
     stages = {}
-    from dvmap_verl import metrics as M
-    from dvmap_verl.evaluate import read_predictions
+    from dvmap_verl.evaluation import metrics as M
+    from dvmap_verl.evaluation.evaluate import read_predictions
 
     t = time.perf_counter()
     preds = read_predictions(run / "predictions.jsonl")
@@ -92,7 +92,7 @@ def main() -> None:
     stages["metrics + bootstrap"] = time.perf_counter() - t
     print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
 
-    from dvmap_verl.compare import compare_runs
+    from dvmap_verl.evaluation.compare import compare_runs
 
     other = setup(work, args.items, args.samples, seed=1)  # a second model's run on the same items
     t0 = time.perf_counter()

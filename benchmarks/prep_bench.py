@@ -20,7 +20,7 @@ PHASES = {
         "from pyarrow import csv; t = csv.read_csv(PATH); print(t.num_rows, t.num_columns)"
     ),
     "prepare": (
-        "from dvmap_verl.prepare import prepare_wvs; prepare_wvs(PATH, OUT, overwrite=True, quiet=True)"
+        "from dvmap_verl.data.prepare import prepare_wvs; prepare_wvs(PATH, OUT, overwrite=True, quiet=True)"
     ),
 }
 
@@ -51,8 +51,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     path = work / f"synthetic_wvs_{args.respondents}x{args.columns}.csv"
     if not path.exists():
-        from dvmap_verl import synth
-
+        from dvmap_verl.data import synth
         base = synth.generate(10, seed=0).shape[1]
         t0 = time.perf_counter()
         frame = synth.generate(args.respondents, seed=0, extra_columns=max(0, args.columns - base))

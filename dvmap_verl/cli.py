@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 def _prepare_wvs(args: argparse.Namespace) -> int:
-    from dvmap_verl.prepare import prepare_wvs
-    from dvmap_verl.splits import SplitConfig
+    from dvmap_verl.data.prepare import prepare_wvs
+    from dvmap_verl.data.splits import SplitConfig
 
     config = SplitConfig(
         max_profiles_per_country=args.max_profiles_per_country,
@@ -37,7 +37,7 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
 
 
 def _prepare_release(args: argparse.Namespace) -> int:
-    from dvmap_verl.release import prepare_release
+    from dvmap_verl.data.release import prepare_release
 
     prepare_release(args.input, args.out, template=args.template, system=args.system_prompt,
                     overwrite=args.overwrite, quiet=args.quiet)
@@ -46,8 +46,7 @@ def _prepare_release(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from dvmap_verl import synth
-
+    from dvmap_verl.data import synth
     frame = synth.generate(args.respondents, seed=args.seed, extra_columns=args.extra_columns)
     files = synth.write(frame, args.out)
     print(f"SYNTHETIC WVS-shaped data ({len(frame):,} respondents x {frame.shape[1]} columns; not survey data) -> "
@@ -56,7 +55,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _flip_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, str]]:
-    from dvmap_verl.evaluate import DEFAULT_FLIP
+    from dvmap_verl.evaluation.evaluate import DEFAULT_FLIP
 
     if not args.flip:
         return None, {}
@@ -75,9 +74,10 @@ def _flip_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, str]
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from dvmap_verl.backends import make_backend
-    from dvmap_verl.evaluate import EvalConfig, build_items, describe_sources, prepare_run, run_eval, run_lock
-    from dvmap_verl.report import build_report
+    from dvmap_verl.evaluation.backends import make_backend
+    from dvmap_verl.evaluation.evaluate import (EvalConfig, build_items, describe_sources, prepare_run, run_eval,
+                                                run_lock)
+    from dvmap_verl.evaluation.report import build_report
 
     attribute, mapping = _flip_settings(args)
     config = EvalConfig(backend=args.backend, model=args.model, data=[str(p) for p in args.data],
@@ -107,8 +107,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    from dvmap_verl.evaluate import EvalConfig, build_items, prepare_run, run_lock
-    from dvmap_verl.report import build_report
+    from dvmap_verl.evaluation.evaluate import EvalConfig, build_items, prepare_run, run_lock
+    from dvmap_verl.evaluation.report import build_report
 
     if not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
@@ -122,7 +122,7 @@ def _baselines(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from dvmap_verl.report import build_report
+    from dvmap_verl.evaluation.report import build_report
 
     _print_report(build_report(args.run_dir, train=args.train, bootstrap=args.bootstrap,
                                correctness=args.correctness), args.run_dir)
@@ -153,8 +153,8 @@ def _print_report(out: dict, run_dir) -> None:
 
 
 def _import_run(args: argparse.Namespace) -> int:
-    from dvmap_verl.import_run import import_release_csv
-    from dvmap_verl.report import build_report
+    from dvmap_verl.evaluation.import_run import import_release_csv
+    from dvmap_verl.evaluation.report import build_report
 
     import_release_csv(args.release_csv, args.benchmark, args.out, model=args.model)
     _print_report(build_report(args.out, train=args.train, bootstrap=args.bootstrap), args.out)
@@ -162,7 +162,7 @@ def _import_run(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from dvmap_verl.doctor import blockers, run_doctor
+    from dvmap_verl.training.doctor import blockers, run_doctor
 
     checks = run_doctor(args.overrides, visible_gpus=args.gpus)
     bad = blockers(checks)
@@ -171,8 +171,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _smoke(args: argparse.Namespace) -> int:
-    from dvmap_verl import smoke
-
+    from dvmap_verl.training import smoke
     steps = smoke.plan(args.out, gpus=args.gpus, recipe=args.recipe, model=args.model, items=args.items)
     if args.dry_run:
         for i, step in enumerate(steps, 1):
@@ -182,7 +181,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _curves(args: argparse.Namespace) -> int:
-    from dvmap_verl.curves import build_curves
+    from dvmap_verl.training.curves import build_curves
 
     out = args.out or args.rollout_dir / "curves"
     frame = build_curves(args.rollout_dir, out, tensorboard=args.tensorboard, tokenizer_path=args.tokenizer)
@@ -195,14 +194,14 @@ def _curves(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from dvmap_verl.checkpoints import merge_fsdp_checkpoint
+    from dvmap_verl.training.checkpoints import merge_fsdp_checkpoint
 
     print(f"merged Hugging Face model -> {merge_fsdp_checkpoint(args.checkpoint, args.target, args.trust_remote_code)}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from dvmap_verl.compare import compare_runs
+    from dvmap_verl.evaluation.compare import compare_runs
 
     out = compare_runs(args.runs, args.out, names=args.names, bootstrap=args.bootstrap, seed=args.seed)
     frame = out["_headline_frame"]
@@ -218,7 +217,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _semantic(args: argparse.Namespace) -> int:
-    from dvmap_verl.semantic import analyze_semantic
+    from dvmap_verl.evaluation.semantic import analyze_semantic
 
     out = analyze_semantic(args.train, args.cross_value, args.runs, args.out, embedder=args.embedder,
                            bootstrap=args.bootstrap, seed=args.seed)
@@ -235,7 +234,7 @@ def _semantic(args: argparse.Namespace) -> int:
 
 
 def _utility(args: argparse.Namespace) -> int:
-    from dvmap_verl.utility import run_utility
+    from dvmap_verl.evaluation.utility import run_utility
 
     summary = run_utility(args.model, args.out, tasks=[t for t in args.tasks.split(",") if t], base=args.base,
                           backend=args.backend, limit=args.limit, include_path=args.include_path,
@@ -285,9 +284,9 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dvmap_verl.archetypes import CONSENSUS_RULES
-    from dvmap_verl.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
-    from dvmap_verl.report import CORRECTNESS
+    from dvmap_verl.data.archetypes import CONSENSUS_RULES
+    from dvmap_verl.data.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
+    from dvmap_verl.evaluation.report import CORRECTNESS
 
     parser = argparse.ArgumentParser(prog="dvmap", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details; show tracebacks on errors")
@@ -481,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dvmap_verl.evaluate import RunLockedError
+    from dvmap_verl.evaluation.evaluate import RunLockedError
 
     parser = build_parser()
     args = parser.parse_args(argv)

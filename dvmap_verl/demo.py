@@ -106,15 +106,14 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
     total = 6
 
     with _Stage(log, 1, total, "Synthetic WVS Wave 7 file (dvmap synth-wvs)", console) as st:
-        from dvmap_verl import synth
-
+        from dvmap_verl.data import synth
         wvs = out / "wvs_synthetic.csv"
         frame = synth.generate(respondents, seed=seed)
         synth.write(frame, wvs)
         st.done(f"{len(frame):,} synthetic respondents x {frame.shape[1]} WVS columns", file=wvs)
 
     with _Stage(log, 2, total, "Archetypes, splits and VeRL parquet (dvmap prepare wvs)", console) as st:
-        from dvmap_verl.prepare import prepare_wvs
+        from dvmap_verl.data.prepare import prepare_wvs
 
         data = out / "data"
         stats = prepare_wvs(wvs, data, overwrite=True, quiet=True)  # the demo owns its folder
@@ -128,8 +127,8 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
                 console) as st:
         from omegaconf import OmegaConf
 
-        from dvmap_verl.dryrun import compose_ppo_config, validate_recipe
-        from dvmap_verl.tiny import build_model, build_tokenizer
+        from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
+        from dvmap_verl.training.tiny import build_model, build_tokenizer
 
         model_dir = out / "tiny_model"
         tokenizer = build_tokenizer(model_dir)
@@ -148,7 +147,7 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
 
     with _Stage(log, 4, total, "Reward: sample completions scored by verl's reward loop on local Ray",
                 console) as st:
-        from dvmap_verl.dryrun import rollout_batch, score_on_ray
+        from dvmap_verl.training.dryrun import rollout_batch, score_on_ray
 
         train = pd.read_parquet(data / "train.parquet").head(20)
         rows = train.to_dict("records")
@@ -168,9 +167,9 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
                 f"format {mean['format']:.2f}", file=scores_file)
 
     with _Stage(log, 5, total, "Tiny model evaluated with the transformers backend (+ income flip)", console) as st:
-        from dvmap_verl.backends import make_backend
-        from dvmap_verl.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
-        from dvmap_verl.tiny import teach_fixed_reply
+        from dvmap_verl.evaluation.backends import make_backend
+        from dvmap_verl.evaluation.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
+        from dvmap_verl.training.tiny import teach_fixed_reply
 
         examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
         teach_fixed_reply(model_dir, "<answer>Very important</answer>",
@@ -188,7 +187,7 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
                 predictions=run_dir / "predictions.jsonl")
 
     with _Stage(log, 6, total, "Baselines and report (dvmap report)", console) as st:
-        from dvmap_verl.report import build_report
+        from dvmap_verl.evaluation.report import build_report
 
         report = build_report(run_dir, bootstrap=500)
         m, b = report["model"], report["baselines"]

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dvmap_verl.checkpoints import merge_fsdp_checkpoint
+from dvmap_verl.training.checkpoints import merge_fsdp_checkpoint
 from dvmap_verl.cli import main as dvmap
 
 BENCHMARK = ("cross_demographic.parquet", "cross_country.parquet", "cross_value.parquet")

@@ -8,7 +8,7 @@ CHECKPOINT_DIR: checkpoints/dvmap/<experiment> (latest step), .../global_step_N,
 import argparse
 import sys
 
-from dvmap_verl.checkpoints import merge_fsdp_checkpoint
+from dvmap_verl.training.checkpoints import merge_fsdp_checkpoint
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,7 @@ def release_dev(release_dev_path):
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
-    from dvmap_verl.tiny import build_tokenizer
+    from dvmap_verl.training.tiny import build_tokenizer
 
     out = tmp_path_factory.mktemp("tiny_tokenizer")
     build_tokenizer(out)
@@ -37,7 +37,7 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from dvmap_verl.tiny import build_model, build_tokenizer
+    from dvmap_verl.training.tiny import build_model, build_tokenizer
 
     out = tmp_path_factory.mktemp("tiny_model")
     tok = build_tokenizer(out)

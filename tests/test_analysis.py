@@ -19,8 +19,8 @@ OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRA
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
 
     work = tmp_path_factory.mktemp("analysis")
     synth.write(synth.generate(3000, seed=9), work / "wvs.parquet")
@@ -59,7 +59,7 @@ def embedder(tmp_path_factory, data) -> Path:
 
 
 def _run(folder: Path, data: Path, right) -> None:
-    from dvmap_verl.evaluate import PREDICTIONS, EvalConfig, prepare_run
+    from dvmap_verl.evaluation.evaluate import PREDICTIONS, EvalConfig, prepare_run
 
     items = prepare_run(folder, EvalConfig(backend="none", model=folder.name,
                                            data=[str(data / "cross_value.parquet")], limit=700))

@@ -72,8 +72,8 @@ def test_merge_script_turns_checkpoint_into_hf_model(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_checkpoint_end_to_end(tiny_model_dir, tmp_path):
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
 
     root, _ = _fsdp_checkpoint(tiny_model_dir, tmp_path / "checkpoints")
     synth.write(synth.generate(3000, seed=2), tmp_path / "wvs.csv")

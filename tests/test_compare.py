@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvmap_verl.compare import compare_runs, paired_bootstrap
-from dvmap_verl.evaluate import PREDICTIONS, EvalConfig, prepare_run
+from dvmap_verl.evaluation.compare import compare_runs, paired_bootstrap
+from dvmap_verl.evaluation.evaluate import PREDICTIONS, EvalConfig, prepare_run
 
 CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
 
     work = tmp_path_factory.mktemp("compare")
     synth.write(synth.generate(3000, seed=8), work / "wvs.parquet")

@@ -9,9 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from dvmap_verl import schema
-
-
+from dvmap_verl.data import schema
 @pytest.mark.slow
 def test_demo_produces_every_artefact(tmp_path):
     out = tmp_path / "demo"

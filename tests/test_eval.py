@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvmap_verl import metrics as M
-from dvmap_verl.backends import GenerationSettings, make_backend
-from dvmap_verl.baselines import items_frame, run_baselines
-from dvmap_verl.evaluate import (DEFAULT_FLIP, PREDICTIONS, EvalConfig, load_items, read_predictions, run_eval)
-from dvmap_verl.report import build_report
+from dvmap_verl.evaluation import metrics as M
+from dvmap_verl.evaluation.backends import GenerationSettings, make_backend
+from dvmap_verl.evaluation.baselines import items_frame, run_baselines
+from dvmap_verl.evaluation.evaluate import (DEFAULT_FLIP, PREDICTIONS, EvalConfig, load_items, read_predictions, run_eval)
+from dvmap_verl.evaluation.report import build_report
 from fake_openai import FakeServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_flip_rate_and_entropy_correlation():
 @pytest.fixture(scope="module")
 def dev_split(release_dev_path, tmp_path_factory):
     """Release dev split divided by profile: 400 profiles train, 60 test (no profile in both)."""
-    from dvmap_verl.release import prepare_release
+    from dvmap_verl.data.release import prepare_release
 
     out = tmp_path_factory.mktemp("dev_import")
     prepare_release(release_dev_path, out, quiet=True)
@@ -139,7 +139,7 @@ REPLY = "<answer>Very important</answer>"
 @pytest.fixture(scope="module")
 def taught_model(tmp_path_factory, dev_split):
     """The tiny local model, taught to answer "Very important" (random weights would never parse)."""
-    from dvmap_verl.tiny import build_model, build_tokenizer, teach_fixed_reply
+    from dvmap_verl.training.tiny import build_model, build_tokenizer, teach_fixed_reply
 
     out, _, _ = dev_split
     model_dir = tmp_path_factory.mktemp("taught")
@@ -268,8 +268,8 @@ def test_openai_resume_after_the_client_is_killed(dev_split, tmp_path):
 
 
 def test_cli_baselines_and_report(tmp_path):
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
 
     synth.write(synth.generate(4000, seed=5), tmp_path / "wvs.csv")
     data = tmp_path / "data"
@@ -316,8 +316,8 @@ def test_load_items_reads_release_folders_and_rejects_others(release_dev_path, t
 def test_report_can_score_by_the_release_rule(tmp_path, dev_split):
     """`--correctness release`: the authors' rule, case-sensitive ("I disagree" is not "Disagree"); the resolver
     reads the same completions by option."""
-    from dvmap_verl.answers import extract_answer, release_correct, resolve_answer
-    from dvmap_verl.evaluate import prepare_run
+    from dvmap_verl.reward.answers import extract_answer, release_correct, resolve_answer
+    from dvmap_verl.evaluation.evaluate import prepare_run
 
     out, _, _ = dev_split
     run = tmp_path / "run"

@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvmap_verl.doctor import FAIL, OK, blockers, run_doctor
+from dvmap_verl.training.doctor import FAIL, OK, blockers, run_doctor
 
 CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
 
-    from dvmap_verl.splits import SplitConfig
+    from dvmap_verl.data.splits import SplitConfig
 
     work = tmp_path_factory.mktemp("gpu_path")
     synth.write(synth.generate(3000, seed=4), work / "wvs.parquet")
@@ -87,7 +87,7 @@ def test_curves_from_verls_own_rollout_dumps(data, tmp_path):
 
 
 def test_recipes_dump_rollouts_per_experiment():
-    from dvmap_verl.dryrun import compose_ppo_config
+    from dvmap_verl.training.dryrun import compose_ppo_config
 
     cfg = compose_ppo_config(["+recipe=dvmap_qwen3_4b"])
     assert cfg.trainer.rollout_data_dir == "checkpoints/dvmap/dvmap_qwen3_4b/rollouts"
@@ -105,7 +105,7 @@ def test_doctor_checks_the_training_config(data, tiny_tokenizer_dir, tmp_path):
     from transformers import AutoTokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from dvmap_verl.tiny import build_model
+    from dvmap_verl.training.tiny import build_model
 
     model = tmp_path / "model"
     import shutil
@@ -162,8 +162,8 @@ def test_doctor_cli_exits_non_zero_on_a_blocker(data, tmp_path):
 
 
 def test_smoke_plan_composes_and_is_wired(tmp_path):
-    from dvmap_verl import smoke
-    from dvmap_verl.dryrun import compose_ppo_config, validate_recipe
+    from dvmap_verl.training import smoke
+    from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
 
     steps = smoke.plan(tmp_path / "s", gpus=1)
     names = [s.name for s in steps]
@@ -198,8 +198,7 @@ def test_smoke_dry_run_prints_every_command_and_runs_nothing(tmp_path):
 def test_smoke_runs_its_cpu_steps_and_stops_at_the_first_failure(tmp_path):
     """The runner on the steps a CPU can do (tiny model, synthetic data, prepare), then a failing step: logs per
     step, a summary that says FAIL, and later steps skipped."""
-    from dvmap_verl import smoke
-
+    from dvmap_verl.training import smoke
     steps = smoke.plan(tmp_path / "s", gpus=1)[:3]
     steps.append(smoke.Step("train (2 GRPO steps)", [sys.executable, "-c", "print('timing_s/step:12.5'); exit(3)"]))
     steps.append(smoke.Step("never", [sys.executable, "-c", "pass"]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dvmap_verl.dataset import user_prompts
-from dvmap_verl.prompts import PAPER_TEMPLATE, SYSTEM_PROMPTS, system_prompt, template_parts, user_prompt
+from dvmap_verl.data.dataset import user_prompts
+from dvmap_verl.data.prompts import PAPER_TEMPLATE, SYSTEM_PROMPTS, system_prompt, template_parts, user_prompt
 
 
 def test_release_prompt_is_byte_exact_on_every_dev_row(release_dev):
@@ -46,8 +46,7 @@ def test_paper_template_and_system_messages():
 
 
 def test_dev_columns_match_schema(release_dev):
-    from dvmap_verl import schema
-
+    from dvmap_verl.data import schema
     assert tuple(release_dev.columns) == schema.RELEASE_COLUMNS + ("data_source",)
     for qid, g in release_dev.groupby("Q_id"):
         q = schema.QUESTION_BY_ID[qid]
@@ -68,7 +67,7 @@ def test_dev_columns_match_schema(release_dev):
 
 def test_prompt_strategies_differ_only_in_the_reasoning_instruction(release_dev):
     """Table 4's four settings share the profile sentence and the question block."""
-    from dvmap_verl.prompts import TEMPLATE_FORMAT
+    from dvmap_verl.data.prompts import TEMPLATE_FORMAT
     from dvmap_verl.reward import TAG_PRESETS
 
     row = release_dev.iloc[123].to_dict()
@@ -86,7 +85,7 @@ def test_prompt_strategies_differ_only_in_the_reasoning_instruction(release_dev)
 
 
 def test_release_import_rerenders_with_a_template(release_dev_path, tmp_path):
-    from dvmap_verl.release import prepare_release
+    from dvmap_verl.data.release import prepare_release
 
     verbatim = tmp_path / "v"
     prepare_release(release_dev_path, verbatim, quiet=True)
@@ -105,7 +104,7 @@ def test_release_import_rerenders_with_a_template(release_dev_path, tmp_path):
 def test_eval_rerenders_prompts_and_guards_the_template(release_dev_path, tmp_path):
     import json
 
-    from dvmap_verl.evaluate import EvalConfig, prepare_run
+    from dvmap_verl.evaluation.evaluate import EvalConfig, prepare_run
 
     config = EvalConfig(backend="none", model="m", data=[str(release_dev_path)], limit=30, template="free")
     items = prepare_run(tmp_path / "run", config)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from dvmap_verl.dryrun import compose_ppo_config, ref_config
+from dvmap_verl.training.dryrun import compose_ppo_config, ref_config
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ["dvmap_qwen3_0.6b", "dvmap_qwen3_1.7b", "dvmap_qwen3_4b", "dvmap_qwen3_8b", "dvmap_llama3.2_3b"]
@@ -182,7 +182,7 @@ def _flat(d, prefix=""):
 
 @pytest.mark.parametrize("recipe", sorted(ABLATIONS))
 def test_ablation_recipes_change_only_what_their_table_varies(recipe, monkeypatch):
-    from dvmap_verl.dryrun import validate_recipe
+    from dvmap_verl.training.dryrun import validate_recipe
     from dvmap_verl.reward import compute_score
 
     monkeypatch.delenv("DVMAP_DATA_DIR", raising=False)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from dvmap_verl import schema
-from dvmap_verl.release import ReleaseInputError, prepare_release
+from dvmap_verl.data import schema
+from dvmap_verl.data.release import ReleaseInputError, prepare_release
 from dvmap_verl.reward import compute_score
 
 

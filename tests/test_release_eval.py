@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 
-from dvmap_verl.answers import extract_answer_release, release_correct, release_rule_applies, resolve_answer
+from dvmap_verl.reward.answers import extract_answer_release, release_correct, release_rule_applies, resolve_answer
 
 IMPORTANCE = "Very important, Rather important, Not very important, Not at all important"
 AGREE4 = "Strongly agree, Agree, Disagree, Strongly disagree"
@@ -60,7 +60,7 @@ def test_the_rules_disagree_where_the_readme_says():
     rows = [("<answer>very important</answer>", "Very important"), ("<answer>Very important", "Very important"),
             ("<ANSWER>Very important</ANSWER>", "Very important"), ("<answer>I agree</answer>", "Agree"),
             ("<answer>2</answer>", "Rather important")]
-    from dvmap_verl.answers import extract_answer
+    from dvmap_verl.reward.answers import extract_answer
 
     for text, truth in rows:
         opts = AGREE4 if truth == "Agree" else IMPORTANCE
@@ -175,8 +175,8 @@ def test_import_run_names_a_csv_that_is_not_theirs(benchmark, tmp_path):
 
 
 def test_report_correctness_release_and_its_old_name(benchmark, tmp_path):
-    from dvmap_verl.import_run import import_release_csv
-    from dvmap_verl.report import build_report
+    from dvmap_verl.evaluation.import_run import import_release_csv
+    from dvmap_verl.evaluation.report import build_report
 
     folder, rows = benchmark
     _write_their_csv(tmp_path / "a.csv", rows.iloc[:200])

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dvmap_verl.evaluate import load_items
-from dvmap_verl.prepare import OutputExistsError
-from dvmap_verl.release import ReleaseInputError, discover_release, prepare_release
+from dvmap_verl.evaluation.evaluate import load_items
+from dvmap_verl.data.prepare import OutputExistsError
+from dvmap_verl.data.release import ReleaseInputError, discover_release, prepare_release
 
 CORPUS = "Demographic_Value_Alignment/DVMap_Corpus"
 BENCH = "Triple-Generalization_Evaluation_Benchmark"
@@ -27,9 +27,9 @@ OURS = {"train": "train", "dev": "val", "test": "test", "Cross-Demographic": "cr
 
 def release_rows(tmp_path_factory) -> pd.DataFrame:
     """Synthetic rows with the release's 19 columns (from a synthetic WVS file, prepared without caps)."""
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
-    from dvmap_verl.splits import SplitConfig
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
+    from dvmap_verl.data.splits import SplitConfig
 
     work = tmp_path_factory.mktemp("synthetic_release")
     synth.write(synth.generate(12000, seed=3), work / "wvs.parquet")

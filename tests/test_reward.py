@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dvmap_verl.answers import extract_answer, release_correct, resolve_answer
+from dvmap_verl.reward.answers import extract_answer, release_correct, resolve_answer
 from dvmap_verl.reward import DEFAULT_BETA, SCORE_KEYS, VARIANTS, compute_score
 
 AGREE4 = ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]

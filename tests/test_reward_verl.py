@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from dvmap_verl.reward import DEFAULT_BETA, SCORE_KEYS
-from dvmap_verl.dryrun import compose_ppo_config, rollout_batch, score_on_ray
+from dvmap_verl.training.dryrun import compose_ppo_config, rollout_batch, score_on_ray
 
 IMPORTANT = ["Very important", "Rather important", "Not very important", "Not at all important"]
 AGREE4 = ["Strongly agree", "Agree", "Disagree", "Strongly disagree"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dvmap_verl.backends import make_backend
-from dvmap_verl.evaluate import PREDICTIONS, REJECTED, EvalConfig, read_predictions, run_eval, scan_predictions
-from dvmap_verl.report import build_report
+from dvmap_verl.evaluation.backends import make_backend
+from dvmap_verl.evaluation.evaluate import PREDICTIONS, REJECTED, EvalConfig, read_predictions, run_eval, scan_predictions
+from dvmap_verl.evaluation.report import build_report
 from fake_openai import FakeServer
 
 CLI = [sys.executable, "-m", "dvmap_verl.cli"]
@@ -24,8 +24,8 @@ CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from dvmap_verl import synth
-    from dvmap_verl.prepare import prepare_wvs
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
 
     work = tmp_path_factory.mktemp("integrity")
     synth.write(synth.generate(4000, seed=11), work / "wvs.parquet")
@@ -100,7 +100,7 @@ def test_a_second_process_on_the_folder_is_refused(finished_run, data, tiny_mode
     run, _ = finished_run
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
-from dvmap_verl.evaluate import run_lock
+from dvmap_verl.evaluation.evaluate import run_lock
 with run_lock({str(run)!r}):
     print("held", flush=True)
     time.sleep(120)
@@ -117,7 +117,7 @@ with run_lock({str(run)!r}):
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # The kernel released the killed holder's lock: the folder is usable again.
-    from dvmap_verl.evaluate import run_lock
+    from dvmap_verl.evaluation.evaluate import run_lock
 
     with run_lock(run):
         pass

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvmap_verl import schema, synth
-from dvmap_verl.archetypes import extract_archetypes
-from dvmap_verl.prepare import prepare_wvs
-from dvmap_verl.splits import SplitConfig, make_splits
-from dvmap_verl.wvs import WVSInputError, build_respondents, read_wvs
+from dvmap_verl.data import schema, synth
+from dvmap_verl.data.archetypes import extract_archetypes
+from dvmap_verl.data.prepare import prepare_wvs
+from dvmap_verl.data.splits import SplitConfig, make_splits
+from dvmap_verl.data.wvs import WVSInputError, build_respondents, read_wvs
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_corpus_has_release_columns_and_prompts(prepared):
     out, _ = prepared
     corpus = pd.read_parquet(out / "corpus.parquet")
     assert list(corpus.columns) == [*schema.RELEASE_COLUMNS, "data_source", "split"]
-    from dvmap_verl.prompts import user_prompt
+    from dvmap_verl.data.prompts import user_prompt
 
     for r in corpus.sample(50, random_state=0).to_dict("records"):
         assert r["prompt"] == user_prompt(r)

@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dvmap_verl.answers import extract_answer, option_set
-from dvmap_verl.backends import Backend, GenerationSettings, Request
-from dvmap_verl.dataset import to_verl_table
+from dvmap_verl.reward.answers import extract_answer, option_set
+from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
+from dvmap_verl.data.dataset import to_verl_table
 from dvmap_verl.io import atomic_path, write_json
-from dvmap_verl.prompts import USER_TEMPLATES, chat_messages, system_prompt, template_system, user_prompt
-from dvmap_verl.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
+from dvmap_verl.data.prompts import USER_TEMPLATES, chat_messages, system_prompt, template_system, user_prompt
+from dvmap_verl.data.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 
 PREDICTIONS = "predictions.jsonl"
 ITEMS = "items.parquet"
@@ -71,7 +71,7 @@ class EvalConfig:
 
 def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0) -> pd.DataFrame:
     """Flat items (one row per benchmark item) from VeRL parquet files or release locations (clone root, folders,
-    files: :func:`dvmap_verl.release.discover_release`)."""
+    files: :func:`dvmap_verl.data.release.discover_release`)."""
     frames = []
     for path in paths:
         path = Path(path)
@@ -80,7 +80,7 @@ def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0)
         if path.is_file() and path.suffix == ".parquet" and _is_verl(path):
             frames.append(_flatten(pd.read_parquet(path), path))
             continue
-        from dvmap_verl.release import discover_release, read_release_table
+        from dvmap_verl.data.release import discover_release, read_release_table
 
         for t in discover_release(path):
             verl = to_verl_table(read_release_table(t.path), t.split, keep_prompt=True).to_pandas()

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dvmap_verl import metrics as M
-from dvmap_verl.answers import release_correct, release_rule_applies
-from dvmap_verl.baselines import BASELINES, FEATURES, run_baselines
-from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
+from dvmap_verl.evaluation import metrics as M
+from dvmap_verl.reward.answers import release_correct, release_rule_applies
+from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
+from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
 from dvmap_verl.io import atomic_path, write_json
-from dvmap_verl.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
+from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
 GROUPS = ["split", "country", "q_id", "category"]
 SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wvs`, not from the World Values Survey; "

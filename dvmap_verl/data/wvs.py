@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from dvmap_verl import schema
-from dvmap_verl.schema import ATTRIBUTES, NOT_ANSWERED, QUESTIONS, Attribute
+from dvmap_verl.data import schema
+from dvmap_verl.data.schema import ATTRIBUTES, NOT_ANSWERED, QUESTIONS, Attribute
 
 log = logging.getLogger(__name__)
 

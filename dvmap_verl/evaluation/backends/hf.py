@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dvmap_verl.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
 
 
 class HFBackend:

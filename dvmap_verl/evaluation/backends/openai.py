@@ -9,7 +9,7 @@ import os
 import random
 from typing import Any, Sequence
 
-from dvmap_verl.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.schema import ATTRIBUTE_KEYS
+from dvmap_verl.data.schema import ATTRIBUTE_KEYS
 
 FEATURES = list(ATTRIBUTE_KEYS.values())
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dvmap_verl.io import atomic_path
-from dvmap_verl.prompts import system_prompt, template_parts
-from dvmap_verl.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES, QUESTION_BY_ID
+from dvmap_verl.data.prompts import system_prompt, template_parts
+from dvmap_verl.data.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES, QUESTION_BY_ID
 
 ABILITY = "pluralistic_value_alignment"
 VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")

@@ -73,8 +73,8 @@ def correlation(x: np.ndarray, y: np.ndarray, bootstrap: int, rng: np.random.Gen
 
 def analyze_semantic(train: str | Path, cross_value: str | Path, runs: Sequence[str | Path], out_dir: str | Path,
                      embedder: str = DEFAULT_EMBEDDER, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    from dvmap_verl.compare import load_run, per_item
-    from dvmap_verl.evaluate import load_items
+    from dvmap_verl.evaluation.compare import load_run, per_item
+    from dvmap_verl.evaluation.evaluate import load_items
 
     if len(runs) != 2:
         raise ValueError(f"--runs takes two run folders, BASE and TRAINED (got {len(runs)})")

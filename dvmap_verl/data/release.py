@@ -21,11 +21,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dvmap_verl.dataset import profile_keys
-from dvmap_verl.prepare import split_summary, write_outputs
-from dvmap_verl.prompts import USER_TEMPLATES, template_format_tags, template_system
-from dvmap_verl.schema import RELEASE_COLUMNS
-from dvmap_verl.splits import add_frequency
+from dvmap_verl.data.dataset import profile_keys
+from dvmap_verl.data.prepare import split_summary, write_outputs
+from dvmap_verl.data.prompts import USER_TEMPLATES, template_format_tags, template_system
+from dvmap_verl.data.schema import RELEASE_COLUMNS
+from dvmap_verl.data.splits import add_frequency
 
 # Release file/folder name (lower-cased) -> our split name.
 RELEASE_PARTS = {

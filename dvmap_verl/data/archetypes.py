@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.schema import ATTRIBUTE_NAMES
+from dvmap_verl.data.schema import ATTRIBUTE_NAMES
 
 CONSENSUS_RULES = ("strict", "majority")
 

@@ -194,7 +194,7 @@ def _disk(cfg) -> list[Check]:
 
 def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
                emit: Callable[[str], None] = print) -> list[Check]:
-    from dvmap_verl.dryrun import compose_ppo_config, validate_recipe
+    from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
 
     checks: list[Check] = []
 

@@ -69,7 +69,7 @@ def plan(out: Path, gpus: int = 1, recipe: str = "dvmap_qwen3_0.6b", model: str 
     env = {} if importlib.util.find_spec("flashinfer") else {"VLLM_USE_FLASHINFER_SAMPLER": "0"}
     steps = []
     if not model:
-        steps.append(Step("tiny model", [sys.executable, "-m", "dvmap_verl.tiny", str(model_dir), "--gpu"]))
+        steps.append(Step("tiny model", [sys.executable, "-m", "dvmap_verl.training.tiny", str(model_dir), "--gpu"]))
     steps += [
         Step("synthetic WVS", DVMAP + ["synth-wvs", "--out", str(out / "wvs.parquet"), "--respondents", "6000"]),
         Step("prepare", DVMAP + ["prepare", "wvs", "--input", str(out / "wvs.parquet"), "--out", str(data),

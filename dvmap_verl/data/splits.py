@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dvmap_verl import schema
-from dvmap_verl.archetypes import Archetypes
-from dvmap_verl.dataset import profile_keys
-from dvmap_verl.schema import ATTRIBUTE_NAMES
+from dvmap_verl.data import schema
+from dvmap_verl.data.archetypes import Archetypes
+from dvmap_verl.data.dataset import profile_keys
+from dvmap_verl.data.schema import ATTRIBUTE_NAMES
 
 
 @dataclass

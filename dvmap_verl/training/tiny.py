@@ -63,7 +63,7 @@ def build_model(out_dir: str | Path, tokenizer=None, seed: int = 0, hidden_size:
     """A randomly initialised tiny Qwen2 causal LM saved beside the tokenizer (the directory loads with from_pretrained).
 
     The default (head size 8) is the smallest that runs on a CPU; GPU attention kernels (vLLM, flash-attn) want a
-    head size of 64 or more: ``hidden_size=256, heads=4`` (``python -m dvmap_verl.tiny --gpu``)."""
+    head size of 64 or more: ``hidden_size=256, heads=4`` (``python -m dvmap_verl.training.tiny --gpu``)."""
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
@@ -130,7 +130,7 @@ def teach_fixed_reply(model_dir: str | Path, reply: str, prompts: list[list[dict
 def main(argv=None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m dvmap_verl.tiny", description="Build the tiny local model (offline).")
+    ap = argparse.ArgumentParser(prog="python -m dvmap_verl.training.tiny", description="Build the tiny local model (offline).")
     ap.add_argument("out", type=Path, help="folder for the tokenizer, config and weights")
     ap.add_argument("--gpu", action="store_true", help="head size 64, which GPU attention kernels (vLLM) accept")
     ap.add_argument("--seed", type=int, default=0, help="initialisation seed")

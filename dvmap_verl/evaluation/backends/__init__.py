@@ -39,17 +39,17 @@ class Backend(Protocol):
 def make_backend(kind: str, model: str, settings: GenerationSettings, **options: Any) -> Backend:
     """``kind``: ``vllm`` (offline, GPU), ``openai`` (any OpenAI-compatible chat server) or ``hf`` (transformers)."""
     if kind == "hf":
-        from dvmap_verl.backends.hf import HFBackend
+        from dvmap_verl.evaluation.backends.hf import HFBackend
 
         return HFBackend(model, settings, batch_size=options.get("batch_size", 8))
     if kind == "openai":
-        from dvmap_verl.backends.openai import OpenAIBackend
+        from dvmap_verl.evaluation.backends.openai import OpenAIBackend
 
         return OpenAIBackend(model, settings, base_url=options.get("base_url") or "http://127.0.0.1:8000/v1",
                              api_key=options.get("api_key"), concurrency=options.get("concurrency", 16),
                              timeout=options.get("timeout", 120.0), max_retries=options.get("max_retries", 6))
     if kind == "vllm":
-        from dvmap_verl.backends.vllm import VLLMBackend
+        from dvmap_verl.evaluation.backends.vllm import VLLMBackend
 
         return VLLMBackend(model, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1))
     raise ValueError(f"unknown backend {kind!r}; known: vllm, openai, hf")

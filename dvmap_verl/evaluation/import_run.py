@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from dvmap_verl.answers import extract_answer, option_set
-from dvmap_verl.evaluate import ITEMS, PREDICTIONS, RUN, EvalConfig, items_fingerprint, load_items, run_lock
+from dvmap_verl.reward.answers import extract_answer, option_set
+from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, EvalConfig, items_fingerprint, load_items, run_lock
 from dvmap_verl.io import atomic_path, write_json
 
 THEIR_COLUMNS = ("UID", "Q_id", "prompt", "Country", "Gender", "Marital Status", "Has Children", "Education Level",

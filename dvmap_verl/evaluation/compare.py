@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from dvmap_verl import metrics as M
+from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.io import atomic_path, write_json
-from dvmap_verl.schema import COUNTRY_BY_NAME
+from dvmap_verl.data.schema import COUNTRY_BY_NAME
 
 KEY = ["split", "profile_id", "q_id"]
 HEADLINE = ["acc", "lc", "wd", "wd_norm", "unparsed_rate"]
@@ -27,7 +27,7 @@ CHUNK = 100  # bootstrap draws per vectorised chunk: memory stays ~CHUNK x items
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """The run's scored (item, sample) rows and its items, originals only (flip twins are a robustness check)."""
-    from dvmap_verl.report import _load_run, _scored
+    from dvmap_verl.evaluation.report import _load_run, _scored
 
     items, preds, run, _ = _load_run(Path(run_dir))
     if preds.empty:
@@ -97,8 +97,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
             table[(split, name)] = headline_row(part)
     train = runs[names[0]].get("config", {}).get("train")
     if baselines and train:
-        from dvmap_verl.baselines import run_baselines
-        from dvmap_verl.evaluate import load_items
+        from dvmap_verl.evaluation.baselines import run_baselines
+        from dvmap_verl.evaluation.evaluate import load_items
 
         for bname, preds in run_baselines(load_items([train]), loaded[0][2]).items():
             bs = M.point_scores(preds)
@@ -152,7 +152,7 @@ def _fmt_ci(mean: float, lo: float, hi: float) -> str:
 
 
 def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
-    from dvmap_verl.report import _table
+    from dvmap_verl.evaluation.report import _table
 
     lines = ["# Runs compared", "", "Runs: " + ", ".join(f"`{n}` ({p})" for n, p in out["runs"].items()), ""]
     for note in out["notes"]:

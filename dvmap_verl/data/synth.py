@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dvmap_verl import schema
+from dvmap_verl.data import schema
 from dvmap_verl.io import atomic_path
-from dvmap_verl.wvs import SYNTHETIC_MARKER
+from dvmap_verl.data.wvs import SYNTHETIC_MARKER
 
 # Items written polarity-reversed as "<qid>P", as the v6 CSV is reported to do.
 REVERSED_ITEMS = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q8", "Q9", "Q27", "Q46", "Q60", "Q69", "Q131")

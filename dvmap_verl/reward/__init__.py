@@ -18,7 +18,7 @@ import re
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
-from dvmap_verl.answers import (BadOptions, extract_answer, format_share, normalize, option_set, parse_options,
+from dvmap_verl.reward.answers import (BadOptions, extract_answer, format_share, normalize, option_set, parse_options,
                                 truth_index)
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.

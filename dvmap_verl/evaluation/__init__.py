@@ -1,0 +1,1 @@
+"""Evaluation and analysis: backends, resumable runs, metrics, baselines, reports, comparisons."""
