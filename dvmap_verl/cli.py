@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -90,12 +92,25 @@ def _eval(args: argparse.Namespace) -> int:
     items = build_items(config)  # data problems surface before anything is written or a model is loaded
     if not args.quiet:
         print("items: " + "; ".join(describe_sources(items)))
+    engine = {"replicas": args.replicas, "ray_address": args.ray_address or os.environ.get("RAY_ADDRESS") or None}
+    if args.backend == "vllm":
+        from dvmap_verl.evaluation.backends.vllm import max_model_len_for
+
+        engine.update(tensor_parallel_size=args.tensor_parallel_size, enable_prefix_caching=True,
+                      max_model_len=max_model_len_for(args.model, [json.loads(m) for m in items["messages"]],
+                                                      config.generation().chat_template_kwargs, args.max_tokens))
+    elif args.backend == "hf":
+        engine.update(batch_size=args.batch_size)
+    config.engine = engine
     with run_lock(args.out):
         prepare_run(args.out, config, items)
         backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
                                api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
                                max_retries=args.max_retries, batch_size=args.batch_size,
-                               tensor_parallel_size=args.tensor_parallel_size)
+                               tensor_parallel_size=args.tensor_parallel_size, replicas=args.replicas,
+                               ray_address=engine["ray_address"], max_model_len=engine.get("max_model_len"))
+        if getattr(backend, "settings", None) and isinstance(backend.settings, dict):
+            print(f"engine: {backend.settings}")
         status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
     print(f"predictions -> {Path(args.out) / 'predictions.jsonl'} ({status['written']} new, "
           f"{status['resumed_from']} resumed, {status['failed']} failed)")
@@ -253,24 +268,27 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (0 or negative counts are usage errors, not no-ops)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}" if minimum else
+                                             f"must be 0 or more, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
+def _replicas(text: str) -> str:
+    return "auto" if text == "auto" else str(_positive_int(text))
 
 
 def _fraction(text: str) -> float:
@@ -362,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-retries", type=_non_negative_int, default=6, help="openai: retries per request")
     e.add_argument("--batch-size", type=_positive_int, default=8, help="hf: prompts per generate call")
     e.add_argument("--tensor-parallel-size", type=_positive_int, default=1, help="vllm: GPUs per engine")
+    e.add_argument("--replicas", type=_replicas, default="1",
+                   help="engine copies as Ray actors (vllm, hf): a number, or auto = every GPU Ray sees / TP")
+    e.add_argument("--ray-address", help="join a running Ray cluster (default: $RAY_ADDRESS, else a local one)")
     e.add_argument("--enable-thinking", action="store_true", help="Qwen3 thinking (training recipes: off)")
     e.add_argument("--template", choices=sorted(USER_TEMPLATES),
                    help="re-render every prompt with this template (paper Table 4: release/paper structured CoT, "

@@ -43,3 +43,24 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tok = build_tokenizer(out)
     build_model(out, tok)
     return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory):
+    """A factory of prepared DVMap folders from SYNTHETIC WVS files, made once per (respondents, seed, split caps)."""
+    from dvmap_verl.data import synth
+    from dvmap_verl.data.prepare import prepare_wvs
+    from dvmap_verl.data.splits import SplitConfig
+
+    made: dict = {}
+
+    def make(respondents: int = 3000, seed: int = 0, **split) -> Path:
+        key = (respondents, seed, tuple(sorted(split.items())))
+        if key not in made:
+            work = tmp_path_factory.mktemp("synthetic")
+            synth.write(synth.generate(respondents, seed=seed), work / "wvs.parquet")
+            prepare_wvs(work / "wvs.parquet", work / "data", quiet=True, config=SplitConfig(**split))
+            made[key] = work / "data"
+        return made[key]
+
+    return make

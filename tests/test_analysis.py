@@ -18,14 +18,8 @@ OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRA
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from dvmap_verl.data import synth
-    from dvmap_verl.data.prepare import prepare_wvs
-
-    work = tmp_path_factory.mktemp("analysis")
-    synth.write(synth.generate(3000, seed=9), work / "wvs.parquet")
-    prepare_wvs(work / "wvs.parquet", work / "data", quiet=True)
-    return work / "data"
+def data(synthetic_data) -> Path:
+    return synthetic_data(3000, seed=9)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,8 @@ CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from dvmap_verl.data import synth
-    from dvmap_verl.data.prepare import prepare_wvs
-
-    work = tmp_path_factory.mktemp("compare")
-    synth.write(synth.generate(3000, seed=8), work / "wvs.parquet")
-    prepare_wvs(work / "wvs.parquet", work / "data", quiet=True)
-    return work / "data"
+def data(synthetic_data) -> Path:
+    return synthetic_data(3000, seed=8)
 
 
 def make_run(folder: Path, data: Path, preds_for, limit: int = 400, template: str | None = None) -> pd.DataFrame:

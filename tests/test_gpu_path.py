@@ -18,17 +18,8 @@ CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from dvmap_verl.data import synth
-    from dvmap_verl.data.prepare import prepare_wvs
-
-    from dvmap_verl.data.splits import SplitConfig
-
-    work = tmp_path_factory.mktemp("gpu_path")
-    synth.write(synth.generate(3000, seed=4), work / "wvs.parquet")
-    # A few thousand training prompts: enough for real length statistics, few enough to tokenise often.
-    prepare_wvs(work / "wvs.parquet", work / "data", quiet=True, config=SplitConfig(max_profiles_per_country=30))
-    return work / "data"
+def data(synthetic_data) -> Path:
+    return synthetic_data(3000, seed=4, max_profiles_per_country=30)
 
 
 # ------------------------------------------------------------------------------------------------ curves

@@ -123,13 +123,42 @@ def test_misspelt_recipe_fails_with_hydras_error(tmp_path):
 SBATCH = REPO / "recipes" / "slurm" / "dvmap_grpo.sbatch"
 
 
+SLURM_SCRIPTS = [SBATCH, SBATCH.parent / "dvmap_eval.sbatch", SBATCH.parent / "ray_cluster.sh"]
+
+
 def test_sbatch_script_is_valid_shell():
-    assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
+    for script in SLURM_SCRIPTS:
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
     if not Path(shellcheck).exists():
         pytest.skip("shellcheck not installed")
-    res = subprocess.run([shellcheck, "-S", "warning", str(SBATCH)], capture_output=True, text=True)
+    res = subprocess.run([shellcheck, "-x", "-S", "warning", *map(str, SLURM_SCRIPTS)], capture_output=True,
+                         text=True, cwd=SBATCH.parent)
     assert res.returncode == 0, res.stdout
+
+
+def test_eval_sbatch_dry_run_starts_the_same_cluster_and_passes_arguments(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/usr/bin/env bash\nprintf 'gpu01\\ngpu02\\n'\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DVMAP_DRY_RUN": "1",
+           "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NNODES": "2", "SLURM_GPUS_ON_NODE": "8",
+           "DVMAP_PYTHON": sys.executable}
+    res = subprocess.run(["bash", str(SBATCH.parent / "dvmap_eval.sbatch"), "--backend", "vllm", "--model", "m",
+                          "--data", "d.parquet", "--out", "runs/x", "--tensor-parallel-size", "2"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    head = "+ srun --nodes=1 --ntasks=1 -w gpu01 ray start --head --node-ip-address=gpu01 --port=6379 --num-gpus=8"
+    worker = "+ srun --nodes=1 --ntasks=1 -w gpu02 ray start --address=gpu01:6379 --num-gpus=8 --block"
+    driver = (f"+ env RAY_ADDRESS=gpu01:6379 {sys.executable} -m dvmap_verl.cli eval --replicas auto --ray-address "
+              "gpu01:6379 --backend vllm --model m --data d.parquet --out runs/x --tensor-parallel-size 2")
+    assert head in out and worker in out and driver in out
+    assert out.index(head) < out.index(worker) < out.index(driver)
+    # The very same Ray start as training: one shared script, no copy.
+    text = (SBATCH.parent / "dvmap_eval.sbatch").read_text() + SBATCH.read_text()
+    assert text.count("ray start") == 0 and text.count("source \"$SLURM_DIR/ray_cluster.sh\"") == 2
 
 
 def test_sbatch_dry_run_on_a_fake_two_node_allocation(tmp_path):

@@ -23,14 +23,8 @@ CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from dvmap_verl.data import synth
-    from dvmap_verl.data.prepare import prepare_wvs
-
-    work = tmp_path_factory.mktemp("integrity")
-    synth.write(synth.generate(4000, seed=11), work / "wvs.parquet")
-    prepare_wvs(work / "wvs.parquet", work / "data", quiet=True)
-    return work / "data"
+def data(synthetic_data) -> Path:
+    return synthetic_data(4000, seed=11)
 
 
 def _config(data: Path, model: Path, **kw) -> EvalConfig:

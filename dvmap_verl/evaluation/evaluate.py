@@ -57,6 +57,7 @@ class EvalConfig:
     flip_map: dict[str, str] = field(default_factory=dict)
     template: str | None = None  # re-render every prompt with this template (None: the prompts as prepared)
     train: str | None = None  # training split, for the baselines shown beside the model
+    engine: dict[str, Any] = field(default_factory=dict)  # engine settings (replicas, TP, max_model_len, ...)
     note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
 
     def generation(self) -> GenerationSettings:
@@ -434,9 +435,13 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     errors: list[str] = []
     bar = tqdm(total=len(requests), desc=f"eval {config.model}", unit="sample", disable=quiet)
 
+    per_replica = getattr(backend, "done_per_replica", None)
+
     def on_result(r: Request, text: str) -> None:
         writer.write(r, text)
         bar.update(1)
+        if per_replica is not None:
+            bar.set_postfix_str("per replica " + "/".join(map(str, per_replica)), refresh=False)
 
     def on_error(r: Request, e: BaseException) -> None:
         errors.append(f"item {r.item} sample {r.sample}: {type(e).__name__}: {e}")

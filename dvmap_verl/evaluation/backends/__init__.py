@@ -37,7 +37,22 @@ class Backend(Protocol):
 
 
 def make_backend(kind: str, model: str, settings: GenerationSettings, **options: Any) -> Backend:
-    """``kind``: ``vllm`` (offline, GPU), ``openai`` (any OpenAI-compatible chat server) or ``hf`` (transformers)."""
+    """``kind``: ``vllm`` (offline, GPU), ``openai`` (any OpenAI-compatible chat server) or ``hf`` (transformers).
+
+    ``replicas`` (a number or ``auto``) other than 1 runs that many engine copies as Ray actors
+    (:mod:`dvmap_verl.evaluation.backends.replicas`); ``ray_address`` joins a running cluster.
+    """
+    replicas = options.pop("replicas", 1)
+    ray_address = options.pop("ray_address", None)
+    if str(replicas) != "1":
+        if kind == "openai":
+            raise ValueError("--replicas is for local engines (vllm, hf); an OpenAI server scales with --concurrency")
+        from dvmap_verl.evaluation.backends.replicas import ReplicatedBackend
+
+        engine = {k: v for k, v in options.items() if v is not None and k in _ENGINE_OPTIONS[kind]}
+        chunk = int(options.get("batch_size") or 8) if kind == "hf" else int(options.get("chunk") or 256)
+        return ReplicatedBackend(kind, model, settings, replicas=replicas, ray_address=ray_address, chunk=chunk,
+                                 **engine)
     if kind == "hf":
         from dvmap_verl.evaluation.backends.hf import HFBackend
 
@@ -51,5 +66,10 @@ def make_backend(kind: str, model: str, settings: GenerationSettings, **options:
     if kind == "vllm":
         from dvmap_verl.evaluation.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1))
+        return VLLMBackend(model, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1),
+                           max_model_len=options.get("max_model_len"))
     raise ValueError(f"unknown backend {kind!r}; known: vllm, openai, hf")
+
+
+#: What each local engine takes, so that a replica gets exactly its own engine's options.
+_ENGINE_OPTIONS = {"hf": {"batch_size"}, "vllm": {"tensor_parallel_size", "max_model_len"}}
