@@ -4,14 +4,12 @@ on one folder, a server that is down, Ctrl-C. On synthetic data with the tiny lo
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from dvmap_verl.evaluation.backends import make_backend

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.evaluation import metrics as M
-from dvmap_verl.io import atomic_path, write_json
+from dvmap_verl.io import atomic_path, save_figure, write_json
 from dvmap_verl.data.schema import COUNTRY_BY_NAME
 
 KEY = ["split", "profile_id", "q_id"]
@@ -198,9 +198,5 @@ def _plots(out_dir: Path, reference: str, by_country: dict, by_question: dict) -
         ax.set_title(f"Accuracy gain per {label} (95% paired bootstrap intervals)")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = out_dir / f"gain_by_{label}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out_dir / f"gain_by_{label}.png"))
     return paths

@@ -393,7 +393,7 @@ def prepare_run(out_dir: str | Path, config: EvalConfig, items: pd.DataFrame | N
                          f"({previous.get('n_items')} before, {len(items)} now)")
         if diffs:
             raise RunSettingsError(f"{out} holds a run with other settings; resuming would mix two runs. "
-                                   f"Differences: " + "; ".join(diffs) + ". Rerun with the original settings, or "
+                                   "Differences: " + "; ".join(diffs) + ". Rerun with the original settings, or "
                                    f"use another --out")
         record = {**previous, "config": {**previous["config"], **_unguarded(config)},
                   "resumed": [*previous.get("resumed", []), now]}

@@ -13,7 +13,7 @@ from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.reward.answers import release_correct, release_rule_applies
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
-from dvmap_verl.io import atomic_path, write_json
+from dvmap_verl.io import atomic_path, save_figure, write_json
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
 GROUPS = ["split", "country", "q_id", "category"]
@@ -177,11 +177,7 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
     paths = []
 
     def save(fig, name):
-        path = run_dir / name
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, run_dir / name))
 
     title_suffix = " (SYNTHETIC DATA)" if out.get("synthetic") else ""
     series = {}

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.io import atomic_path, write_json
+from dvmap_verl.io import save_figure, write_json
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 PAPER_R = {"d_min": -0.198, "d_avg": -0.451}
@@ -121,6 +121,4 @@ def _scatter(table: pd.DataFrame, out: dict, path: Path) -> None:
         ax.set_title(f"{col}: r = {out[col].get('pearson', float('nan')):.3f} (paper {PAPER_R[col]})")
     axes[0].set_ylabel("accuracy gain (trained - base)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from dvmap_verl.reward.answers import (BadOptions, extract_answer, format_share, normalize, option_set, parse_options,
                                 truth_index)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.io import atomic_path
+from dvmap_verl.io import atomic_path, save_figure
 
 METRICS = ("score", "acc", "format", "parsed", "likert")
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -105,9 +105,7 @@ def _plot(frame: pd.DataFrame, path: Path) -> None:
     ax_len.set_xlabel("training step")
     ax_len.set_title("Mean response length (" + col.split("_")[1] + ")")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _tensorboard(frame: pd.DataFrame, folder: Path) -> None:
