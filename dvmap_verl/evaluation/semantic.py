@@ -78,14 +78,14 @@ def analyze_semantic(train: str | Path, cross_value: str | Path, runs: Sequence[
 
     if len(runs) != 2:
         raise ValueError(f"--runs takes two run folders, BASE and TRAINED (got {len(runs)})")
-    model = _require()(str(embedder))
+    # Data and runs first: a wrong path fails in a second, before an embedding model is loaded.
     train_q = question_texts(load_items([train]))
     cv_q = {q: t for q, t in question_texts(load_items([cross_value])).items() if q not in train_q}
     if not cv_q:
         raise ValueError(f"{cross_value}: holds no question that is not in {train}")
-    dist = semantic_distances(train_q, cv_q, model)
-
     base, trained = (per_item(load_run(r)[0]) for r in runs)
+    dist = semantic_distances(train_q, cv_q, _require()(str(embedder)))
+
     shared = base.index.intersection(trained.index)
     shared = shared[shared.get_level_values("q_id").isin(list(cv_q))]
     gain = (trained.loc[shared, "correct"] - base.loc[shared, "correct"]).groupby(level="q_id").mean()
