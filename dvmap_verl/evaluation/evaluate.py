@@ -394,7 +394,7 @@ def prepare_run(out_dir: str | Path, config: EvalConfig, items: pd.DataFrame | N
         if diffs:
             raise RunSettingsError(f"{out} holds a run with other settings; resuming would mix two runs. "
                                    "Differences: " + "; ".join(diffs) + ". Rerun with the original settings, or "
-                                   f"use another --out")
+                                   "use another --out")
         record = {**previous, "config": {**previous["config"], **_unguarded(config)},
                   "resumed": [*previous.get("resumed", []), now]}
     else:
