@@ -148,3 +148,10 @@ def test_missing_extra_is_one_line(tmp_path):
     res = subprocess.run([sys.executable, "-c", code, "utility", "--model", "m", "--out", str(tmp_path / "u")],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "pip install 'dvmap-verl[analysis]'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_utility_names_a_missing_model_folder(tmp_path):
+    res = subprocess.run(CLI + ["utility", "--model", str(tmp_path / "no_model"), "--tasks", "arc_easy", "--out",
+                                str(tmp_path / "u")], capture_output=True, text=True, timeout=120, env=OFFLINE)
+    assert res.returncode == 2 and "no_model: no such model folder (--model)" in res.stderr
+    assert not (tmp_path / "u").exists()

@@ -62,6 +62,9 @@ def run_utility(model: str, out_dir: str | Path, tasks: Sequence[str] = PAPER_TA
                 batch_size: int | str = 8, device: str | None = None) -> dict[str, Any]:
     out = Path(out_dir)
     models = {"trained": model, **({"base": base} if base else {})}
+    for name, path in models.items():  # a local path that is not there: say so, before lm-eval tries the hub
+        if (path.startswith((".", "/", "~")) or Path(path).is_absolute()) and not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"{path}: no such model folder (--{'model' if name == 'trained' else 'base'})")
     tables = {}
     for name, path in models.items():
         res = evaluate_model(path, tasks, backend, limit, include_path, batch_size, device)
