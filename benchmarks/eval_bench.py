@@ -5,7 +5,8 @@
 Setup (not timed): a synthetic WVS file is prepared, its benchmark splits are stacked to the paper's 21,553 items,
 and a predictions.jsonl of realistic ~1.3 KB completions is written (70% resolvable, some unparsable). Timed:
 `dvmap report` as a user runs it (read predictions, metrics with 1,000 bootstrap draws, the four baselines fitted on
-the training split, random-forest attribute importance, plots), then `dvmap compare` of two such runs (1,000 paired
+the training split, random-forest attribute importance, the distributional section with its floors, plots), then
+the distributional metrics and floors alone, then `dvmap compare` of two such runs (1,000 paired
 bootstrap draws, overall and per country and question, the baselines, plots).
 """
 
@@ -90,7 +91,17 @@ def main() -> None:
     scored = M.point_scores(preds.merge(items.drop(columns="messages"), on="item"))
     M.summary(scored, bootstrap=1000)
     stages["metrics + bootstrap"] = time.perf_counter() - t
+    from dvmap_verl.evaluation import distributional as D
+
+    t = time.perf_counter()
+    dist, _ = D.distributional_report(scored, {})
+    stages["distributional metrics + floors (20 draws)"] = time.perf_counter() - t
     print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+    fl = dist["floors"]
+    print(f"  distributional: expected acc {dist['model']['expected_acc']:.3f}, RPS vs profile "
+          f"{dist['model']['rps_profile']:.3f} on {dist['model']['profile_items']:,} items (n >= 2); floors: "
+          f"sampling {fl['sampling']['rps_profile']:.3f}, human split-half {fl['human_split_half']['rps_profile']:.3f}"
+          f"; ECE {dist['calibration']['ece']:.3f}")
 
     from dvmap_verl.evaluation.compare import compare_runs
 

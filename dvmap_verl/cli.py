@@ -86,7 +86,7 @@ def _eval(args: argparse.Namespace) -> int:
                         samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
                         seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
                         template=args.template, flip_attribute=attribute, flip_map=mapping,
-                        train=str(args.train) if args.train else None)
+                        train=str(args.train) if args.train else None, readout=args.readout)
     if args.train and not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
     items = build_items(config)  # data problems surface before anything is written or a model is loaded
@@ -108,7 +108,8 @@ def _eval(args: argparse.Namespace) -> int:
                                api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
                                max_retries=args.max_retries, batch_size=args.batch_size,
                                tensor_parallel_size=args.tensor_parallel_size, replicas=args.replicas,
-                               ray_address=engine["ray_address"], max_model_len=engine.get("max_model_len"))
+                               ray_address=engine["ray_address"], max_model_len=engine.get("max_model_len"),
+                               tokenizer=args.tokenizer)
         if getattr(backend, "settings", None) and isinstance(backend.settings, dict):
             print(f"engine: {backend.settings}")
         status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
@@ -119,6 +120,41 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.no_report:
         _print_report(build_report(args.out, bootstrap=args.bootstrap), args.out)
     return 1 if status["failed"] else 0
+
+
+def _eval_pairs(args: argparse.Namespace) -> int:
+    from dvmap_verl.evaluation import pairs as P
+    from dvmap_verl.evaluation.backends import GenerationSettings, make_backend
+    from dvmap_verl.evaluation.evaluate import run_lock
+
+    config = P.PairsConfig(backend=args.backend, model=args.model, data=str(args.data), readouts=list(args.readout),
+                           columns=P.parse_columns(args.columns), temperature=args.temperature,
+                           max_tokens=args.max_tokens, seed=args.seed, limit=args.limit)
+    pairs = P.load_pairs(args.data, config.columns)  # a wrong table fails before a model loads
+    if args.limit and args.limit < len(pairs):
+        pairs = pairs.sample(n=args.limit, random_state=args.seed).sort_index().reset_index(drop=True)
+    if not args.quiet:
+        print(f"pairs: {args.data}: {len(pairs):,}")
+    settings = GenerationSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
+    with run_lock(args.out):
+        backend = make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=args.api_key,
+                               batch_size=args.batch_size, tokenizer=args.tokenizer)
+        status = P.run_pairs(backend, args.out, config, pairs, quiet=args.quiet)
+    for line in status["errors"]:
+        print(f"  failed: {line}", file=sys.stderr)
+    out = P.pairs_report(args.out, bootstrap=args.bootstrap)
+    P.print_summary(out)
+    print(f"report -> {Path(args.out) / 'report.md'}, metrics.json")
+    return 1 if status["failed"] else 0
+
+
+def _pairs_from_corpus(args: argparse.Namespace) -> int:
+    from dvmap_verl.evaluation.evaluate import load_items
+    from dvmap_verl.evaluation.pairs import pairs_from_items, write_pairs
+
+    pairs = pairs_from_items(load_items([str(p) for p in args.data]))
+    print(f"{len(pairs):,} pairs -> {write_pairs(pairs, args.out)}")
+    return 0
 
 
 def _baselines(args: argparse.Namespace) -> int:
@@ -301,6 +337,9 @@ def _fraction(text: str) -> float:
     return value
 
 
+READOUTS_CLI = ("sampling", "logprob", "logprob-after-reasoning")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.data.archetypes import CONSENSUS_RULES
     from dvmap_verl.data.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
@@ -390,12 +429,47 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--flip", nargs="?", const="Income Bracket", default=None, metavar="ATTRIBUTE",
                    help="also run counterfactual items with ATTRIBUTE inverted (default Income High<->Low)")
     e.add_argument("--flip-map", nargs="+", metavar="FROM=TO", help="value swaps for --flip (both directions)")
+    e.add_argument("--readout", choices=READOUTS_CLI, default="sampling",
+                   help="how the model's distribution over the options is read: sampling (parsed answers of "
+                        "--samples samples), logprob (option probabilities right after the prompt, no sampling), "
+                        "logprob-after-reasoning (sampled reasoning, then option probabilities); a run made with "
+                        "the distribution template also reads its stated distributions (verbalised)")
+    e.add_argument("--tokenizer", help="openai + logprob readouts: tokenizer whose chat template renders the "
+                                       "prompt for /completions (default: --model)")
     e.add_argument("--train", type=Path, help="training split for the baselines in the report")
     e.add_argument("--bootstrap", type=_non_negative_int, default=1000,
                    help="bootstrap draws for the 95%% intervals (0 = none)")
     e.add_argument("--no-report", action="store_true", help="only generate; run `dvmap report` later")
     e.add_argument("--quiet", **quiet)
     e.set_defaults(func=_eval)
+
+    ep = sub.add_parser("eval-pairs", help="MVPBench-style preference pairs: likelihood and judge readouts, PAA")
+    ep.add_argument("--data", required=True, type=Path, help="pairs table (parquet or JSONL; see dvmap_verl."
+                                                               "evaluation.pairs for the columns)")
+    ep.add_argument("--backend", choices=["vllm", "openai", "hf"], required=True, help="as for dvmap eval")
+    ep.add_argument("--model", required=True, help="local path, HF id, or the served model name (openai)")
+    ep.add_argument("--out", required=True, type=Path, help="run folder (rerun to resume)")
+    ep.add_argument("--readout", nargs="+", choices=["likelihood", "judge"], default=["likelihood", "judge"],
+                    help="likelihood: mean token log-prob of each answer; judge: pick A/B in both orders")
+    ep.add_argument("--columns", nargs="+", metavar="OURS=THEIRS",
+                    help="map the table's column names onto ours (question, chosen, rejected, profile, country...)")
+    ep.add_argument("--temperature", type=float, default=0.0, help="judge sampling temperature")
+    ep.add_argument("--max-tokens", type=_positive_int, default=32, help="judge completion length limit")
+    ep.add_argument("--seed", type=int, default=0, help="seed of sampling and of --limit's subset")
+    ep.add_argument("--limit", type=_positive_int, help="a seeded random subset of N pairs")
+    ep.add_argument("--base-url", help="OpenAI-compatible server")
+    ep.add_argument("--api-key", help="default: $OPENAI_API_KEY")
+    ep.add_argument("--tokenizer", help="openai + likelihood: tokenizer with the chat template (default: --model)")
+    ep.add_argument("--batch-size", type=_positive_int, default=8, help="hf: prompts per generate call")
+    ep.add_argument("--bootstrap", type=_non_negative_int, default=1000, help="bootstrap draws for the intervals")
+    ep.add_argument("--quiet", **quiet)
+    ep.set_defaults(func=_eval_pairs)
+
+    pc = sub.add_parser("pairs-from-corpus", help="DVMap items -> preference pairs (chosen = the profile's "
+                                                   "answer, rejected = the option farthest from it on the scale)")
+    pc.add_argument("--data", required=True, type=Path, nargs="+", help="prepared split(s) or release locations")
+    pc.add_argument("--out", required=True, type=Path, help="pairs file (.parquet or .jsonl)")
+    pc.set_defaults(func=_pairs_from_corpus)
 
     b = sub.add_parser("baselines", help="score the baselines on test items, no model needed")
     b.add_argument("--train", required=True, type=Path, help="training split the baselines learn from")

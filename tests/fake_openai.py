@@ -18,7 +18,8 @@ FAILURES = ("http500", "slow", "malformed", "drop")
 
 
 class FakeServer:
-    def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0):
+    def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0, scorer=None):
+        self.scorer = scorer  # prompt -> (tokens, token_logprobs, text_offset): serves /v1/completions echo
         self.fail_every = fail_every
         self.slow_seconds = slow_seconds
         self.delay = delay
@@ -47,6 +48,7 @@ class FakeServer:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
+        app.router.add_post("/v1/completions", self.completions)
         runner = web.AppRunner(app)
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -82,3 +84,16 @@ class FakeServer:
         return web.json_response({"id": "x", "object": "chat.completion",
                                   "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                                                "finish_reason": "stop"}]})
+
+    async def completions(self, request: web.Request):
+        """``echo`` + ``logprobs`` as vLLM serves them: every prompt token with its log-probability (None for the
+        first), its text offset, then one generated token."""
+        body = await request.json()
+        self.bodies.append(body)
+        if self.scorer is None or not body.get("echo"):
+            return web.json_response({"choices": [{"index": 0, "text": "x", "logprobs": None}]})
+        tokens, values, offsets = self.scorer(body["prompt"])
+        n = len(body["prompt"])
+        logprobs = {"tokens": tokens + ["!"], "token_logprobs": values + [-0.5], "text_offset": offsets + [n],
+                    "top_logprobs": None}
+        return web.json_response({"choices": [{"index": 0, "text": body["prompt"] + "!", "logprobs": logprobs}]})

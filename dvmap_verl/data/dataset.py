@@ -68,8 +68,10 @@ def _strings(series: pd.Series) -> pa.Array:
 
 
 def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", system: str = "release",
-                  source: str = "dvmap", keep_prompt: bool = False, prompts: list[str] | None = None) -> pa.Table:
-    """Release-format rows -> a VeRL Arrow table; ``keep_prompt`` uses the rows' own ``prompt`` text verbatim."""
+                  source: str = "dvmap", keep_prompt: bool = False, prompts: list[str] | None = None,
+                  extra_fields: dict[str, pa.Array] | None = None) -> pa.Table:
+    """Release-format rows -> a VeRL Arrow table; ``keep_prompt`` uses the rows' own ``prompt`` text verbatim.
+    ``extra_fields``: more ``extra_info`` fields (answer ``counts``, ``n``, a distribution ``target``)."""
     n = len(df)
     sys_msg = system_prompt(system)
     users = prompts if prompts is not None else user_prompts(df, template, keep_prompt)
@@ -107,6 +109,7 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
     }
     for a in ATTRIBUTE_NAMES:
         fields[ATTRIBUTE_KEYS[a]] = _strings(df[a])
+    fields.update(extra_fields or {})
     extra = pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
     reward_model = pa.StructArray.from_arrays([pa.array(["rule"] * n, pa.string()), answers],
                                               names=["style", "ground_truth"])

@@ -54,6 +54,7 @@ _QUESTION = (
     "            **Options**: {Options}\n"
     "            "
 )
+PROFILE_TEMPLATE = _PROFILE  # the profile sentence alone (preference pairs, distribution template)
 RELEASE_TEMPLATE = _PROFILE + _STRUCTURED + _QUESTION
 FREE_TEMPLATE = _PROFILE + _FREE + _QUESTION
 DIRECT_TEMPLATE = _PROFILE + _DIRECT + _QUESTION

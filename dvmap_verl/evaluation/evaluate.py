@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from dvmap_verl.reward.answers import extract_answer, option_set
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
+from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
+    option_request
 from dvmap_verl.data.dataset import to_verl_table
 from dvmap_verl.io import atomic_path, write_json
 from dvmap_verl.data.prompts import USER_TEMPLATES, chat_messages, system_prompt, template_system, user_prompt
@@ -59,10 +61,19 @@ class EvalConfig:
     train: str | None = None  # training split, for the baselines shown beside the model
     engine: dict[str, Any] = field(default_factory=dict)  # engine settings (replicas, TP, max_model_len, ...)
     note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
+    readout: str = "sampling"  # how a probability over the options is read (see readouts.READOUTS)
+
+    def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}; known: {READOUTS}")
+        if self.readout == "logprob" and self.samples != 1:
+            raise ValueError("the logprob readout is deterministic (no sampling): use --samples 1")
 
     def generation(self) -> GenerationSettings:
+        # After-reasoning readouts stop the reasoning where the answer would begin; the options are scored there.
+        stop = (ANSWER_OPEN,) if self.readout == "logprob-after-reasoning" else ()
         return GenerationSettings(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,
-                                  chat_template_kwargs={"enable_thinking": self.enable_thinking})
+                                  chat_template_kwargs={"enable_thinking": self.enable_thinking}, stop=stop)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -218,8 +229,10 @@ def _valid_record(rec: Any, n_items: int | None) -> bool:
         return False
     item, sample, pred = rec.get("item"), rec.get("sample"), rec.get("pred")
     ints = all(type(v) is int for v in (item, sample, pred))
+    probs = rec.get("probs")
+    probs_ok = probs is None or (isinstance(probs, list) and all(type(p) in (int, float) for p in probs))
     return (ints and item >= 0 and sample >= 0 and pred >= -1 and isinstance(rec.get("completion"), str)
-            and (n_items is None or item < n_items))
+            and (n_items is None or item < n_items) and probs_ok)
 
 
 def _scan(path: Path, n_items: int | None) -> tuple[list[dict], list[bytes], PredictionScan]:
@@ -298,12 +311,26 @@ class PredictionWriter:
             "item": r.item, "sample": r.sample, "completion": completion, "answer": answer,
             "pred": -1 if pred is None else pred,
         }
+        self._append(rec)
+        return rec
+
+    def write_scored(self, r: Request, reasoning: str, scores: Scores, readout: str) -> dict[str, Any]:
+        """A probability readout's record: ``probs`` over the options, ``pred`` its argmax, and as ``completion``
+        the reasoning (if any) closed with the argmax in answer tags, so that any parser reads the argmax."""
+        probs = scores.probs()
+        pred = int(np.argmax(probs))
+        answer = self.options[r.item][pred]
+        rec = {"item": r.item, "sample": r.sample, "completion": f"{reasoning}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}",
+               "answer": answer, "pred": pred, "probs": [round(p, 8) for p in probs], "readout": readout}
+        self._append(rec)
+        return rec
+
+    def _append(self, rec: dict[str, Any]) -> None:
         self.fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self.fh.flush()
         self.count += 1
         if self.count % self.sync_every == 0:
             os.fsync(self.fh.fileno())
-        return rec
 
     def close(self) -> None:
         self.fh.flush()
@@ -319,7 +346,7 @@ class PredictionWriter:
 #: Settings that decide what a run's completions are: a resume with any of them changed would mix two runs.
 #: (The data itself is guarded by the items' fingerprint, whatever the paths are called.)
 GUARDED_SETTINGS = ("backend", "model", "samples", "temperature", "max_tokens", "seed", "limit", "enable_thinking",
-                    "template", "flip_attribute", "flip_map")
+                    "template", "flip_attribute", "flip_map", "readout")
 
 
 class RunSettingsError(ValueError):
@@ -448,7 +475,10 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
         bar.update(1)
 
     try:
-        backend.run(requests, on_result, on_error)
+        if config.readout in PROBABILITY_READOUTS:
+            _run_scoring(backend, requests, items, config.readout, writer, bar, on_error)
+        else:
+            backend.run(requests, on_result, on_error)
     finally:
         writer.close()
         bar.close()
@@ -459,3 +489,36 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     if errors:
         status["hint"] = "rerun the same command to retry the failed samples"
     return status
+
+
+#: Items per reasoning-then-scoring round: a kill loses at most this many.
+SCORING_CHUNK = 32
+
+
+def _run_scoring(backend: Backend, requests: list[Request], items: pd.DataFrame, readout: str,
+                 writer: PredictionWriter, bar, on_error) -> None:
+    """Probability readouts: score every item's options (after sampling its reasoning, for
+    ``logprob-after-reasoning``), one chunk at a time so that finished records land as they finish."""
+    if not hasattr(backend, "score"):
+        raise ValueError(f"the {backend.name} backend cannot read option probabilities; use --readout sampling")
+    options = items["options"].tolist()
+    for start in range(0, len(requests), SCORING_CHUNK):
+        chunk = requests[start:start + SCORING_CHUNK]
+        reasoning: dict[tuple[int, int], str] = {}
+        if readout == "logprob-after-reasoning":
+            backend.run(chunk, lambda r, text: reasoning.__setitem__((r.item, r.sample), text), on_error)
+            chunk = [r for r in chunk if (r.item, r.sample) in reasoning]
+        by_key = {(r.item, r.sample): r for r in chunk}
+        score_requests = []
+        for r in chunk:
+            head = reasoning.get((r.item, r.sample), "")
+            cut = head.find(ANSWER_OPEN)
+            reasoning[(r.item, r.sample)] = head if cut < 0 else head[:cut]
+            score_requests.append(option_request(r.item, r.sample, r.messages, options[r.item],
+                                                 reasoning=head if readout == "logprob-after-reasoning" else ""))
+
+        def on_scores(sr, scores: Scores) -> None:
+            writer.write_scored(by_key[(sr.item, sr.sample)], reasoning[(sr.item, sr.sample)], scores, readout)
+            bar.update(1)
+
+        backend.score(score_requests, on_scores, on_error)

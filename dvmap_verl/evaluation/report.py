@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dvmap_verl.evaluation import distributional as D
 from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.reward.answers import release_correct, release_rule_applies
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
@@ -36,7 +37,7 @@ def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str
 
 
 def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    extra = [c for c in ("their_is_correct", "uid") if c in preds]
+    extra = [c for c in ("their_is_correct", "uid", "probs", "readout") if c in preds]
     df = preds[["item", "sample", "pred", "completion", *extra]].merge(items.drop(columns=["messages"]), on="item",
                                                                         how="inner")
     df["pred"] = df["pred"].astype(int)
@@ -160,7 +161,11 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     elif model is not None:
         out["baselines_note"] = "no training split given: baselines not computed (pass --train)"
 
+    dist_out, dist_extras = D.distributional_report(model, base_scored, seed=int(cfg.get("seed") or 0))
+    if dist_out.get("model") or dist_out.get("baselines"):
+        out["distributional"] = dist_out
     plots = make_plots(run_dir, out, tables, model, base_scored)
+    plots += distribution_plots(run_dir, out, dist_extras)
     out["plots"] = [p.name for p in plots]
     write_json(run_dir / "metrics.json", out)
     with atomic_path(run_dir / "report.md") as tmp:
@@ -251,6 +256,112 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
     return paths
 
 
+#: The distributional metrics that have floors, as (key, label); lower is better for all of them.
+FLOORED = (("rps_profile", "RPS vs profile"), ("wd_profile", "WD/(K-1) vs profile"),
+           ("jsd_profile", "JSD vs profile"), ("cell_wd_norm", "cell WD/(K-1)"))
+
+
+def distribution_plots(run_dir: Path, out: dict, extras: dict) -> list[Path]:
+    """Predicted vs human distributions for the biggest cells, a reliability diagram, metrics beside floors."""
+    dist = out.get("distributional")
+    if not dist:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    suffix = " (SYNTHETIC DATA)" if out.get("synthetic") else ""
+    items, p = extras.get("items"), extras.get("p")
+    if items is not None and len(items):
+        cells = items.groupby(["country", "q_id"], observed=True).size().sort_values(ascending=False).head(6)
+        fig, axes = plt.subplots(2, 3, figsize=(12, 6), squeeze=False)
+        for ax, (country, qid) in zip(axes.flat, cells.index):
+            m = ((items["country"] == country) & (items["q_id"] == qid)).to_numpy()
+            k = int(items["k"][m].max())
+            human = np.bincount(items["truth"][m].astype(int), minlength=k)[:k] / m.sum()
+            model = p[m, :k].mean(axis=0)
+            x = np.arange(k)
+            ax.bar(x - 0.2, human, 0.4, label="people (cell's answers)")
+            ax.bar(x + 0.2, model, 0.4, label=f"model ({dist['readout']})")
+            labels = list(items["options"][m].iloc[0])
+            ax.set_xticks(x, [o[:14] for o in labels], rotation=30, ha="right", fontsize=7)
+            iso = COUNTRY_BY_NAME[country].iso3 if country in COUNTRY_BY_NAME else str(country)[:12]
+            ax.set_title(f"{iso} {qid} ({int(m.sum())} items)", fontsize=9)
+            ax.set_ylim(0, 1)
+        for ax in list(axes.flat)[len(cells):]:
+            ax.axis("off")
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle("Predicted vs human answer distribution, biggest cells" + suffix)
+        paths.append(save_figure(fig, run_dir / "distributions_by_cell.png"))
+    cal = dist.get("calibration", {})
+    if cal.get("bins"):
+        bins = pd.DataFrame(cal["bins"])
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        ax.bar((bins["lo"] + bins["hi"]) / 2, bins["accuracy"], width=bins["hi"] - bins["lo"], alpha=0.6,
+               edgecolor="black", label="accuracy of the argmax")
+        ax.plot(bins["confidence"], bins["accuracy"], "o-", color="C3", label="(mean confidence, accuracy)")
+        ax.set_xlabel("confidence (probability of the argmax)")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(f"Reliability, ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}" + suffix)
+        paths.append(save_figure(fig, run_dir / "reliability.png"))
+    systems = {}
+    if "model" in dist:
+        systems["model"] = dist["model"]
+    systems.update(dist.get("baselines", {}))
+    fl = dist.get("floors", {})
+    systems["sampling floor"] = fl.get("sampling", {})
+    systems["human split-half"] = fl.get("human_split_half", {})
+    frame = pd.DataFrame({name: {label: v.get(key, np.nan) for key, label in FLOORED}
+                          for name, v in systems.items()})
+    if frame.notna().any().any():
+        fig, ax = plt.subplots(figsize=(9, 4))
+        frame.plot.bar(ax=ax, width=0.8, rot=0)
+        ax.set_ylabel("lower is better")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_title("Distributional metrics beside their floors" + suffix)
+        paths.append(save_figure(fig, run_dir / "distributional_floors.png"))
+    return paths
+
+
+def _distributional_markdown(dist: dict) -> list[str]:
+    lines = ["## Distributional", "",
+             f"Readout: `{dist.get('readout', 'n/a')}`. Expected accuracy is the probability mass on the truth; RPS "
+             f"the ranked probability score; \"vs profile\" compares with the answers of the profile's own "
+             f"respondents (items with n >= 2); the floors are what a perfect sampler with as many draws as the "
+             f"target holds (sampling) and one half of the same people against the other (human split-half) "
+             f"score. Lower is better except for the accuracies.", ""]
+    cols = ["expected_acc", "respondent_acc", "rps", "brier", "ece", "rps_profile", "wd_profile", "jsd_profile",
+            "cell_wd", "cell_wd_norm"]
+    systems = {}
+    if "model" in dist:
+        systems["model"] = dist["model"]
+    systems.update(dist.get("baselines", {}))
+    fl = dist.get("floors", {})
+    systems["sampling floor"] = fl.get("sampling", {})
+    systems["human split-half floor"] = fl.get("human_split_half", {})
+    frame = pd.DataFrame({name: {c: v.get(c, float("nan")) for c in cols} for name, v in systems.items()}).T
+    frame.index.name = "system"
+    lines += [_table(frame.dropna(axis=1, how="all")), ""]
+    d = dist.get("disagreement") or {}
+    if d:
+        lines += [f"On the {d['items']:,} H > 0 items (respondents of the profile disagree), the best any point "
+                  f"answer can do against a random respondent is the majority share, {d['ceiling']:.3f}; the model's "
+                  f"argmax reaches {d['argmax_respondent_acc']:.3f} and its distribution {d['respondent_acc']:.3f}.",
+                  ""]
+    elif "profile_items" in dist.get("model", {}) and not dist["model"]["profile_items"]:
+        lines += ["_These items carry no respondent counts (the authors' release has none): the only real "
+                  "distribution is the (country, question) cell's, used by the cell metrics._", ""]
+    if dist.get("model", {}).get("unreadable_items"):
+        lines += [f"_{dist['model']['unreadable_items']} item(s) had no readable answer and count as uniform._", ""]
+    return lines
+
+
 def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     lines = ["# DVMap evaluation report", ""]
     if out.get("synthetic"):
@@ -304,6 +415,8 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
                   f"{f['flip_rate']:.1%} of {f['pairs']} pairs (pairs where both sides gave a resolvable answer).",
                   "", _table(pd.DataFrame(f["by_category"], columns=["category", "flip_rate", "pairs"])
                              .set_index("category")), ""]
+    if "distributional" in out:
+        lines += _distributional_markdown(out["distributional"])
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ class GenerationSettings:
     max_tokens: int = 1024
     seed: int = 0
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    stop: tuple[str, ...] = ()  # generation ends at the first of these (kept in the text)
 
 
 OnResult = Callable[[Request, str], None]
@@ -34,6 +35,15 @@ class Backend(Protocol):
     name: str
 
     def run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError) -> None: ...
+
+    # Backends that can read option probabilities also have
+    # ``score(requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError)`` (see ``readouts``).
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to and including the first stop string (for engines that cannot stop on strings)."""
+    ends = [text.find(s) + len(s) for s in stop if s and s in text]
+    return text[:min(ends)] if ends else text
 
 
 def make_backend(kind: str, model: str, settings: GenerationSettings, **options: Any) -> Backend:
@@ -62,7 +72,8 @@ def make_backend(kind: str, model: str, settings: GenerationSettings, **options:
 
         return OpenAIBackend(model, settings, base_url=options.get("base_url") or "http://127.0.0.1:8000/v1",
                              api_key=options.get("api_key"), concurrency=options.get("concurrency", 16),
-                             timeout=options.get("timeout", 120.0), max_retries=options.get("max_retries", 6))
+                             timeout=options.get("timeout", 120.0), max_retries=options.get("max_retries", 6),
+                             tokenizer=options.get("tokenizer"))
     if kind == "vllm":
         from dvmap_verl.evaluation.backends.vllm import VLLMBackend
 

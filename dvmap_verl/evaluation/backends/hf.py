@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request, cut_at_stop
+from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
 
 
 class HFBackend:
@@ -48,4 +49,44 @@ class HFBackend:
                     on_error(r, e)
                 continue
             for r, text in zip(batch, texts):
-                on_result(r, text)
+                on_result(r, cut_at_stop(text, s.stop))
+
+    def score(self, requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError) -> None:
+        """Per request: one forward over the shared prefix (its KV cache kept), then one batched forward of every
+        continuation's remaining tokens on copies of that cache. See :mod:`dvmap_verl.evaluation.readouts`."""
+        for r in requests:
+            try:
+                scores = self._score_one(r)
+            except Exception as e:
+                on_error(r, e)
+                continue
+            on_result(r, scores)
+
+    def _score_one(self, r: ScoreRequest) -> Scores:
+        torch, tok = self._torch, self.tokenizer
+        prompt = self._prompt(r) + r.prefix
+        prefix_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        fulls = [tok(prompt + c, add_special_tokens=False)["input_ids"] for c in r.continuations]
+        start = scoring_start(prefix_ids, fulls)
+        tails = [f[start:] for f in fulls]
+        width = max(len(t) for t in tails)
+        k = len(tails)
+        device = self.model.device
+        with torch.no_grad():
+            head = self.model(input_ids=torch.tensor([fulls[0][:start]], device=device), use_cache=True)
+            first = head.logits[0, -1].float().log_softmax(-1)  # predicts every continuation's first token
+            ids = torch.full((k, max(width, 1)), tok.pad_token_id, dtype=torch.long, device=device)
+            mask = torch.zeros((k, max(width, 1)), dtype=torch.long, device=device)
+            for i, t in enumerate(tails):
+                ids[i, :len(t)] = torch.tensor(t, dtype=torch.long)
+                mask[i, :len(t)] = 1
+            token_lp = first[ids[:, :1]]  # (k, 1)
+            if width > 1:
+                cache = head.past_key_values
+                cache.batch_repeat_interleave(k)
+                attention = torch.cat([torch.ones((k, start), dtype=torch.long, device=device), mask[:, :-1]], 1)
+                rest = self.model(input_ids=ids[:, :-1], attention_mask=attention, past_key_values=cache,
+                                  use_cache=False).logits.float().log_softmax(-1)
+                token_lp = torch.cat([token_lp, rest.gather(-1, ids[:, 1:, None]).squeeze(-1)], 1)
+            sums = (token_lp * mask).sum(1)
+        return Scores(tuple(float(x) for x in sums), tuple(len(t) for t in tails))

@@ -10,6 +10,7 @@ import random
 from typing import Any, Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -26,7 +27,8 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, model: str, settings: GenerationSettings, base_url: str, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
+                 concurrency: int = 16, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5,
+                 tokenizer: str | None = None):
         self.model = model
         self.settings = settings
         self.base_url = base_url.rstrip("/")
@@ -37,16 +39,26 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self.backoff = backoff
         self._down: str | None = None  # set once a request ends on a refused connection: fail the rest at once
+        self.tokenizer_name = tokenizer or model
+        self._tokenizer = None
 
     def payload(self, r: Request) -> dict[str, Any]:
         s = self.settings
         body: dict[str, Any] = {"model": self.model, "messages": list(r.messages), "temperature": s.temperature,
                                 "max_tokens": s.max_tokens, "seed": s.seed * 1_000_003 + r.item * 101 + r.sample}
+        if s.stop:
+            body["stop"] = list(s.stop)
         if s.chat_template_kwargs:
             body["chat_template_kwargs"] = dict(s.chat_template_kwargs)  # vLLM / SGLang extension
         return body
 
     async def _one(self, session, r: Request) -> str:
+        data = await self._post(session, self.url, self.payload(r), f"item {r.item} sample {r.sample}")
+        content = data["choices"][0]["message"]["content"]
+        return content if isinstance(content, str) else ""
+
+    async def _post(self, session, url: str, body: dict[str, Any], label: str) -> dict[str, Any]:
+        """POST with retries; returns the parsed reply (a reply without ``choices`` counts as malformed)."""
         import aiohttp
 
         last: BaseException | None = None
@@ -54,15 +66,15 @@ class OpenAIBackend:
             if self._down:
                 raise ServerUnreachableError(self._down)
             try:
-                async with session.post(self.url, json=self.payload(r)) as resp:
+                async with session.post(url, json=body) as resp:
                     raw = await resp.text()
                     if resp.status in RETRY_STATUS:
                         raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status, message=raw[:200])
                     if resp.status >= 400:
-                        raise PermanentError(f"HTTP {resp.status} from {self.url}: {raw[:300]}")
+                        raise PermanentError(f"HTTP {resp.status} from {url}: {raw[:300]}")
                     data = json.loads(raw)
-                    content = data["choices"][0]["message"]["content"]
-                    return content if isinstance(content, str) else ""
+                    data["choices"][0]  # noqa: B018 - a reply without choices is malformed: retry
+                    return data
             except PermanentError:
                 raise
             except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, KeyError, IndexError,
@@ -73,8 +85,53 @@ class OpenAIBackend:
                 await asyncio.sleep(delay * (0.5 + random.random()))
         if isinstance(last, aiohttp.ClientConnectorError):
             self._down = f"{self.base_url} stopped accepting connections ({last}); rerun when it is back"
-        raise RuntimeError(f"request for item {r.item} sample {r.sample} failed after {self.max_retries + 1} "
-                           f"attempts: {type(last).__name__}: {last}")
+        raise RuntimeError(f"request for {label} failed after {self.max_retries + 1} attempts: "
+                           f"{type(last).__name__}: {last}")
+
+    # -- option scoring (readouts) ------------------------------------------------------------------------------
+
+    def _chat_text(self, messages) -> str:
+        """The prompt as the server's model sees it: the chat template applied here (``/completions`` takes text)."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
+            except Exception as e:
+                raise ValueError(f"the logprob readout over an OpenAI server renders the chat template locally and "
+                                 f"could not load a tokenizer from {self.tokenizer_name!r} ({e}); pass --tokenizer "
+                                 f"PATH_OR_NAME") from None
+        return self._tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True,
+                                                   **self.settings.chat_template_kwargs)
+
+    async def _score_one(self, session, r: ScoreRequest) -> Scores:
+        """Every continuation through ``/completions`` with ``echo`` and ``logprobs``: the server's own
+        tokenisation of the full text and each prompt token's log-probability. Tokens identical across all
+        continuations and ending inside the prompt are the shared context; the rest is scored."""
+        prompt = self._chat_text(r.messages) + r.prefix
+        spans = []
+        for c in r.continuations:
+            body = {"model": self.model, "prompt": prompt + c, "max_tokens": 1, "temperature": 0.0, "echo": True,
+                    "logprobs": 0}
+            data = await self._post(session, self.base_url + "/completions", body, f"item {r.item} (logprobs)")
+            lp = data["choices"][0].get("logprobs") or {}
+            tokens, values, offsets = lp.get("tokens"), lp.get("token_logprobs"), lp.get("text_offset")
+            if not (isinstance(tokens, list) and isinstance(values, list) and isinstance(offsets, list)):
+                raise PermanentError(f"{self.base_url}/completions returned no prompt logprobs (echo + logprobs); "
+                                     f"the logprob readout needs a server that does (vLLM, SGLang)")
+            end = len(prompt) + len(c)
+            spans.append([(o, t, v) for o, t, v in zip(offsets, tokens, values) if o < end])  # drop the generated
+        start = 0
+        while all(start < len(sp) for sp in spans) and len({sp[start][:2] for sp in spans}) == 1 \
+                and all(sp[start][0] + len(sp[start][1]) <= len(prompt) for sp in spans):
+            start += 1
+        if start == 0:
+            raise ValueError("nothing precedes the scored text")
+        sums = tuple(float(sum(v for _, _, v in sp[start:])) for sp in spans)
+        return Scores(sums, tuple(len(sp) - start for sp in spans))
+
+    def score(self, requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError) -> None:
+        asyncio.run(self._run(requests, on_result, on_error, self._score_one))
 
     async def _preflight(self, session) -> None:
         """Fail in a second, not after minutes of retries, when nothing listens at the base URL."""
@@ -90,7 +147,7 @@ class OpenAIBackend:
         except (aiohttp.ClientError, asyncio.TimeoutError):
             pass  # something answers (or is slow): the requests' own retries decide
 
-    async def _run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError) -> None:
+    async def _run(self, requests: Sequence, on_result, on_error: OnError, one=None) -> None:
         import aiohttp
 
         queue: asyncio.Queue = asyncio.Queue()
@@ -107,7 +164,7 @@ class OpenAIBackend:
                 while not queue.empty():
                     r = queue.get_nowait()
                     try:
-                        on_result(r, await self._one(session, r))
+                        on_result(r, await (one or self._one)(session, r))
                     except Exception as e:
                         on_error(r, e)
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
 
 #: Prompts per ``LLM.chat`` call: big enough to keep the GPU busy, small enough that a kill loses seconds.
 CHUNK_PROMPTS = 256
@@ -46,7 +47,8 @@ class VLLMBackend:
     def sampling(self, item: int, n: int):
         s = self.settings
         return self._params(n=n, temperature=s.temperature, max_tokens=s.max_tokens,
-                            seed=s.seed * 1_000_003 + item * 101)
+                            seed=s.seed * 1_000_003 + item * 101, stop=list(s.stop) or None,
+                            include_stop_str_in_output=bool(s.stop))
 
     def run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError) -> None:
         by_item: dict[int, list[Request]] = defaultdict(list)
@@ -67,3 +69,42 @@ class VLLMBackend:
             for g, out in zip(batch, outputs):
                 for r, sample in zip(g, out.outputs):
                     on_result(r, sample.text)
+
+    def score(self, requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError) -> None:
+        """Every continuation's full token sequence as one prompt with ``prompt_logprobs=0`` (the log-probability
+        of each actual prompt token) and one generated token that is thrown away.
+
+        Cost: vLLM recomputes the prompt of a request that asks for prompt logprobs (its prefix cache serves only
+        generation), so an item costs one prefill per option and no decoding at all."""
+        from vllm.inputs import TokensPrompt
+
+        tok = self.llm.get_tokenizer()
+        params = self._params(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        for start in range(0, len(requests), self.chunk):
+            batch, prompts, plans = [], [], []
+            for r in requests[start:start + self.chunk]:
+                try:
+                    text = tok.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True,
+                                                   **self.settings.chat_template_kwargs) + r.prefix
+                    prefix_ids = tok(text, add_special_tokens=False)["input_ids"]
+                    fulls = [tok(text + c, add_special_tokens=False)["input_ids"] for c in r.continuations]
+                    plans.append((r, scoring_start(prefix_ids, fulls), fulls, len(prompts)))
+                except Exception as e:
+                    on_error(r, e)
+                    continue
+                prompts.extend(TokensPrompt(prompt_token_ids=f) for f in fulls)
+                batch.append(r)
+            if not prompts:
+                continue
+            try:
+                outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            except Exception as e:
+                for r in batch:
+                    on_error(r, e)
+                continue
+            for r, begin, fulls, at in plans:
+                sums = []
+                for j, full in enumerate(fulls):
+                    per_token = outputs[at + j].prompt_logprobs
+                    sums.append(float(sum(per_token[t][full[t]].logprob for t in range(begin, len(full)))))
+                on_result(r, Scores(tuple(sums), tuple(len(f) - begin for f in fulls)))

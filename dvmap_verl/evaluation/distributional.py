@@ -1,0 +1,298 @@
+"""Distributional metrics, floors and calibration: how close a model's answer distribution comes to people's.
+
+Per item the model yields P (a probability over the options: its readout) and the data yields the truth (the
+profile's answer) and, where the respondents are known, the profile's answer counts (``extra_info.counts``, written
+by ``dvmap prepare wvs``; the release has none). Metrics, all row-wise over options padded to ``MAX_K``:
+
+- ``expected_acc``: P[truth], the probability mass on the truth (a sampled answer's expected accuracy);
+- ``respondent_acc``: sum_k P_k T_k, the expected share of the profile's respondents a sampled answer matches;
+- ``rps``: ranked probability score against the truth, sum_k (CDF_P(k) - CDF_truth(k))^2 / (K - 1) (ordinal and
+  proper; 0 is perfect);
+- ``rps_profile``, ``wd_profile`` (sum_k |CDF_P - CDF_T| / (K - 1)) and ``jsd_profile`` (base 2) against the
+  profile's distribution T, on items with n >= 2 respondents (one respondent is not a distribution);
+- ``cell_wd`` (the paper's WD, now from probabilities): per (country, question) cell, the mean P of its items
+  against the distribution of the cell's truths, averaged over cells; ``cell_wd_norm`` divides by K - 1;
+- calibration of the argmax answer: ``ece`` (10 equal-width confidence bins) and ``brier`` (multi-class).
+
+Floors put a number on a scale:
+
+- sampling floor: the metric of a perfect model read out by sampling as many answers as the target holds (n
+  respondents for a profile, the cell's items for a cell): the finite-sample noise alone. A probability readout
+  that equals the truth scores 0 and can beat it; a sampling readout cannot, on average;
+- split-half human floor: one random half of the respondents (or of the cell's items) scored against the other
+  half, averaged over draws: how much two samples of the same people disagree;
+- accuracy ceiling on H > 0 profiles: the majority share, the best any point answer can do against a random
+  respondent of a profile that disagrees with itself (compare ``respondent_acc``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dvmap_verl.evaluation.metrics import jensen_shannon
+
+MAX_K = 8
+ECE_BINS = 10
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Row-wise scores
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def rps(p: np.ndarray, t: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Ranked probability score, sum_k (CDF_p - CDF_t)^2, divided by K - 1 (0 best, 1 worst)."""
+    d = np.cumsum(p, axis=1) - np.cumsum(t, axis=1)
+    return (d * d).sum(axis=1) / np.maximum(k - 1, 1)
+
+
+def wd_norm(p: np.ndarray, t: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Wasserstein-1 over ordered options divided by K - 1 (0 best, 1 worst)."""
+    return np.abs(np.cumsum(p, axis=1) - np.cumsum(t, axis=1)).sum(axis=1) / np.maximum(k - 1, 1)
+
+
+def one_hot(index: np.ndarray, width: int = MAX_K) -> np.ndarray:
+    out = np.zeros((len(index), width))
+    out[np.arange(len(index)), index] = 1.0
+    return out
+
+
+def calibration(p: np.ndarray, truth: np.ndarray, bins: int = ECE_BINS) -> dict[str, Any]:
+    """ECE and reliability bins of the argmax answer, and the multi-class Brier score."""
+    if not len(p):
+        return {"ece": float("nan"), "brier": float("nan"), "bins": []}
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == truth).astype(float)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            gap = abs(conf[m].mean() - correct[m].mean())
+            ece += m.mean() * gap
+            rows.append({"lo": b / bins, "hi": (b + 1) / bins, "count": int(m.sum()),
+                         "confidence": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
+    brier = ((p - one_hot(truth, p.shape[1])) ** 2).sum(axis=1).mean()
+    return {"ece": float(ece), "brier": float(brier), "bins": rows}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Floors
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _draw_counts(rng: np.random.Generator, t: np.ndarray, n: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0, None)
+    t = t / t.sum(axis=1, keepdims=True)
+    return rng.multinomial(n.astype(np.int64), t).astype(float)
+
+
+def _split_half(rng: np.random.Generator, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A uniformly random half (floor(n/2) respondents, without replacement) of every row, and the other half."""
+    counts = counts.astype(np.int64)
+    left = counts.sum(axis=1)
+    want = left // 2
+    half = np.zeros_like(counts)
+    for j in range(counts.shape[1]):  # sequential hypergeometric draws, vectorised over rows
+        rest = left - counts[:, j]
+        take = rng.hypergeometric(counts[:, j], rest, want) if j < counts.shape[1] - 1 else want
+        take = np.where(left > 0, take, 0)
+        half[:, j] = take
+        want = want - take
+        left = rest
+    return half.astype(float), (counts - half).astype(float)
+
+
+def _metrics(p: np.ndarray, t: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
+    return {"rps": rps(p, t, k), "wd": wd_norm(p, t, k), "jsd": jensen_shannon(p, t)}
+
+
+def sampling_floor(t: np.ndarray, n: np.ndarray, k: np.ndarray, draws: int = 20, seed: int = 0) -> dict[str, float]:
+    """Mean over draws and rows of each metric between n draws from t and t itself."""
+    if not len(t):
+        return {}
+    rng = np.random.default_rng(seed)
+    acc = {"rps": 0.0, "wd": 0.0, "jsd": 0.0}
+    for _ in range(draws):
+        c = _draw_counts(rng, t, n)
+        for name, v in _metrics(c / c.sum(axis=1, keepdims=True), t, k).items():
+            acc[name] += float(v.mean()) / draws
+    return acc
+
+
+def split_half_floor(counts: np.ndarray, k: np.ndarray, draws: int = 20, seed: int = 0) -> dict[str, float]:
+    """Mean over draws and rows (n >= 2) of each metric between two random halves of the same respondents."""
+    ok = counts.sum(axis=1) >= 2
+    if not ok.any():
+        return {}
+    rng = np.random.default_rng(seed)
+    counts, k = counts[ok], k[ok]
+    acc = {"rps": 0.0, "wd": 0.0, "jsd": 0.0}
+    for _ in range(draws):
+        a, b = _split_half(rng, counts)
+        for name, v in _metrics(a / a.sum(axis=1, keepdims=True), b / b.sum(axis=1, keepdims=True), k).items():
+            acc[name] += float(v.mean()) / draws
+    return acc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From a scored predictions table
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _pad(rows, width: int = MAX_K) -> np.ndarray:
+    out = np.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        if r is not None and not (isinstance(r, float) and np.isnan(r)):
+            v = np.asarray(r, dtype=float)[:width]
+            out[i, :len(v)] = v
+    return out
+
+
+def item_probabilities(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """One row per item and its probability vector: the mean of the records' ``probs`` where the readout gives
+    them, else the empirical distribution of the parsed samples (uniform where none parsed, counted in
+    ``unreadable``). Returns (items, P, readout)."""
+    items = df.drop_duplicates("item").sort_values("item").reset_index(drop=True)
+    codes = pd.Index(items["item"]).get_indexer(df["item"])
+    weight = df["weight"].to_numpy(dtype=float) if "weight" in df else np.ones(len(df))
+    has_probs = "probs" in df and df["probs"].notna().any()
+    p = np.zeros((len(items), MAX_K))
+    if has_probs:
+        rows = df["probs"].notna().to_numpy()
+        np.add.at(p, codes[rows], _pad(df["probs"][rows].tolist()) * weight[rows, None])
+        readout = str(df["readout"].dropna().iloc[0]) if "readout" in df and df["readout"].notna().any() \
+            else "probabilities"
+    else:
+        pred = df["pred"].to_numpy().astype(int)
+        ok = pred >= 0
+        np.add.at(p, (codes[ok], pred[ok]), weight[ok])
+        readout = "sampling"
+    total = p.sum(axis=1, keepdims=True)
+    k = items["k"].to_numpy().astype(int)
+    uniform = (np.arange(MAX_K)[None, :] < k[:, None]) / k[:, None]
+    items["unreadable"] = total[:, 0] <= 0
+    p = np.where(total > 0, p / np.where(total > 0, total, 1), uniform)
+    return items, p, readout
+
+
+def _profile_targets(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Counts (n_items x MAX_K; zeros where unknown) and n per item."""
+    if "counts" not in items:
+        return np.zeros((len(items), MAX_K)), np.zeros(len(items))
+    counts = _pad(items["counts"].tolist())
+    return counts, counts.sum(axis=1)
+
+
+def _cell_targets(items: pd.DataFrame, cell: tuple[str, ...] = ("country", "q_id")):
+    codes = items.groupby(list(cell), sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    n_cells = int(codes.max()) + 1 if len(codes) else 0
+    real = np.zeros((n_cells, MAX_K))
+    np.add.at(real, (codes, items["truth"].to_numpy().astype(int)), 1.0)
+    k = np.zeros(n_cells, dtype=int)
+    np.maximum.at(k, codes, items["k"].to_numpy().astype(int))
+    return codes, real, k
+
+
+def score_distributions(items: pd.DataFrame, p: np.ndarray) -> dict[str, Any]:
+    """The metrics of one set of item distributions (no floors)."""
+    truth = items["truth"].to_numpy().astype(int)
+    k = items["k"].to_numpy().astype(int)
+    out: dict[str, Any] = {"items": int(len(items))}
+    if not len(items):
+        return out
+    t_point = one_hot(truth)
+    out["expected_acc"] = float(p[np.arange(len(p)), truth].mean())
+    out["rps"] = float(rps(p, t_point, k).mean())
+    cal = calibration(p, truth)
+    out["brier"], out["ece"] = cal["brier"], cal["ece"]
+    counts, n = _profile_targets(items)
+    known = n > 0
+    if known.any():
+        t = counts[known] / n[known, None]
+        out["respondent_acc"] = float((p[known] * t).sum(axis=1).mean())
+    shared = n >= 2
+    out["profile_items"] = int(shared.sum())
+    if shared.any():
+        t = counts[shared] / n[shared, None]
+        for name, v in _metrics(p[shared], t, k[shared]).items():
+            out[f"{name}_profile"] = float(v.mean())
+    codes, real, kc = _cell_targets(items)
+    mean_p = np.zeros_like(real)
+    np.add.at(mean_p, codes, p)
+    mean_p /= np.maximum(np.bincount(codes, minlength=len(real)), 1)[:, None]
+    wd = np.abs(np.cumsum(mean_p, 1) - np.cumsum(real / real.sum(1, keepdims=True), 1)).sum(1)
+    out["cell_wd"] = float(wd.mean())
+    out["cell_wd_norm"] = float((wd / np.maximum(kc - 1, 1)).mean())
+    out["cells"] = int(len(real))
+    return out
+
+
+def floors(items: pd.DataFrame, draws: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Sampling and split-half floors of the profile and cell metrics, and the accuracy ceiling on H > 0 items."""
+    k = items["k"].to_numpy().astype(int)
+    counts, n = _profile_targets(items)
+    shared = n >= 2
+    out: dict[str, Any] = {"draws": draws}
+    samp = sampling_floor(counts[shared] / np.maximum(n[shared, None], 1), n[shared], k[shared], draws, seed)
+    half = split_half_floor(counts[shared], k[shared], draws, seed)
+    out["sampling"] = {f"{m}_profile": v for m, v in samp.items()}
+    out["human_split_half"] = {f"{m}_profile": v for m, v in half.items()}
+    codes, real, kc = _cell_targets(items)
+    cell_n = real.sum(axis=1)
+    cs = sampling_floor(real / np.maximum(cell_n[:, None], 1), cell_n, kc, draws, seed + 1)
+    ch = split_half_floor(real, kc, draws, seed + 1)
+    if cs:
+        out["sampling"]["cell_wd_norm"] = cs["wd"]
+    if ch:
+        out["human_split_half"]["cell_wd_norm"] = ch["wd"]
+    disagree = (counts > 0).sum(axis=1) >= 2
+    out["disagreement_items"] = int(disagree.sum())
+    if disagree.any():
+        out["acc_ceiling_disagreement"] = float((counts[disagree].max(axis=1) / n[disagree]).mean())
+    return out
+
+
+def disagreement_scores(items: pd.DataFrame, p: np.ndarray) -> dict[str, float]:
+    """On H > 0 items: the model's respondent accuracy and its argmax's, beside the ceiling (majority share)."""
+    counts, n = _profile_targets(items)
+    d = (counts > 0).sum(axis=1) >= 2
+    if not d.any():
+        return {}
+    t = counts[d] / n[d, None]
+    arg = p[d].argmax(axis=1)
+    return {"items": int(d.sum()), "respondent_acc": float((p[d] * t).sum(axis=1).mean()),
+            "argmax_respondent_acc": float(t[np.arange(len(t)), arg].mean()),
+            "ceiling": float(t.max(axis=1).mean())}
+
+
+def distributional_report(model: pd.DataFrame | None, baselines: dict[str, pd.DataFrame], *, draws: int = 20,
+                          seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report's "distributional" section, and what its plots need (item distributions, calibration bins)."""
+    out: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    reference = None
+    if model is not None and not model.empty:
+        items, p, readout = item_probabilities(model)
+        reference = items
+        out["readout"] = readout
+        out["model"] = score_distributions(items, p)
+        out["model"]["unreadable_items"] = int(items["unreadable"].sum())
+        out["calibration"] = calibration(p, items["truth"].to_numpy().astype(int))
+        out["disagreement"] = disagreement_scores(items, p)
+        if "split" in items:
+            out["by_split"] = {str(s): score_distributions(items[m.to_numpy()], p[m.to_numpy()])
+                               for s, m in ((s, items["split"] == s) for s in items["split"].unique())}
+        extras.update(items=items, p=p)
+    out["baselines"] = {}
+    for name, frame in baselines.items():
+        b_items, b_p, _ = item_probabilities(frame)
+        out["baselines"][name] = score_distributions(b_items, b_p)
+        if reference is None:
+            reference = b_items
+    if reference is not None:
+        out["floors"] = floors(reference, draws, seed)
+    return out, extras
