@@ -2,6 +2,7 @@
 
     python benchmarks/reward_bench.py [--n 20000]
 
+The ``rps`` variant is timed on completions of the distribution template (one ``Option: p`` line per option).
 Also times a lean extraction (regex + exact compare) as the yardstick the robust resolver is held to.
 """
 
@@ -50,6 +51,27 @@ def make_completions(n: int, seed: int = 0) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+def make_distribution_completions(n: int, seed: int = 0) -> list[tuple[str, str, dict]]:
+    """Completions of the distribution template: the same reasoning, then one ``Option: p`` line per option (some
+    in percent, some with an option left out, some truncated), with a target distribution in extra_info."""
+    rng = random.Random(seed)
+    out = []
+    for text, truth, options in make_completions(n, seed):
+        weights = [rng.random() for _ in options]
+        probs = [w / sum(weights) for w in weights]
+        style = rng.random()
+        lines = [f"{o}: {100 * q:.0f}%" if style < 0.3 else f"{o}: {q:.2f}" for o, q in zip(options, probs)]
+        if style > 0.9:
+            lines.pop(rng.randrange(len(lines)))
+        head = text.split("<answer>", 1)[0]
+        body = head + "<answer>\n" + "\n".join(lines) + "\n</answer>"
+        if rng.random() < 0.1:
+            body = body[: rng.randint(100, len(body))]
+        target = [rng.random() for _ in options]
+        out.append((body, truth, {"options": options, "target": [x / sum(target) for x in target]}))
+    return out
+
+
 _LEAN = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
@@ -79,8 +101,9 @@ def main() -> None:
     mean_len = sum(len(t) for t, _, _ in items) / len(items)
     print(f"{args.n} completions, mean {mean_len:.0f} chars, single core, best of 3 passes")
     print(f"{'lean extraction (yardstick)':32s} {rate(lambda t, g, o: lean(t, g), items):>12,.0f} scores/s")
+    distributions = make_distribution_completions(args.n)
     for variant in VARIANTS:
-        rows = [(t, g, {"options": o, "frequency": 0.3}) for t, g, o in items]
+        rows = distributions if variant == "rps" else [(t, g, {"options": o, "frequency": 0.3}) for t, g, o in items]
         r = rate(lambda t, g, e: compute_score("dvmap/wvs", t, g, e, variant=variant), rows)
         print(f"{'variant ' + variant:32s} {r:>12,.0f} scores/s")
 

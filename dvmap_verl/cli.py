@@ -24,7 +24,7 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
     )
     stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
                         template=args.template, system=args.system_prompt, overwrite=args.overwrite,
-                        quiet=args.quiet)
+                        quiet=args.quiet, targets=args.targets, target_smoothing=args.target_smoothing)
     if stats.get("synthetic"):
         print(f"NOTE: {stats['note']}")
     a = stats["archetypes"]
@@ -42,7 +42,7 @@ def _prepare_release(args: argparse.Namespace) -> int:
     from dvmap_verl.data.release import prepare_release
 
     prepare_release(args.input, args.out, template=args.template, system=args.system_prompt,
-                    overwrite=args.overwrite, quiet=args.quiet)
+                    overwrite=args.overwrite, quiet=args.quiet, targets=args.targets)
     print(f"VeRL parquet, corpus.parquet and stats.json -> {args.out}")
     return 0
 
@@ -327,6 +327,16 @@ def _replicas(text: str) -> str:
     return "auto" if text == "auto" else str(_positive_int(text))
 
 
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -367,7 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of training-country profiles held out as cross_demographic")
     w.add_argument("--seed", type=int, default=0, help="seed of the profile caps and the split assignment")
     w.add_argument("--consensus", choices=CONSENSUS_RULES, default="strict",
-                   help="strict: H = 0 (paper); majority: H >= 0 ablation (paper Table 3)")
+                   help="strict: H = 0 (paper); majority: H >= 0 ablation (paper Table 3); all: every pair, ties to "
+                        "the lower option (distribution training: the target is the counts)")
+    w.add_argument("--targets", choices=["point", "distribution"], default="point",
+                   help="distribution: also write extra_info.target, the profile's answer distribution, for the "
+                        "rps reward")
+    w.add_argument("--target-smoothing", type=_unit_interval, default=0.0, metavar="LAMBDA",
+                   help="distribution targets: mix a consensus row's point mass with its (country, question, "
+                        "gender, life stage) cell: (1 - LAMBDA) * point + LAMBDA * cell (default 0)")
     w.add_argument("--labels", type=Path, help="JSON {variable: {code: label}} for a CSV's religion/language codes")
     w.add_argument("--template", choices=sorted(USER_TEMPLATES), default="release",
                    help="user prompt: release (byte-exact structured CoT, default), paper (Algorithm 1), free (free "
@@ -388,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "release's prompts verbatim)")
     r.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default=None,
                    help="system message (default: the one the template asks for; the release's without --template)")
+    r.add_argument("--targets", choices=["point", "distribution"], default="point",
+                   help="distribution: extra_info.target = the row's (country, question) cell distribution, the "
+                        "only real distribution the release holds (it has no respondent data)")
     r.add_argument("--overwrite", **overwrite)
     r.add_argument("--quiet", **quiet)
     r.set_defaults(func=_prepare_release)

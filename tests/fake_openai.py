@@ -18,7 +18,8 @@ FAILURES = ("http500", "slow", "malformed", "drop")
 
 
 class FakeServer:
-    def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0, scorer=None):
+    def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0, scorer=None, reply=None):
+        self.reply = reply  # options -> the assistant's content (default: names the first option)
         self.scorer = scorer  # prompt -> (tokens, token_logprobs, text_offset): serves /v1/completions echo
         self.fail_every = fail_every
         self.slow_seconds = slow_seconds
@@ -79,7 +80,8 @@ class FakeServer:
                 return web.Response(status=200)
         user = body["messages"][-1]["content"]
         options = user.split("**Options**: ", 1)[1].split("\n", 1)[0].split(", ") if "**Options**: " in user else ["?"]
-        content = f"<reasoning>\nserved\n</reasoning>\n<answer>\n{options[0]}\n</answer>"
+        content = self.reply(options) if self.reply else \
+            f"<reasoning>\nserved\n</reasoning>\n<answer>\n{options[0]}\n</answer>"
         self.served[key] += 1
         return web.json_response({"id": "x", "object": "chat.completion",
                                   "choices": [{"index": 0, "message": {"role": "assistant", "content": content},

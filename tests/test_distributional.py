@@ -387,3 +387,60 @@ def test_judge_pick_parser():
     assert parse_pick("I think <answer> b </answer>") == "B"
     assert parse_pick("Answer: B") == "B"
     assert parse_pick("neither") is None and parse_pick("") is None
+
+
+def test_vllm_logprob_readout_through_a_stand_in_engine(tiny_model_dir, monkeypatch):
+    """vLLM is GPU-only; a stand-in `LLM` returns `prompt_logprobs` as vLLM does (None, then {token: Logprob} per
+    position), computed by the tiny model. Our vLLM scoring must then give the HF backend's probabilities, send
+    token prompts (exact tokenisation) with prompt_logprobs=0 and one generated token, and nothing else."""
+    import types
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    sent = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    class LLM:
+        def __init__(self, **kw):
+            pass
+
+        def get_tokenizer(self):
+            return tok
+
+        def generate(self, prompts, params, use_tqdm=False):
+            sent.setdefault("params", []).append(params)
+            outs = []
+            for p in prompts:
+                ids = p["prompt_token_ids"]
+                with torch.no_grad():
+                    lp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+                per = [None] + [{ids[j]: types.SimpleNamespace(logprob=lp[j - 1, ids[j]].item())}
+                                for j in range(1, len(ids))]
+                outs.append(types.SimpleNamespace(prompt_logprobs=per))
+            return outs
+
+    fake = types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams,
+                                 inputs=types.SimpleNamespace(TokensPrompt=lambda prompt_token_ids: {
+                                     "prompt_token_ids": prompt_token_ids}))
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", fake.inputs)
+    from dvmap_verl.evaluation.backends.hf import HFBackend
+    from dvmap_verl.evaluation.backends.vllm import VLLMBackend
+
+    settings = GenerationSettings(chat_template_kwargs={"enable_thinking": False})
+    requests = [option_request(i, 0, ({"role": "user", "content": f"Question {i}: trust?"},),
+                               ["Trust completely", "Trust somewhat", "Do not trust at all"]) for i in range(3)]
+    got = {}
+    for name, backend in (("vllm", VLLMBackend("m", settings, chunk=2)), ("hf", HFBackend(str(tiny_model_dir),
+                                                                                           settings))):
+        backend.score(requests, lambda r, s: got.setdefault(name, {}).__setitem__(r.item, s.probs()),
+                      lambda r, e: (_ for _ in ()).throw(e))
+    for i in range(3):
+        assert np.allclose(got["vllm"][i], got["hf"][i], atol=1e-5)
+    assert all(p.prompt_logprobs == 0 and p.max_tokens == 1 for p in sent["params"])
+    assert len(sent["params"]) == 2  # chunks of 2 items: all options of an item in one generate call

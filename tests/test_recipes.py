@@ -198,6 +198,8 @@ ABLATIONS = {  # recipe -> the only settings that differ from dvmap_qwen3_4b (be
                             "reward.custom_reward_function.reward_kwargs.format_tags": "free"},
     "dvmap_qwen3_4b_likert": {"reward.custom_reward_function.reward_kwargs.variant": "likert",
                               "reward.custom_reward_function.reward_kwargs.alpha": 1.0},
+    "dvmap_qwen3_4b_distribution": {"dvmap.data_dir": "data/dvmap_distribution",
+                                    "reward.custom_reward_function.reward_kwargs.variant": "rps"},
 }
 
 

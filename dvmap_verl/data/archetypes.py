@@ -2,7 +2,9 @@
 
 For every (profile, question) the answers of the respondents sharing the profile are compared: with Shannon entropy
 H > 0 (they disagree) the pair is dropped; otherwise one row keeps the common answer. ``consensus="majority"`` is the
-paper's H >= 0 ablation (Table 3): the pair keeps its most frequent answer, ties dropped.
+paper's H >= 0 ablation (Table 3): the pair keeps its most frequent answer, ties dropped. ``consensus="all"`` keeps
+every pair, ties included (the lower option wins), for distribution training, where the row's target is its
+answer counts rather than one answer.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 
 from dvmap_verl.data.schema import ATTRIBUTE_NAMES
 
-CONSENSUS_RULES = ("strict", "majority")
+CONSENSUS_RULES = ("strict", "majority", "all")
 
 
 @dataclass
@@ -65,7 +67,10 @@ def extract_archetypes(respondents: pd.DataFrame, questions: list[str], consensu
         single = pair_total == 1
         per_option[single, first_answer[present][single]] = 1
         best = per_option.max(axis=1)
-        keep = (per_option == best[:, None]).sum(axis=1) == 1  # a unique most frequent answer; ties dropped
+        if consensus == "all":
+            keep = np.ones(len(present), dtype=bool)
+        else:
+            keep = (per_option == best[:, None]).sum(axis=1) == 1  # a unique most frequent answer; ties dropped
         answer = per_option.argmax(axis=1)
     pair_keys = present
 

@@ -48,6 +48,25 @@ _DIRECT = (
     "character. **Only output the final answer inside the `<answer></answer>` tags, without any explanation or "
     "reasoning.**\n\n"
 )
+# The distribution template (distribution-anchored GRPO): the same reasoning steps, but the answer is the share of
+# people like the character who would give each option. The marker sentence lets evaluation recognise it.
+DISTRIBUTION_MARKER = "estimate how people who share the character's background answer"
+_DISTRIBUTION = (
+    "            Based on the character's personal information (such as education, occupation, income, religious "
+    "beliefs, life stage, etc.) and the given value-based question, " + DISTRIBUTION_MARKER + ". Please follow these "
+    "steps:\n\n"
+    "            1. **Analyze the current question in relation to the character's identity and values:**  \n"
+    "            Consider whether the current question aligns or conflicts with the character's background, social "
+    "context, and personal beliefs. For each identity attribute (e.g., education, occupation, income, etc.), keep "
+    "the analysis concise (1-3 sentences).\n\n"
+    "            2. **Provide reasoning for each option:**  \n"
+    "            Explain why each option aligns or misaligns with the character's identity, values, and beliefs. Keep "
+    "the reasoning for each option brief (1-3 sentences).\n\n"
+    "            3. **State the answer distribution:**  \n"
+    "            Give the share of people with this background who would choose each option, as probabilities that "
+    "sum to 1. **Only output one line per option inside the `<answer></answer>` tags, in the form `Option: "
+    "probability` (for example `Agree: 0.35`), without any additional explanation.**\n\n"
+)
 _QUESTION = (
     "            \n"
     "            **Question**: {Question}\n"
@@ -58,6 +77,7 @@ PROFILE_TEMPLATE = _PROFILE  # the profile sentence alone (preference pairs, dis
 RELEASE_TEMPLATE = _PROFILE + _STRUCTURED + _QUESTION
 FREE_TEMPLATE = _PROFILE + _FREE + _QUESTION
 DIRECT_TEMPLATE = _PROFILE + _DIRECT + _QUESTION
+DISTRIBUTION_TEMPLATE = _PROFILE + _DISTRIBUTION + _QUESTION
 
 # The paper's Algorithm 1 (Appendix C), as printed.
 PAPER_TEMPLATE = (
@@ -90,7 +110,7 @@ PAPER_TEMPLATE = (
 )
 
 USER_TEMPLATES = {"release": RELEASE_TEMPLATE, "paper": PAPER_TEMPLATE, "free": FREE_TEMPLATE,
-                  "direct": DIRECT_TEMPLATE}
+                  "direct": DIRECT_TEMPLATE, "distribution": DISTRIBUTION_TEMPLATE}
 
 _FORMAT = "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
 # The release's evaluation copy is flush left; its training copy is indented by 24 spaces per line.
@@ -108,7 +128,13 @@ TEMPLATE_FORMAT = {
     "paper": ("release", "release"),
     "free": ("release", "free"),
     "direct": ("answer_only", "direct"),
+    "distribution": ("release", "release"),
 }
+
+
+def states_distribution(user_message: str) -> bool:
+    """Whether a prompt was made with the distribution template (its answers are stated distributions)."""
+    return DISTRIBUTION_MARKER in user_message
 
 
 def template_system(template: str) -> str:

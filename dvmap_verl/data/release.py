@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from dvmap_verl.data.dataset import profile_keys
+from dvmap_verl.data.distributions import cell_distributions
 from dvmap_verl.data.prepare import split_summary, write_outputs
 from dvmap_verl.data.prompts import USER_TEMPLATES, template_format_tags, template_system
 from dvmap_verl.data.schema import RELEASE_COLUMNS
@@ -174,16 +175,25 @@ def read_release_table(path: Path) -> pd.DataFrame:
 
 
 def prepare_release(input_path: str | Path, out_dir: str | Path, *, template: str | None = None,
-                    system: str | None = None, overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+                    system: str | None = None, overwrite: bool = False, quiet: bool = False,
+                    targets: str = "point") -> dict[str, Any]:
     """``template``: None keeps the release's prompts verbatim; a template name re-renders every prompt from the row's
-    attributes, question and options (the paper's Table 4 settings on the authors' data)."""
+    attributes, question and options (the paper's Table 4 settings on the authors' data).
+
+    ``targets="distribution"``: the release has no respondent data, so the only real distribution is a row's
+    (country, question) cell within its split (the release's ``frequency`` for every option); it becomes
+    ``extra_info.target``."""
     if template is not None and template not in USER_TEMPLATES:
         raise ReleaseInputError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
     system = system or template_system(template or "release")
     tables = discover_release(input_path)
     splits = {}
+    if targets not in ("point", "distribution"):
+        raise ReleaseInputError(f"unknown targets {targets!r}; known: point, distribution")
     for t in tables:
         splits[t.split] = read_release_table(t.path)
+        if targets == "distribution":
+            splits[t.split] = splits[t.split].assign(target=cell_distributions(splits[t.split]))
         if not quiet:
             print(f"read {t.path} ({t.kind}): {len(splits[t.split]):,} rows -> {t.split}.parquet")
     stats = {
@@ -195,6 +205,8 @@ def prepare_release(input_path: str | Path, out_dir: str | Path, *, template: st
         "system_prompt": system,
         "template": template or "release (verbatim prompt column)",
         "reward_format_tags": template_format_tags(template or "release"),
+        "targets": targets if targets == "point" else "distribution (the (country, question) cell within each split: "
+                                                      "the release has no respondent data)",
         "splits": split_summary(splits),
     }
     write_outputs(out_dir, splits, stats, source="dvmap", template=template or "release", system=system,

@@ -27,12 +27,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from dvmap_verl.reward.answers import extract_answer, option_set
+from dvmap_verl.reward.distribution import parse_distribution
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
     option_request
 from dvmap_verl.data.dataset import to_verl_table
 from dvmap_verl.io import atomic_path, write_json
-from dvmap_verl.data.prompts import USER_TEMPLATES, chat_messages, system_prompt, template_system, user_prompt
+from dvmap_verl.data.prompts import (USER_TEMPLATES, chat_messages, states_distribution, system_prompt,
+                                     template_system, user_prompt)
 from dvmap_verl.data.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 
 PREDICTIONS = "predictions.jsonl"
@@ -300,17 +302,22 @@ class PredictionWriter:
     def __init__(self, path: Path, items: pd.DataFrame, sync_every: int = 64):
         self.fh = open(path, "a", encoding="utf-8")
         self.options = items["options"].tolist()
+        # Items asked with the distribution template: their answers are stated distributions (verbalised readout).
+        self.verbalised = [states_distribution(json.loads(m)[-1]["content"]) for m in items["messages"]]
         self.sync_every = sync_every
         self.count = 0
 
     def write(self, r: Request, completion: str) -> dict[str, Any]:
         answer = extract_answer(completion)
         options = tuple(self.options[r.item])
-        pred = option_set(options).resolve(answer)
+        probs = parse_distribution(answer, options) if self.verbalised[r.item] else None
+        pred = option_set(options).resolve(answer) if probs is None else int(np.argmax(probs))
         rec = {
             "item": r.item, "sample": r.sample, "completion": completion, "answer": answer,
             "pred": -1 if pred is None else pred,
         }
+        if probs is not None:  # the argmax stands for the answer in Acc, LC and the paper's WD
+            rec.update(probs=[round(p, 8) for p in probs], readout="verbalised")
         self._append(rec)
         return rec
 

@@ -274,6 +274,7 @@ def pair_scores(run_dir: str | Path) -> pd.DataFrame:
             picks = dict(zip(g["order"].astype(int), g["pick"]))
             both = picks.get(0) in ("A", "B") and picks.get(1) in ("A", "B")
             row["consistent"] = float(both and (picks[0] == "A") == (picks[1] == "B"))
+            row["unparsed"] = float(sum(v not in ("A", "B") for v in picks.values()) / max(len(picks), 1))
             row["orders"] = len(g)
         rows.append(row)
     scores = pd.DataFrame(rows)
@@ -298,6 +299,7 @@ def pairs_report(run_dir: str | Path, bootstrap: int = 1000) -> dict[str, Any]:
         entry: dict[str, Any] = {"pairs": int(len(part)), "paa": float(v.mean()), "ci95": _bootstrap(v, bootstrap)}
         if readout == "judge":
             entry["consistency"] = float(part["consistent"].mean())
+            entry["unparsed"] = float(part["unparsed"].mean())  # a pick that is neither A nor B scores 0
         entry["by"] = {}
         for col in group_cols:
             entry["by"][col] = [{col: str(key), "pairs": int(len(g)), "paa": float(g["score"].mean()),
@@ -305,8 +307,10 @@ def pairs_report(run_dir: str | Path, bootstrap: int = 1000) -> dict[str, Any]:
                                 for key, g in part.groupby(col)]
         out["readouts"][readout] = entry
         lines += [f"## {readout}", "", f"PAA {entry['paa']:.3f} (95% CI {entry['ci95'][0]:.3f}-{entry['ci95'][1]:.3f}) "
-                  f"over {entry['pairs']:,} pairs" + (f"; consistent in both orders: {entry['consistency']:.1%}"
-                                                      if "consistency" in entry else "") + ".", ""]
+                  f"over {entry['pairs']:,} pairs" + (f"; consistent in both orders: {entry['consistency']:.1%}; "
+                                                      f"picks that were neither A nor B (scored 0): "
+                                                      f"{entry['unparsed']:.1%}" if "consistency" in entry else "")
+                  + ".", ""]
         for col, rows in entry["by"].items():
             lines += [f"### by {col}", "", "| " + col + " | pairs | PAA | 95% CI |", "|---|---|---|---|"]
             lines += [f"| {r[col]} | {r['pairs']} | {r['paa']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} |"
@@ -344,6 +348,6 @@ def _plot(run_dir: Path, out: dict) -> Path | None:
 
 def print_summary(out: dict, file=sys.stdout) -> None:
     for readout, e in out.get("readouts", {}).items():
-        extra = f", consistent {e['consistency']:.1%}" if "consistency" in e else ""
+        extra = f", consistent {e['consistency']:.1%}, unparsed {e['unparsed']:.1%}" if "consistency" in e else ""
         print(f"{readout:>12}: PAA {e['paa']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] over {e['pairs']:,} "
               f"pairs{extra}", file=file)

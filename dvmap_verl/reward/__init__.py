@@ -7,8 +7,8 @@ Use it from any verl project::
     +reward.custom_reward_function.reward_kwargs.variant=binary   # optional settings, see compute_score
 
 Fields read per sample: ``reward_model.ground_truth`` (the true option text) and, from ``extra_info``, ``options``
-(a list, or the release's ``"Options"`` string joined by ``", "``) and, for the ``frequency`` variant only,
-``frequency``. Without options the answer is compared with the ground truth alone.
+(a list, or the release's ``"Options"`` string joined by ``", "``), for the ``frequency`` variant ``frequency``, and
+for the ``rps`` variant ``target`` (probabilities in option order; else ``counts``; else the truth's point mass). Without options the answer is compared with the ground truth alone.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from dvmap_verl.reward.answers import (BadOptions, extract_answer, format_share, normalize, option_set, parse_options,
                                 truth_index)
+from dvmap_verl.reward.distribution import parse_distribution, ranked_probability_score, target_distribution
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.
 RELEASE_TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
@@ -106,6 +107,8 @@ VARIANTS: dict[str, tuple[Callable[..., float] | None, str]] = {
     "likert": (_distance, "paper Table 5's Likert-adjusted soft reward: the distance variant under the paper's name"),
     "gaussian": (_gaussian, "exp(-d^2 / 2 sigma^2) on normalised index distance, +1 on exact (WVS_g)"),
     "frequency": (_frequency, "correctness scaled by 1 - frequency of the true answer in its cell (WVS_p)"),
+    "rps": (None, "a stated distribution (distribution template) scored 1 - RPS(p, target) / (K - 1) + beta * format "
+                  "against extra_info.target (else counts, else the truth's point mass)"),
 }
 
 _REFERENCE_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -222,8 +225,13 @@ def score(
         except ValueError:
             return _unscorable(fmt, beta, "truth_not_an_option",
                                f"ground truth {truth_text[:80]!r} is not one of the options {list(opts)[:8]!r}")
+        if variant == "rps":
+            return _rps(answer, opts, truth, fmt, beta, extra)
         pred = option_set(opts).resolve(answer)
         k = len(opts)
+    elif variant == "rps":
+        return _unscorable(fmt, beta, "rps_options", "reward variant 'rps' needs the row's options to read a stated "
+                                                     "distribution")
     else:
         # No options known: the truth is the only option we can recognise.
         truth, k = 0, 1
@@ -235,6 +243,27 @@ def score(
         "format": fmt,
         "parsed": 0.0 if pred is None else 1.0,
         "likert": j.likert,
+    }
+
+
+def _rps(answer: str | None, opts: tuple[str, ...], truth: int, fmt: float, beta: float,
+         extra: Mapping[str, Any] | None) -> dict[str, float]:
+    """Strictly proper: in expectation over targets drawn from q, 1 - RPS(p, t) is maximised only at p = q."""
+    k = len(opts)
+    probs = parse_distribution(answer, opts)
+    if probs is None:
+        return {"score": beta * fmt, "acc": 0.0, "format": fmt, "parsed": 0.0, "likert": 0.0}
+    target, source = target_distribution(extra, truth, k)
+    if source == "point" and isinstance(extra, Mapping) and extra.get("target") is not None:
+        _warn_once("target", f"reward variant 'rps': extra_info['target'] = {str(extra.get('target'))[:60]} is not a "
+                             f"distribution over the {k} options; such rows are scored against the truth alone")
+    arg = max(range(k), key=probs.__getitem__)
+    return {
+        "score": 1.0 - ranked_probability_score(probs, target) / max(k - 1, 1) + beta * fmt,
+        "acc": 1.0 if arg == truth else 0.0,
+        "format": fmt,
+        "parsed": 1.0,
+        "likert": 1.0 - abs(arg - truth) / (k - 1) if k > 1 else 1.0,
     }
 
 

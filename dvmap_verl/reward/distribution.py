@@ -1,0 +1,160 @@
+"""Stated distributions: the parser shared by the ``rps`` reward and the ``verbalised`` readout, and the score.
+
+The ``distribution`` template asks for one line per option inside the answer tags::
+
+    <answer>
+    Strongly agree: 0.10
+    Agree: 0.35
+    Disagree: 0.40
+    Strongly disagree: 0.15
+    </answer>
+
+The parser is tolerant of what models write: ``=`` for ``:``, bullets, percentages (``35%``, or numbers that sum to
+100), option numbers and the resolver's spelling variants for the labels (``2: 0.35``, ``agree: .35``), a JSON
+object (``{"Agree": 0.35, ...}``), options left out (probability 0) and sums off by up to ``SUM_TOLERANCE``
+(renormalised). It returns None, never raises, for anything else: no probability lines, a label that names no option
+or an option twice, a negative or non-finite number, a sum too far from 1, or an answer over the size bounds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any, Sequence
+
+from dvmap_verl.reward.answers import option_set
+
+#: How far the stated probabilities may sum from 1 (or from 100 for percentages) before the answer is refused.
+SUM_TOLERANCE = 0.1
+MAX_ANSWER_CHARS = 4096
+MAX_LINES = 64
+
+def _number(text: str) -> tuple[float, bool] | None:
+    text = text.strip().rstrip(",;").strip()
+    pct = text.endswith("%")
+    if pct:
+        text = text[:-1].strip()
+    if not text or not (text[0].isdigit() or text[0] in "+-."):
+        return None
+    try:
+        return float(text), pct
+    except ValueError:
+        return None
+
+
+def _pairs(answer: str) -> list[tuple[str, float, bool]] | None:
+    """(label, value, percent sign) per probability line; a line with no number after ``:``/``=`` is skipped."""
+    text = answer.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        out = []
+        for label, value in obj.items():
+            parsed = _number(value) if isinstance(value, str) else None
+            if parsed is None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    return None
+                parsed = (float(value), False)
+            out.append((str(label), *parsed))
+        return out
+    if text.startswith('"') and '":' in text and "\n" not in text:  # a JSON object without its braces
+        return _pairs("{" + text.rstrip(",; ") + "}")
+    found = []
+    for line in text.split("\n"):
+        label, sep, value = line.rpartition(":")
+        if not sep:
+            label, sep, value = line.rpartition("=")
+            if not sep:
+                continue
+        parsed = _number(value)
+        if parsed is None:
+            continue
+        found.append((label.strip().lstrip("-*\u2022").strip().strip('"').strip(), *parsed))
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels(options: tuple[str, ...]) -> dict[str, int]:
+    """Exact spellings of each option (as written, lower-case, its 1-based number): the fast path before the
+    resolver's normalisation."""
+    out: dict[str, int] = {}
+    for i, o in enumerate(options):
+        out.setdefault(o, i)
+        out.setdefault(o.lower(), i)
+        out.setdefault(str(i + 1), i)
+    return out
+
+
+def parse_distribution(answer: str | None, options: Sequence[str]) -> list[float] | None:
+    """Probabilities in option order from a stated distribution, or None (see the module's rules)."""
+    if not isinstance(answer, str) or not options or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    if answer.count("\n") > MAX_LINES:
+        return None
+    pairs = _pairs(answer)
+    options = tuple(options)
+    if not pairs or len(pairs) > len(options):
+        return None
+    labels = _labels(options)
+    probs = [0.0] * len(options)
+    seen = set()
+    any_percent_sign = False
+    for label, value, pct in pairs:
+        if not math.isfinite(value) or value < 0:
+            return None
+        index = labels.get(label)
+        if index is None:
+            index = labels.get(label.lower())
+            if index is None:
+                index = option_set(options).resolve(label)
+        if index is None or index in seen:
+            return None
+        seen.add(index)
+        probs[index] = value / 100.0 if pct else value
+        any_percent_sign |= pct
+    total = sum(probs)
+    if not any_percent_sign and abs(total - 100.0) <= 100.0 * SUM_TOLERANCE:  # percentages without the sign
+        probs = [p / 100.0 for p in probs]
+        total /= 100.0
+    if abs(total - 1.0) > SUM_TOLERANCE or total <= 0:
+        return None
+    return [p / total for p in probs]
+
+
+def ranked_probability_score(p: Sequence[float], t: Sequence[float]) -> float:
+    """sum_k (CDF_p(k) - CDF_t(k))^2 over ordered options (0 when p = t; at most K - 1)."""
+    cp = ct = total = 0.0
+    for a, b in zip(p, t):
+        cp += a
+        ct += b
+        d = cp - ct
+        total += d * d
+    return total
+
+
+def target_distribution(extra: Any, truth: int, k: int) -> tuple[list[float], str]:
+    """The row's target: ``extra_info.target`` (probabilities), else its ``counts``, else the point mass on the
+    truth. Returns (target, where it came from); a malformed field falls through to the next source."""
+    if isinstance(extra, dict) or hasattr(extra, "get"):
+        for key in ("target", "counts"):
+            raw = extra.get(key)
+            if raw is None or isinstance(raw, (str, bytes)):
+                continue
+            try:
+                values = [float(x) for x in raw]
+            except (TypeError, ValueError):
+                continue
+            total = sum(values)
+            if len(values) == k and total > 0 and all(math.isfinite(v) and v >= 0 for v in values):
+                return [v / total for v in values], key
+    return [1.0 if i == truth else 0.0 for i in range(k)], "point"
+
+
+def format_distribution(options: Sequence[str], probs: Sequence[float]) -> str:
+    """The documented answer format, e.g. for worked examples and tests."""
+    return "\n".join(f"{o}: {p:.2f}" for o, p in zip(options, probs))
