@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from typing import Any, Sequence
 
 from dvmap_verl.reward.answers import option_set
@@ -29,6 +30,14 @@ from dvmap_verl.reward.answers import option_set
 SUM_TOLERANCE = 0.1
 MAX_ANSWER_CHARS = 4096
 MAX_LINES = 64
+_PERCENT_LOW, _PERCENT_HIGH = 100.0 * (1 - SUM_TOLERANCE), 100.0 * (1 + SUM_TOLERANCE)
+
+_NUMBER_START = frozenset("0123456789+-.")
+#: ``label: value[%]`` or ``label = value[%]`` on a line of its own (trailing ``,``/``;`` allowed); the label is the
+#: text before the last ``:``/``=`` of the line.
+_LINE = re.compile(r"([^\n:=]*)[:=][ \t]*([+-]?[0-9.][0-9.eE+-]*)[ \t]*(%?)[ \t,;]*(?=\n|$)")
+_LABEL_STRIP = " \t-*\u2022\"'`"
+
 
 def _number(text: str) -> tuple[float, bool] | None:
     text = text.strip().rstrip(",;").strip()
@@ -60,21 +69,16 @@ def _pairs(answer: str) -> list[tuple[str, float, bool]] | None:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     return None
                 parsed = (float(value), False)
-            out.append((str(label), *parsed))
+            out.append((str(label), parsed[0], "%" if parsed[1] else ""))
         return out
     if text.startswith('"') and '":' in text and "\n" not in text:  # a JSON object without its braces
         return _pairs("{" + text.rstrip(",; ") + "}")
     found = []
-    for line in text.split("\n"):
-        label, sep, value = line.rpartition(":")
-        if not sep:
-            label, sep, value = line.rpartition("=")
-            if not sep:
-                continue
-        parsed = _number(value)
-        if parsed is None:
+    for label, value, pct in _LINE.findall(text):  # one C-level scan; this runs for every rollout of a step
+        try:
+            found.append((label.strip(_LABEL_STRIP), float(value), pct))
+        except ValueError:
             continue
-        found.append((label.strip().lstrip("-*\u2022").strip().strip('"').strip(), *parsed))
     return found
 
 
@@ -96,32 +100,47 @@ def parse_distribution(answer: str | None, options: Sequence[str]) -> list[float
         return None
     if answer.count("\n") > MAX_LINES:
         return None
-    pairs = _pairs(answer)
     options = tuple(options)
+    text = answer.strip()
+    if text[:1] in ("{", '"'):
+        pairs = _pairs(text)
+    else:  # the documented format: one C-level scan, no intermediate list (this runs for every rollout)
+        pairs = []
+        for label, value, pct in _LINE.findall(text):
+            try:
+                pairs.append((label.strip(_LABEL_STRIP), float(value), pct))
+            except ValueError:
+                continue
     if not pairs or len(pairs) > len(options):
         return None
     labels = _labels(options)
     probs = [0.0] * len(options)
-    seen = set()
+    seen = 0
     any_percent_sign = False
     for label, value, pct in pairs:
-        if not math.isfinite(value) or value < 0:
+        if not 0.0 <= value < math.inf:  # negative, NaN or infinite
             return None
         index = labels.get(label)
         if index is None:
             index = labels.get(label.lower())
             if index is None:
                 index = option_set(options).resolve(label)
-        if index is None or index in seen:
+                if index is None:
+                    return None
+        bit = 1 << index
+        if seen & bit:
             return None
-        seen.add(index)
-        probs[index] = value / 100.0 if pct else value
-        any_percent_sign |= pct
+        seen |= bit
+        if pct:
+            probs[index] = value / 100.0
+            any_percent_sign = True
+        else:
+            probs[index] = value
     total = sum(probs)
-    if not any_percent_sign and abs(total - 100.0) <= 100.0 * SUM_TOLERANCE:  # percentages without the sign
-        probs = [p / 100.0 for p in probs]
+    if not any_percent_sign and _PERCENT_LOW <= total <= _PERCENT_HIGH:  # percentages without the sign
         total /= 100.0
-    if abs(total - 1.0) > SUM_TOLERANCE or total <= 0:
+        probs = [p / 100.0 for p in probs]
+    if not 1.0 - SUM_TOLERANCE <= total <= 1.0 + SUM_TOLERANCE:
         return None
     return [p / total for p in probs]
 
@@ -146,12 +165,15 @@ def target_distribution(extra: Any, truth: int, k: int) -> tuple[list[float], st
             if raw is None or isinstance(raw, (str, bytes)):
                 continue
             try:
-                values = [float(x) for x in raw]
+                values = list(map(float, raw))
             except (TypeError, ValueError):
                 continue
+            if len(values) != k or not values:
+                continue
             total = sum(values)
-            if len(values) == k and total > 0 and all(math.isfinite(v) and v >= 0 for v in values):
-                return [v / total for v in values], key
+            # A finite positive sum of values none of which is negative: every value is finite and >= 0.
+            if math.isfinite(total) and total > 0 and min(values) >= 0:
+                return (values if abs(total - 1.0) < 1e-12 else [v / total for v in values]), key
     return [1.0 if i == truth else 0.0 for i in range(k)], "point"
 
 
