@@ -18,6 +18,7 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
         max_profiles_per_country=args.max_profiles_per_country,
         cross_country_max_profiles_per_country=args.cross_country_max_profiles_per_country,
         cross_value_max_profiles_per_country=args.cross_value_max_profiles_per_country,
+        disagreement_max_profiles_per_country=args.disagreement_max_profiles_per_country,
         val_frac=args.val_frac,
         cross_demographic_frac=args.cross_demographic_frac,
         seed=args.seed,
@@ -372,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="profiles per unseen country in cross_country (default 64); 0 = no cap")
     w.add_argument("--cross-value-max-profiles-per-country", type=_non_negative_int, default=105,
                    help="profiles per country in cross_value (default 105); 0 = no cap")
+    w.add_argument("--disagreement-max-profiles-per-country", type=_non_negative_int, default=100,
+                   help="disagreeing (H > 0) profiles per country in disagreement.parquet (default 100); 0 = no cap")
     w.add_argument("--val-frac", type=_fraction, default=0.115, help="share of training profiles held out as val")
     w.add_argument("--cross-demographic-frac", type=_fraction, default=0.10,
                    help="share of training-country profiles held out as cross_demographic")

@@ -444,3 +444,16 @@ def test_vllm_logprob_readout_through_a_stand_in_engine(tiny_model_dir, monkeypa
         assert np.allclose(got["vllm"][i], got["hf"][i], atol=1e-5)
     assert all(p.prompt_logprobs == 0 and p.max_tokens == 1 for p in sent["params"])
     assert len(sent["params"]) == 2  # chunks of 2 items: all options of an item in one generate call
+
+
+def test_disagreement_split_is_capped_per_country_and_seeded():
+    from dvmap_verl.data.splits import SplitConfig, cap_profiles
+
+    rows = pd.DataFrame({"Country": ["A"] * 6 + ["B"] * 2, "profile_key": list("ppqqrs") + ["t", "u"],
+                         "Q_id": ["Q1", "Q2"] * 4})
+    capped = cap_profiles(rows, 2, seed=1)
+    assert capped.groupby("Country")["profile_key"].nunique().to_dict() == {"A": 2, "B": 2}
+    assert capped.equals(cap_profiles(rows, 2, seed=1))  # seeded
+    assert set(capped[capped["profile_key"] == "p"]["Q_id"]) in (set(), {"Q1", "Q2"})  # whole profiles kept
+    assert cap_profiles(rows, None, seed=1).equals(rows)
+    assert SplitConfig(disagreement_max_profiles_per_country=0).disagreement_max_profiles_per_country is None

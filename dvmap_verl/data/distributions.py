@@ -47,20 +47,16 @@ MAX_K = 8
 COARSE_ATTRIBUTES = ("Gender", "Life Stage")
 
 
-def in_scope(country: str, qid: str) -> bool:
-    if country in schema.TRAIN_COUNTRIES:
-        return qid in schema.TRAIN_QUESTIONS or qid in schema.CROSS_VALUE_QUESTIONS
-    return country in schema.CROSS_COUNTRIES and qid in schema.TRAIN_QUESTIONS
-
-
 def entropy(counts: np.ndarray) -> np.ndarray:
-    """Row-wise Shannon entropy (nats) of count vectors."""
+    """Row-wise Shannon entropy (nats) of count vectors (NaN for an empty row)."""
     counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = counts / total
-        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    return np.where(total[:, 0] > 0, h, np.nan)
+    total = counts.sum(axis=1)
+    p = counts / np.where(total > 0, total, 1.0)[:, None]
+    logp = np.zeros_like(p)
+    nz = p > 0
+    logp[nz] = np.log(p[nz])  # only where p > 0: log(0) over a million rows would cost more than the rest
+    h = 0.0 - (p * logp).sum(axis=1)
+    return np.where(total > 0, h, np.nan)
 
 
 def _group_counts(group: np.ndarray, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,89 +71,194 @@ def _group_counts(group: np.ndarray, answers: np.ndarray) -> tuple[np.ndarray, n
     return present, counts[present]
 
 
-def answer_distributions(respondents: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
-    """Every in-scope (group, question) at the three levels, as the documented table (options/counts as lists)."""
-    frames = []
+COLUMNS = ["level", "profile_id", "country", "gender", "life_stage", "q_id", "options", "counts", "n", "entropy",
+           "consensus"]
+
+
+class Coded:
+    """A string column as integer codes into its distinct values (-1: null): a million rows stay cheap."""
+
+    def __init__(self, codes: np.ndarray, values):
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.values = np.asarray(list(values), dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """The strings (None for null) at ``rows``."""
+        codes = self.codes[rows]
+        out = self.values[np.maximum(codes, 0)] if len(self.values) else np.full(len(codes), None, dtype=object)
+        return np.where(codes >= 0, out, None)
+
+    def __eq__(self, value) -> np.ndarray:  # type: ignore[override]
+        hit = np.flatnonzero(self.values == value)
+        return self.codes == (hit[0] if len(hit) else -2)
+
+    def arrow(self) -> pa.Array:
+        codes = pa.array(self.codes.astype(np.int32), mask=self.codes < 0)
+        return pa.DictionaryArray.from_arrays(codes, pa.array(self.values, pa.string())).dictionary_decode()
+
+    @staticmethod
+    def concat(parts: list["Coded"]) -> "Coded":
+        values = pd.unique(np.concatenate([p.values for p in parts])) if parts else np.empty(0, dtype=object)
+        index = pd.Index(values)
+        codes = [np.where(p.codes >= 0, index.get_indexer(p.values)[np.maximum(p.codes, 0)] if len(p.values)
+                          else -1, -1) for p in parts]
+        return Coded(np.concatenate(codes) if codes else np.empty(0, np.int64), values)
+
+
+class Distributions:
+    """The documented table held column-wise (string columns as :class:`Coded`, counts as an n x MAX_K matrix): a
+    full WVS file has over a million (profile, question) rows, too many for per-row Python objects.
+    ``respondent`` is one respondent of each row's group (for its attributes)."""
+
+    def __init__(self, level: Coded, profile_id: Coded, country: Coded, gender: Coded, life_stage: Coded,
+                 q_id: Coded, counts: np.ndarray, respondent: np.ndarray):
+        self.level, self.profile_id, self.country = level, profile_id, country
+        self.gender, self.life_stage, self.q_id = gender, life_stage, q_id
+        self.counts, self.respondent = counts, respondent
+        k_of = np.array([len(QUESTION_BY_ID[q].options) for q in q_id.values], dtype=np.int64)
+        self.k = k_of[q_id.codes] if len(q_id) else np.zeros(0, np.int64)
+        self.n = counts.sum(axis=1)
+        self.consensus = (counts > 0).sum(axis=1) == 1
+        self._index: dict[str, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def entropy(self) -> np.ndarray:
+        return entropy(self.counts)
+
+    def table(self) -> pa.Table:
+        """The documented Arrow table, built from codes and flat arrays (no per-row Python objects)."""
+        k = self.k
+        offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
+        mask = np.arange(MAX_K)[None, :] < k[:, None]
+        counts = pa.ListArray.from_arrays(offsets, pa.array(self.counts[mask].astype(np.int64)))
+        qids = list(self.q_id.values)
+        flat_options = [o for q in qids for o in QUESTION_BY_ID[q].options]
+        q_start = np.concatenate([[0], np.cumsum([len(QUESTION_BY_ID[q].options) for q in qids])])[:-1]
+        row_start = np.repeat(q_start[self.q_id.codes], k) if len(qids) else np.zeros(0, np.int64)
+        within = np.arange(int(k.sum())) - np.repeat(np.concatenate([[0], np.cumsum(k)])[:-1], k)
+        options = pa.ListArray.from_arrays(offsets, pa.array(flat_options, pa.string()).take(
+            pa.array(row_start + within, pa.int64())))
+        return pa.table({"level": self.level.arrow(), "profile_id": self.profile_id.arrow(),
+                         "country": self.country.arrow(), "gender": self.gender.arrow(),
+                         "life_stage": self.life_stage.arrow(), "q_id": self.q_id.arrow(), "options": options,
+                         "counts": counts, "n": pa.array(self.n.astype(np.int64)),
+                         "entropy": pa.array(self.entropy()), "consensus": pa.array(self.consensus)})
+
+    def frame(self) -> pd.DataFrame:
+        """The documented table as pandas (lists per row): for small inputs and tests."""
+        return self.table().to_pandas()
+
+    def rows(self, level: str, keys: list[pd.Series]) -> np.ndarray:
+        """Row positions at ``level`` of the groups named by ``keys`` (per level: profile key + question; country,
+        gender, life stage + question), -1 where there is none; matched on integer codes."""
+        columns = ([self.profile_id] if level == "profile" else [self.country, self.gender, self.life_stage]) + [
+            self.q_id]
+        if level not in self._index:
+            at = np.flatnonzero(self.level == level)
+            code = self._combine([c.codes[at] for c in columns], columns)
+            self._index[level] = (pd.Index(code), at, [pd.Index(c.values) for c in columns])
+        index, at, uniques = self._index[level]
+        codes = [u.get_indexer(k.astype(str).to_numpy(dtype=object)) for k, u in zip(keys, uniques)]
+        found = index.get_indexer(self._combine(codes, columns))
+        found[np.any(np.stack(codes) < 0, axis=0)] = -1  # a key never seen at this level
+        return np.where(found >= 0, at[np.maximum(found, 0)], -1)
+
+    @staticmethod
+    def _combine(codes: list[np.ndarray], columns: list[Coded]) -> np.ndarray:
+        out = np.zeros(len(codes[0]), dtype=np.int64)
+        for c, col in zip(codes, columns):
+            out = out * (len(col.values) + 2) + (np.asarray(c, dtype=np.int64) + 1)
+        return out
+
+    def counts_lists(self, rows: np.ndarray) -> list[list[int]]:
+        return [c[:kk].tolist() for c, kk in zip(self.counts[rows], self.k[rows])]
+
+
+def _coded(column: pd.Series) -> Coded:
+    """A respondent column as codes (categories decoded once, not per row)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return Coded(column.cat.codes.to_numpy(), column.cat.categories.astype(str))
+    codes, uniques = pd.factorize(column.astype(str))
+    return Coded(codes, uniques)
+
+
+def compute_distributions(respondents: pd.DataFrame, questions: list[str]) -> Distributions:
+    """Every in-scope (group, question) at the three levels."""
     if not len(respondents) or not questions:
-        return pd.DataFrame(columns=["level", "profile_id", "country", "gender", "life_stage", "q_id", "options",
-                                     "counts", "n", "entropy", "consensus"])
+        none = Coded(np.empty(0, np.int64), [])
+        return Distributions(none, none, none, none, none, Coded(np.empty(0, np.int64), []),
+                             np.zeros((0, MAX_K), np.int64), np.zeros(0, np.int64))
     answers = respondents[questions].to_numpy(dtype=np.int16)
-    country = respondents["Country"].astype(str).to_numpy(dtype=object)
-    gender = respondents["Gender"].astype(str).to_numpy(dtype=object)
-    stage = respondents["Life Stage"].astype(str).to_numpy(dtype=object)
-    keys = profile_keys(respondents[list(ATTRIBUTE_NAMES)])
+    country, gender, stage = (_coded(respondents[c]) for c in ("Country", "Gender", "Life Stage"))
+    # Hash each distinct profile once (not each respondent): the same keys as the splits' profile_id.
+    profile = respondents.groupby(list(ATTRIBUTE_NAMES), sort=False, observed=True).ngroup().to_numpy()
+    first = np.full(int(profile.max()) + 1, -1, dtype=np.int64)
+    first[profile[::-1]] = np.arange(len(profile))[::-1]
+    profile_key = profile_keys(respondents.iloc[first][list(ATTRIBUTE_NAMES)])
     groupings = {
-        "profile": pd.factorize(keys)[0],
-        "coarse": pd.factorize(pd.Series(country) + "\x1f" + gender + "\x1f" + stage)[0],
-        "country_question": pd.factorize(country)[0],
+        "profile": profile,
+        "coarse": (country.codes * (len(gender.values) + 1) + gender.codes) * (len(stage.values) + 1) + stage.codes,
+        "country_question": country.codes,
     }
+    train_c = np.isin(country.values, schema.TRAIN_COUNTRIES)
+    cross_c = np.isin(country.values, schema.CROSS_COUNTRIES)
+    q_train = np.isin(questions, schema.TRAIN_QUESTIONS)
+    q_value = np.isin(questions, schema.CROSS_VALUE_QUESTIONS)
+    parts = []
     nq = len(questions)
-    for level, group in groupings.items():
+    for i, (level, group) in enumerate(groupings.items()):
+        group = pd.factorize(group)[0]
         present, counts = _group_counts(group, answers)
         g, q = present // nq, present % nq
-        first = np.full(int(group.max()) + 1, -1, dtype=np.int64)
-        first[group[::-1]] = np.arange(len(group))[::-1]  # a respondent of each group, for its labels
-        rep = first[g]
-        qids = np.asarray(questions, dtype=object)[q]
-        frame = pd.DataFrame({
-            "level": level,
-            "profile_id": keys[rep] if level == "profile" else None,
-            "country": country[rep],
-            "gender": gender[rep] if level != "country_question" else None,
-            "life_stage": stage[rep] if level != "country_question" else None,
-            "q_id": qids,
-        })
-        k = np.array([len(QUESTION_BY_ID[x].options) for x in qids], dtype=np.int64)
-        frame["_k"] = k
-        frame["_counts"] = list(counts)
-        frames.append(frame[[in_scope(c, x) for c, x in zip(frame["country"], frame["q_id"])]])
-    out = pd.concat(frames, ignore_index=True)
-    counts = np.stack(out.pop("_counts").to_list()) if len(out) else np.zeros((0, MAX_K), np.int64)
-    k = out.pop("_k").to_numpy()
-    out["options"] = [list(QUESTION_BY_ID[x].options) for x in out["q_id"]]
-    out["counts"] = [c[:kk].tolist() for c, kk in zip(counts, k)]
-    out["n"] = counts.sum(axis=1).astype(np.int64)
-    out["entropy"] = entropy(counts)
-    out["consensus"] = (counts > 0).sum(axis=1) == 1
-    return out
+        first_of = np.full(int(group.max()) + 1, -1, dtype=np.int64)
+        first_of[group[::-1]] = np.arange(len(group))[::-1]  # a respondent of each group, for its labels
+        rep = first_of[g]
+        c = country.codes[rep]
+        scope = (train_c[c] & (q_train[q] | q_value[q])) | (cross_c[c] & q_train[q])
+        rep, q, counts = rep[scope], q[scope], counts[scope]
+        null = np.full(len(rep), -1, dtype=np.int64)
+        parts.append((
+            Coded(np.full(len(rep), i), LEVELS),
+            Coded(profile[rep], profile_key) if level == "profile" else Coded(null, profile_key),
+            Coded(country.codes[rep], country.values),
+            Coded(gender.codes[rep] if level != "country_question" else null, gender.values),
+            Coded(stage.codes[rep] if level != "country_question" else null, stage.values),
+            Coded(q, questions), counts, rep))
+    cols = list(zip(*parts))
+    return Distributions(*(Coded.concat(list(c)) for c in cols[:6]), np.concatenate(cols[6]),
+                         np.concatenate(cols[7]))
 
 
-def distributions_table(dist: pd.DataFrame) -> pa.Table:
-    schema_ = pa.schema([("level", pa.string()), ("profile_id", pa.string()), ("country", pa.string()),
-                         ("gender", pa.string()), ("life_stage", pa.string()), ("q_id", pa.string()),
-                         ("options", pa.list_(pa.string())), ("counts", pa.list_(pa.int64())), ("n", pa.int64()),
-                         ("entropy", pa.float64()), ("consensus", pa.bool_())])
-    return pa.Table.from_pandas(dist[schema_.names], schema=schema_, preserve_index=False)
+def in_scope(country: str, qid: str) -> bool:
+    if country in schema.TRAIN_COUNTRIES:
+        return qid in schema.TRAIN_QUESTIONS or qid in schema.CROSS_VALUE_QUESTIONS
+    return country in schema.CROSS_COUNTRIES and qid in schema.TRAIN_QUESTIONS
 
 
-def profile_counts(dist: pd.DataFrame, profile_id: pd.Series, q_id: pd.Series) -> list[list[int] | None]:
-    """Each (profile, question)'s counts from a distributions table (None where it has none)."""
-    prof = dist[dist["level"] == "profile"]
-    lookup = dict(zip(zip(prof["profile_id"], prof["q_id"]), prof["counts"]))
-    return [lookup.get((p, q)) for p, q in zip(profile_id.astype(str), q_id.astype(str))]
+def answer_distributions(respondents: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
+    """:func:`compute_distributions` as the documented table in pandas (options/counts as lists per row)."""
+    return compute_distributions(respondents, questions).frame()
 
 
-def disagreement_rows(dist: pd.DataFrame, respondents: pd.DataFrame) -> pd.DataFrame:
+def disagreement_rows(dist: Distributions, respondents: pd.DataFrame) -> pd.DataFrame:
     """The H > 0 (profile, question) pairs as release-format rows: the majority answer as ``answer`` (ties go to
     the lower option), the counts kept in ``counts``. There no point answer is right for every respondent."""
-    prof = dist[(dist["level"] == "profile") & ~dist["consensus"]].reset_index(drop=True)
-    if prof.empty:
-        return pd.DataFrame(columns=["profile_id", "Q_id", "answer_index", "n_respondents", "counts",
-                                     *ATTRIBUTE_NAMES, "profile_key"])
-    attrs = respondents[list(ATTRIBUTE_NAMES)].astype(str).copy()
-    attrs["profile_key"] = profile_keys(attrs)
-    attrs = attrs.drop_duplicates("profile_key").set_index("profile_key")
-    ids = pd.factorize(prof["profile_id"])[0]
-    rows = pd.DataFrame({
-        "profile_id": ids.astype(np.int32),
-        "Q_id": prof["q_id"].to_numpy(),
-        "answer_index": [int(np.argmax(c)) for c in prof["counts"]],
-        "n_respondents": prof["n"].to_numpy(dtype=np.int32),
-        "counts": prof["counts"].to_list(),
+    rows = np.flatnonzero((dist.level == "profile") & ~dist.consensus)
+    attrs = respondents.iloc[dist.respondent[rows]][list(ATTRIBUTE_NAMES)].astype(str).reset_index(drop=True)
+    out = pd.DataFrame({
+        "profile_id": pd.factorize(dist.profile_id[rows])[0].astype(np.int32),
+        "Q_id": dist.q_id[rows],
+        "answer_index": dist.counts[rows].argmax(axis=1).astype(np.int64),
+        "n_respondents": dist.n[rows].astype(np.int32),
     })
-    rows = pd.concat([rows, attrs.loc[prof["profile_id"].to_numpy()].reset_index(drop=True)], axis=1)
-    rows["profile_key"] = prof["profile_id"].to_numpy()
-    return rows
+    out = pd.concat([out, attrs], axis=1)
+    out["profile_key"] = dist.profile_id[rows]
+    return out
 
 
 def smoothed_targets(counts: list, consensus: np.ndarray, coarse: list, smoothing: float) -> list[list[float]]:
@@ -191,10 +292,10 @@ def cell_distributions(df: pd.DataFrame, cell: tuple[str, ...] = ("Country", "Q_
     return [dist[c, :kk].tolist() for c, kk in zip(codes, k)]
 
 
-def summary(dist: pd.DataFrame) -> dict[str, Any]:
-    prof = dist[dist["level"] == "profile"]
-    shared = prof[prof["n"] >= 2]
-    return {"rows": {lvl: int((dist["level"] == lvl).sum()) for lvl in LEVELS},
-            "profile_pairs_shared": int(len(shared)),
-            "profile_pairs_disagreeing": int((~prof["consensus"]).sum()),
-            "disagreeing_share_of_shared": float((~shared["consensus"]).mean()) if len(shared) else 0.0}
+def summary(dist: Distributions) -> dict[str, Any]:
+    prof = dist.level == "profile"
+    shared = prof & (dist.n >= 2)
+    return {"rows": {lvl: int((dist.level == lvl).sum()) for lvl in LEVELS},
+            "profile_pairs_shared": int(shared.sum()),
+            "profile_pairs_disagreeing": int((prof & ~dist.consensus).sum()),
+            "disagreeing_share_of_shared": float((~dist.consensus[shared]).mean()) if shared.any() else 0.0}

@@ -25,6 +25,9 @@ class SplitConfig:
     max_profiles_per_country: int | None = 400
     cross_country_max_profiles_per_country: int | None = 64
     cross_value_max_profiles_per_country: int | None = 105
+    # The H > 0 evaluation split: disagreeing profiles per country (seeded), so a full file gives a split of the
+    # benchmark splits' size (~1,000 rows per country), not every disagreeing pair of the survey.
+    disagreement_max_profiles_per_country: int | None = 100
     val_frac: float = 0.115  # the release's dev split is 12.8% of its corpus = 11.5% of all training-country profiles
     cross_demographic_frac: float = 0.10
     seed: int = 0
@@ -37,7 +40,7 @@ class SplitConfig:
         if self.val_frac + self.cross_demographic_frac >= 1.0:
             raise ValueError("val_frac + cross_demographic_frac must leave profiles for training")
         for name in ("max_profiles_per_country", "cross_country_max_profiles_per_country",
-                     "cross_value_max_profiles_per_country"):
+                     "cross_value_max_profiles_per_country", "disagreement_max_profiles_per_country"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 setattr(self, name, None)  # 0 or negative: no cap
@@ -137,3 +140,14 @@ def add_frequency(df: pd.DataFrame) -> pd.Series:
     cell = df.groupby(["Country", "Q_id"], observed=True)["answer"].transform("size")
     same = df.groupby(["Country", "Q_id", "answer"], observed=True)["answer"].transform("size")
     return same / cell
+
+
+def cap_profiles(rows: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
+    """At most ``cap`` profiles (``profile_key``) per country, drawn with a seeded permutation."""
+    if cap is None or rows.empty:
+        return rows
+    rng = np.random.default_rng(seed)
+    keep = []
+    for _, keys in rows.groupby("Country", observed=True, sort=True)["profile_key"]:
+        keep.append(rng.permutation(np.unique(keys.to_numpy().astype(str)))[:cap])
+    return rows[rows["profile_key"].isin(np.concatenate(keep))].reset_index(drop=True)
