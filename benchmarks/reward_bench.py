@@ -106,6 +106,9 @@ def main() -> None:
         rows = distributions if variant == "rps" else [(t, g, {"options": o, "frequency": 0.3}) for t, g, o in items]
         r = rate(lambda t, g, e: compute_score("dvmap/wvs", t, g, e, variant=variant), rows)
         print(f"{'variant ' + variant:32s} {r:>12,.0f} scores/s")
+    # The yardstick for rps: the binary reward on the same multi-line distribution answers.
+    r = rate(lambda t, g, e: compute_score("dvmap/wvs", t, g, e, variant="binary"), distributions)
+    print(f"{'binary on the rps completions':32s} {r:>12,.0f} scores/s")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ def _eval(args: argparse.Namespace) -> int:
                         train=str(args.train) if args.train else None, readout=args.readout)
     if args.train and not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
+    if args.readout != "sampling" and str(args.replicas) != "1":
+        raise ValueError(f"--readout {args.readout} runs on one engine: --replicas is for sampling runs")
     items = build_items(config)  # data problems surface before anything is written or a model is loaded
     if not args.quiet:
         print("items: " + "; ".join(describe_sources(items)))
@@ -328,24 +330,21 @@ def _replicas(text: str) -> str:
     return "auto" if text == "auto" else str(_positive_int(text))
 
 
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
+def _in_unit_interval(closed: bool):
+    """argparse type: a number in [0, 1] (``closed``) or [0, 1)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+            raise argparse.ArgumentTypeError(f"must be in [0, {'1]' if closed else '1)'}, got {value}")
+        return value
+
+    return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
+_fraction, _unit_interval = _in_unit_interval(False), _in_unit_interval(True)
 
 
 READOUTS_CLI = ("sampling", "logprob", "logprob-after-reasoning")

@@ -457,3 +457,23 @@ def test_disagreement_split_is_capped_per_country_and_seeded():
     assert set(capped[capped["profile_key"] == "p"]["Q_id"]) in (set(), {"Q1", "Q2"})  # whole profiles kept
     assert cap_profiles(rows, None, seed=1).equals(rows)
     assert SplitConfig(disagreement_max_profiles_per_country=0).disagreement_max_profiles_per_country is None
+
+
+def test_new_entry_points_refuse_bad_input_before_writing(tmp_path):
+    cli = [sys.executable, "-m", "dvmap_verl.cli"]
+    (tmp_path / "torn.jsonl").write_text('{"question": "q", "chosen": "a"\n')
+    pd.DataFrame({"question": [], "chosen": [], "rejected": []}).to_parquet(tmp_path / "empty.parquet")
+    cases = [
+        (["eval-pairs", "--data", str(tmp_path / "torn.jsonl")], "torn.jsonl: not a JSON Lines table of pairs"),
+        (["eval-pairs", "--data", str(tmp_path / "empty.parquet")], "empty.parquet: holds no pairs"),
+        (["eval-pairs", "--data", str(tmp_path / "missing.parquet")], "missing.parquet: no such file or folder"),
+    ]
+    for args, message in cases:
+        res = subprocess.run(cli + args + ["--backend", "hf", "--model", "m", "--out", str(tmp_path / "run")],
+                             capture_output=True, text=True)
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+    res = subprocess.run(cli + ["eval", "--backend", "hf", "--model", "m", "--data", str(tmp_path / "x.parquet"),
+                                "--out", str(tmp_path / "run"), "--readout", "logprob", "--replicas", "2"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "--replicas is for sampling runs" in res.stderr
+    assert not (tmp_path / "run").exists()  # nothing written for any of them

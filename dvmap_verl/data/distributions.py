@@ -234,12 +234,6 @@ def compute_distributions(respondents: pd.DataFrame, questions: list[str]) -> Di
                          np.concatenate(cols[7]))
 
 
-def in_scope(country: str, qid: str) -> bool:
-    if country in schema.TRAIN_COUNTRIES:
-        return qid in schema.TRAIN_QUESTIONS or qid in schema.CROSS_VALUE_QUESTIONS
-    return country in schema.CROSS_COUNTRIES and qid in schema.TRAIN_QUESTIONS
-
-
 def answer_distributions(respondents: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
     """:func:`compute_distributions` as the documented table in pandas (options/counts as lists per row)."""
     return compute_distributions(respondents, questions).frame()

@@ -30,7 +30,7 @@ from dvmap_verl.reward.answers import extract_answer, option_set
 from dvmap_verl.reward.distribution import parse_distribution
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
-    option_request
+    cut_reasoning, option_request
 from dvmap_verl.data.dataset import to_verl_table
 from dvmap_verl.io import atomic_path, write_json
 from dvmap_verl.data.prompts import (USER_TEMPLATES, chat_messages, states_distribution, system_prompt,
@@ -518,11 +518,9 @@ def _run_scoring(backend: Backend, requests: list[Request], items: pd.DataFrame,
         by_key = {(r.item, r.sample): r for r in chunk}
         score_requests = []
         for r in chunk:
-            head = reasoning.get((r.item, r.sample), "")
-            cut = head.find(ANSWER_OPEN)
-            reasoning[(r.item, r.sample)] = head if cut < 0 else head[:cut]
-            score_requests.append(option_request(r.item, r.sample, r.messages, options[r.item],
-                                                 reasoning=head if readout == "logprob-after-reasoning" else ""))
+            head = cut_reasoning(reasoning.get((r.item, r.sample), ""))
+            reasoning[(r.item, r.sample)] = head
+            score_requests.append(option_request(r.item, r.sample, r.messages, options[r.item], reasoning=head))
 
         def on_scores(sr, scores: Scores) -> None:
             writer.write_scored(by_key[(sr.item, sr.sample)], reasoning[(sr.item, sr.sample)], scores, readout)

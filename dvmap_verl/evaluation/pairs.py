@@ -101,7 +101,11 @@ def load_pairs(path: str | Path, columns: dict[str, str] | None = None) -> pd.Da
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.suffix in (".jsonl", ".json"):
-        frame = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+        try:
+            frame = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+        except ValueError as e:
+            raise ValueError(f"{path}: not a JSON{' Lines' if path.suffix == '.jsonl' else ''} table of pairs ({e})") \
+                from None
     else:
         import pyarrow.dataset as ds
 
@@ -112,6 +116,8 @@ def load_pairs(path: str | Path, columns: dict[str, str] | None = None) -> pd.Da
         raise ValueError(f"{path}: --columns names column(s) {missing_source} that the table lacks; it has "
                          f"{sorted(frame.columns)}")
     frame = frame.rename(columns={theirs: ours for ours, theirs in columns.items()})
+    if frame.empty:
+        raise ValueError(f"{path}: holds no pairs")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; it has {sorted(frame.columns)} (map yours with "

@@ -57,16 +57,17 @@ OnScore = Callable[[ScoreRequest, Scores], None]
 
 
 def option_request(item: int, sample: int, messages, options: Sequence[str], reasoning: str = "") -> ScoreRequest:
-    """The request that scores every option of an item (after ``reasoning``, cut at ``<answer>``, when given)."""
-    return ScoreRequest(item, sample, tuple(messages), reasoning_prefix(reasoning) if reasoning else ANSWER_OPEN,
+    """The request that scores every option of an item after ``reasoning`` (already cut: :func:`cut_reasoning`)
+    and ``<answer>``."""
+    return ScoreRequest(item, sample, tuple(messages), reasoning + ANSWER_OPEN,
                         tuple(f"{o}{ANSWER_CLOSE}" for o in options))
 
 
-def reasoning_prefix(completion: str) -> str:
-    """The assistant text to score options after: the completion up to its first ``<answer>`` (all of it when it
-    has none: an engine that drops the stop string, or a model that never answered), then ``<answer>``."""
+def cut_reasoning(completion: str) -> str:
+    """The completion up to its first ``<answer>`` (all of it when it has none: an engine that drops the stop
+    string, or a model that never answered): what the options are scored after."""
     cut = completion.find(ANSWER_OPEN)
-    return (completion if cut < 0 else completion[:cut]) + ANSWER_OPEN
+    return completion if cut < 0 else completion[:cut]
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:

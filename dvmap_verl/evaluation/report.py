@@ -261,6 +261,16 @@ FLOORED = (("rps_profile", "RPS vs profile"), ("wd_profile", "WD/(K-1) vs profil
            ("jsd_profile", "JSD vs profile"), ("cell_wd_norm", "cell WD/(K-1)"))
 
 
+def _systems_and_floors(dist: dict) -> dict[str, dict]:
+    """The model, the baselines and the two floors, in the order the table and the plot show them."""
+    systems = {"model": dist["model"]} if "model" in dist else {}
+    systems.update(dist.get("baselines", {}))
+    floors = dist.get("floors", {})
+    systems["sampling floor"] = floors.get("sampling", {})
+    systems["human split-half floor"] = floors.get("human_split_half", {})
+    return systems
+
+
 def distribution_plots(run_dir: Path, out: dict, extras: dict) -> list[Path]:
     """Predicted vs human distributions for the biggest cells, a reliability diagram, metrics beside floors."""
     dist = out.get("distributional")
@@ -310,15 +320,8 @@ def distribution_plots(run_dir: Path, out: dict, extras: dict) -> list[Path]:
         ax.legend(fontsize=7, loc="upper left")
         ax.set_title(f"Reliability, ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f}" + suffix)
         paths.append(save_figure(fig, run_dir / "reliability.png"))
-    systems = {}
-    if "model" in dist:
-        systems["model"] = dist["model"]
-    systems.update(dist.get("baselines", {}))
-    fl = dist.get("floors", {})
-    systems["sampling floor"] = fl.get("sampling", {})
-    systems["human split-half"] = fl.get("human_split_half", {})
     frame = pd.DataFrame({name: {label: v.get(key, np.nan) for key, label in FLOORED}
-                          for name, v in systems.items()})
+                          for name, v in _systems_and_floors(dist).items()})
     if frame.notna().any().any():
         fig, ax = plt.subplots(figsize=(9, 4))
         frame.plot.bar(ax=ax, width=0.8, rot=0)
@@ -338,14 +341,8 @@ def _distributional_markdown(dist: dict) -> list[str]:
              f"score. Lower is better except for the accuracies.", ""]
     cols = ["expected_acc", "respondent_acc", "rps", "brier", "ece", "rps_profile", "wd_profile", "jsd_profile",
             "cell_wd", "cell_wd_norm"]
-    systems = {}
-    if "model" in dist:
-        systems["model"] = dist["model"]
-    systems.update(dist.get("baselines", {}))
-    fl = dist.get("floors", {})
-    systems["sampling floor"] = fl.get("sampling", {})
-    systems["human split-half floor"] = fl.get("human_split_half", {})
-    frame = pd.DataFrame({name: {c: v.get(c, float("nan")) for c in cols} for name, v in systems.items()}).T
+    frame = pd.DataFrame({name: {c: v.get(c, float("nan")) for c in cols}
+                          for name, v in _systems_and_floors(dist).items()}).T
     frame.index.name = "system"
     lines += [_table(frame.dropna(axis=1, how="all")), ""]
     d = dist.get("disagreement") or {}

@@ -52,34 +52,25 @@ def _number(text: str) -> tuple[float, bool] | None:
         return None
 
 
-def _pairs(answer: str) -> list[tuple[str, float, bool]] | None:
-    """(label, value, percent sign) per probability line; a line with no number after ``:``/``=`` is skipped."""
-    text = answer.strip()
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return None
-        if not isinstance(obj, dict):
-            return None
-        out = []
-        for label, value in obj.items():
-            parsed = _number(value) if isinstance(value, str) else None
-            if parsed is None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    return None
-                parsed = (float(value), False)
-            out.append((str(label), parsed[0], "%" if parsed[1] else ""))
-        return out
-    if text.startswith('"') and '":' in text and "\n" not in text:  # a JSON object without its braces
-        return _pairs("{" + text.rstrip(",; ") + "}")
-    found = []
-    for label, value, pct in _LINE.findall(text):  # one C-level scan; this runs for every rollout of a step
-        try:
-            found.append((label.strip(_LABEL_STRIP), float(value), pct))
-        except ValueError:
-            continue
-    return found
+def _json_pairs(text: str) -> list[tuple[str, float, str]] | None:
+    """(label, value, "%" or "") from a JSON object, with or without its braces; None if it is not one."""
+    if not text.startswith("{"):
+        text = "{" + text.rstrip(",; ") + "}"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    out = []
+    for label, value in obj.items():
+        parsed = _number(value) if isinstance(value, str) else None
+        if parsed is None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            parsed = (float(value), False)
+        out.append((str(label), parsed[0], "%" if parsed[1] else ""))
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -102,8 +93,8 @@ def parse_distribution(answer: str | None, options: Sequence[str]) -> list[float
         return None
     options = tuple(options)
     text = answer.strip()
-    if text[:1] in ("{", '"'):
-        pairs = _pairs(text)
+    if text.startswith("{") or (text.startswith('"') and '":' in text and "\n" not in text):
+        pairs = _json_pairs(text)
     else:  # the documented format: one C-level scan, no intermediate list (this runs for every rollout)
         pairs = []
         for label, value, pct in _LINE.findall(text):
