@@ -18,8 +18,8 @@ import re
 import warnings
 from typing import Any, Callable, Mapping
 
-from dvmap_verl.reward.answers import (BadOptions, extract_answer, format_share, normalize, option_set, parse_options,
-                                truth_index)
+from dvmap_verl.reward.answers import (BadOptions, Reply, extract_answer, format_share, normalize,  # noqa: F401
+                                       option_set, parse_options, truth_index)
 from dvmap_verl.reward.distribution import parse_distribution, ranked_probability_score, target_distribution
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.
@@ -210,7 +210,9 @@ def score(
     if variant == "reference":
         return _reference(solution_str, ground_truth)
     tags = TAG_PRESETS.get(format_tags) if isinstance(format_tags, str) else None
-    fmt = format_share(solution_str, tags if tags is not None else _tags(format_tags))
+    # One reading for every variant (answers.py): NFKC, thinking removed, the last block that names an option.
+    reply = Reply(solution_str)
+    fmt = reply.format_share(tags if tags is not None else _tags(format_tags))
     try:
         opts = parse_options(options)
     except BadOptions as e:
@@ -218,7 +220,6 @@ def score(
     truth_text = _truth_text(ground_truth)
     if truth_text is None:
         return _unscorable(fmt, beta, "ground_truth", f"ground truth {ground_truth!r} is empty")
-    answer = extract_answer(solution_str)
     if opts:
         try:
             truth = truth_index(truth_text, opts)
@@ -226,8 +227,8 @@ def score(
             return _unscorable(fmt, beta, "truth_not_an_option",
                                f"ground truth {truth_text[:80]!r} is not one of the options {list(opts)[:8]!r}")
         if variant == "rps":
-            return _rps(answer, opts, truth, fmt, beta, extra)
-        pred = option_set(opts).resolve(answer)
+            return _rps(reply, opts, truth, fmt, beta, extra)
+        pred = reply.answer(option_set(opts).resolve)[1]
         k = len(opts)
     elif variant == "rps":
         return _unscorable(fmt, beta, "rps_options", "reward variant 'rps' needs the row's options to read a stated "
@@ -235,7 +236,8 @@ def score(
     else:
         # No options known: the truth is the only option we can recognise.
         truth, k = 0, 1
-        pred = 0 if answer is not None and normalize(answer) == normalize(truth_text) else None
+        said = normalize(truth_text)
+        pred = reply.answer(lambda a: 0 if normalize(a) == said else None)[1]
     j = Judgement(pred, truth, k, fmt, extra)
     return {
         "score": float(scorer(j, beta, **params)),
@@ -246,11 +248,11 @@ def score(
     }
 
 
-def _rps(answer: str | None, opts: tuple[str, ...], truth: int, fmt: float, beta: float,
+def _rps(reply: Reply, opts: tuple[str, ...], truth: int, fmt: float, beta: float,
          extra: Mapping[str, Any] | None) -> dict[str, float]:
     """Strictly proper: in expectation over targets drawn from q, 1 - RPS(p, t) is maximised only at p = q."""
     k = len(opts)
-    probs = parse_distribution(answer, opts)
+    probs = reply.answer(lambda a: parse_distribution(a, opts))[1]
     if probs is None:
         return {"score": beta * fmt, "acc": 0.0, "format": fmt, "parsed": 0.0, "likert": 0.0}
     target, source = target_distribution(extra, truth, k)

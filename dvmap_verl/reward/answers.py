@@ -1,33 +1,42 @@
-"""Answer extraction and option resolution: one implementation for training rewards and evaluation.
+"""Reading an answer: one implementation for every reward variant, the evaluation and the verbalised readout.
 
-Model output is adversarial input. Every function here accepts any string (or None) and returns in time
-bounded by the input length; none of them raises on model output.
+How a completion is read (README, "How an answer is read"):
+
+1. Normalise: Unicode NFKC (full-width ``＜answer＞`` is ``<answer>``), zero-width characters and the BOM removed,
+   non-breaking spaces as spaces (:func:`~dvmap_verl.reward.options.normalize_text`).
+2. Remove the thinking: every ``<think>…</think>`` span, an unclosed ``<think>`` to the end of the text (a reply cut
+   at max tokens), and, when ``</think>`` comes before any ``<think>`` (the chat template opened it), all text before
+   it. What is left is the reply.
+3. Tags match in any case. The answer is the content of the **last** ``<answer>`` block of the reply that the
+   caller accepts (resolves to an option; parses as a distribution): an empty block, or a tag mentioned in prose,
+   does not override an earlier real answer. A block ends at ``</answer>``, at the next ``<answer>``, or at the end
+   of the text (a truncated final block still counts; the format share pays for the missing tag).
+
+Options are resolved by meaning (:mod:`dvmap_verl.reward.options`). The authors' rule (:func:`extract_answer_release`,
+:func:`release_correct`) keeps its own extractor, to the character. Model output is adversarial input: every
+function here accepts any string (or None), runs in time linear in its length and never raises on model output.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
+
+from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, normalize,  # noqa: F401
+                                       normalize_text, option_set)
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+#: At most this many non-blank ``<answer>`` blocks, and this many blocks in all, are tried from the last one back:
+#: a bound on the work an answer full of tags can cause.
+MAX_BLOCKS = 8
+MAX_BLOCKS_SEEN = 128
+# Lower-cases ASCII letters only: keeps every index of the text (str.lower does not, e.g. for "İ").
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
-# An <answer> block longer than this is not an answer but an essay; it resolves to no option.
-MAX_ANSWER_CHARS = 512
-
-# Characters stripped from both ends of an answer: white space, quotes, markdown emphasis, brackets, punctuation.
-_STRIP_CHARS = " \t\r\n\"'`*_#~>[](){}“”‘’«».,;:!?。，：；！？"
-_SPACES = re.compile(r"\s+")
-# "Answer: Agree", "Final answer - Agree", "My answer is Agree", "Option: Agree"
-_PREFIX = re.compile(r"^(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is\s*)?[:\-–]?\s*")
-# "B", "(b)", "2", "option 2" alone
-_LABEL_ONLY = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})\)?$")
-# "B) Agree", "2. Agree", "(2) Agree", "option 2: Agree"
-_LABEL_PREFIX = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})[).:]\s*(\S.*)$")
-# Markdown/HTML noise inside the answer.
-_MARKUP = re.compile(r"[*_`]+|</?[a-z]+>")
-
+T = TypeVar("T")
 
 # Bounds on a row's options: a DVMap question has at most 5 short options; a larger value is a broken row, refused
 # before any work proportional to its size is done.
@@ -93,104 +102,131 @@ def _split_options(joined: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in joined.split(", ") if part.strip())
 
 
-def extract_answer(text: Any) -> str | None:
-    """Content of the last ``<answer>…</answer>`` block (tags matched case-insensitively).
+def _as_text(text: Any) -> str | None:
+    if isinstance(text, str):
+        return text
+    if text is None:
+        return None
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
-    A final ``<answer>`` left open at the end of the text (a truncated response) still counts, so that the format
-    reward, not the answer credit, pays for the missing closing tag. Returns None when there is no block.
+
+class Reply:
+    """A completion, normalised, with its thinking removed (``text``); ``full`` keeps the thinking, for the format
+    share of presets that ask for think tags. ``low``/``full_low``: the same with ASCII letters lower-cased (same
+    indices), where tags are looked for."""
+
+    __slots__ = ("full", "full_low", "text", "low")
+
+    def __init__(self, completion: Any):
+        full = normalize_text(_as_text(completion) or "")
+        low = full.lower()
+        if len(low) != len(full):  # a character whose lower case is longer: fold ASCII only, indices kept
+            low = full.translate(_ASCII_LOWER)
+        self.full, self.full_low = full, low
+        self.text, self.low = _without_thinking(full, low)
+
+    def blocks(self) -> list[str]:
+        """Contents of the reply's ``<answer>`` blocks, last first (at most :data:`MAX_BLOCKS` non-blank ones)."""
+        text, low = self.text, self.low
+        out: list[str] = []
+        end, seen, nonblank = len(low), 0, 0
+        pos = low.rfind(ANSWER_OPEN)
+        while pos >= 0 and nonblank < MAX_BLOCKS and seen < MAX_BLOCKS_SEEN:
+            start = pos + len(ANSWER_OPEN)
+            close = low.find(ANSWER_CLOSE, start, end)
+            content = text[start:close if close >= 0 else end]
+            out.append(content)
+            seen += 1
+            if content and not content.isspace():
+                nonblank += 1
+            end = pos
+            pos = low.rfind(ANSWER_OPEN, 0, pos)
+        return out
+
+    def answer(self, accept: Callable[[str], T | None]) -> tuple[str | None, T | None]:
+        """(content, accept(content)) of the last block that ``accept`` does not map to None; when there is none,
+        (the last non-blank block, else the last block, else None when there is no block; None)."""
+        blocks = self.blocks()
+        first = None
+        for content in blocks:
+            if not content or content.isspace():
+                continue
+            if first is None:
+                first = content
+            value = accept(content)
+            if value is not None:
+                return content, value
+        return (first if first is not None else (blocks[0] if blocks else None)), None
+
+    def format_share(self, tags: Sequence[str]) -> float:
+        """Share of ``tags`` present, in any case: think tags anywhere in the completion, the others in the reply
+        (outside the thinking)."""
+        if not tags:
+            return 1.0
+        present = 0
+        for tag in tags:
+            t = tag.lower()
+            if t in (self.full_low if t in (THINK_OPEN, THINK_CLOSE) else self.low):
+                present += 1
+        return present / len(tags)
+
+
+def _without_thinking(text: str, low: str) -> tuple[str, str]:
+    """``text`` and ``low`` without the thinking spans (the module's rule 2)."""
+    if "think>" not in low:
+        return text, low
+    pos, n = 0, len(low)
+    first_open, first_close = low.find(THINK_OPEN), low.find(THINK_CLOSE)
+    if first_close >= 0 and (first_open < 0 or first_close < first_open):
+        pos = first_close + len(THINK_CLOSE)  # the prompt opened the thinking: everything before </think> is it
+    keep = []
+    while True:
+        i = low.find(THINK_OPEN, pos)
+        if i < 0:
+            keep.append((pos, n))
+            break
+        keep.append((pos, i))
+        j = low.find(THINK_CLOSE, i + len(THINK_OPEN))
+        if j < 0:
+            break  # unclosed: thinking to the end
+        pos = j + len(THINK_CLOSE)
+    if len(keep) == 1:
+        a, b = keep[0]
+        return text[a:b], low[a:b]
+    return "".join(text[a:b] for a, b in keep), "".join(low[a:b] for a, b in keep)
+
+
+def read_answer(completion: Any, accept: Callable[[str], T | None]) -> tuple[str | None, T | None]:
+    """Read a completion by the module's rule: (the answer's text, ``accept`` of it).
+
+    ``accept`` maps a block's content to a value or None (e.g. ``option_set(options).resolve``); the answer is the
+    last block it accepts. Returns (None, None) for a completion without an ``<answer>`` block.
+
+    >>> read_answer("<think><answer>Agree</answer></think><answer>Disagree</answer> (in <answer></answer> tags)",
+    ...             option_set(("Agree", "Disagree")).resolve)
+    ('Disagree', 1)
     """
-    if not isinstance(text, str):
-        if text is None:
-            return None
-        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    start = text.rfind(ANSWER_OPEN)
-    if start < 0:
-        low = text.lower()
-        start = low.rfind(ANSWER_OPEN)
-        if start < 0:
-            return None
-        text = low
-    start += len(ANSWER_OPEN)
-    end = text.find(ANSWER_CLOSE, start)
-    if end < 0:
-        end = text.lower().find(ANSWER_CLOSE, start)
-    return text[start:] if end < 0 else text[start:end]
+    return Reply(completion).answer(accept)
 
 
-def normalize(answer: str) -> str:
-    """Lower-case, markup-free, single-spaced, without surrounding quotes or trailing punctuation."""
-    s = answer.lower()
-    if "*" in s or "_" in s or "`" in s or "<" in s:
-        s = _MARKUP.sub(" ", s)
-    s = " ".join(s.split()).strip(_STRIP_CHARS)
-    if s.startswith(("answer", "option", "choice", "final", "my ", "the ")):
-        s = _PREFIX.sub("", s, count=1).strip(_STRIP_CHARS)
-    return s
+def extract_answer(text: Any, options: Any = None) -> str | None:
+    """The answer's text by the module's rule; None when there is no ``<answer>`` block.
+
+    With ``options``, the content of the last block that resolves to one of them (else the last non-blank block);
+    without, the last non-blank block. Text is NFKC-normalised and the thinking removed first.
+    """
+    if options is None:
+        return Reply(text).answer(_nothing)[0]
+    return read_answer(text, option_set(parse_options(options)).resolve)[0]
 
 
-class OptionSet:
-    """Precomputed matcher for one question's options (cached per options tuple)."""
-
-    __slots__ = ("options", "normalized", "exact", "pattern", "labels_ok")
-
-    def __init__(self, options: tuple[str, ...]):
-        self.options = options
-        self.normalized = tuple(_SPACES.sub(" ", o.lower()).strip(_STRIP_CHARS) for o in options)
-        self.exact = {n: i for i, n in enumerate(self.normalized)}
-        # Longest first, so that "strongly agree" wins over "agree" at the same position; word boundaries
-        # so that "agree" never matches inside "disagree".
-        alternatives = sorted(set(self.normalized), key=len, reverse=True)
-        self.pattern = re.compile(
-            r"(?<!\w)(" + "|".join(re.escape(a) for a in alternatives) + r")(?!\w)"
-        ) if alternatives else None
-        # Numbers on a binned 1-10 scale ("7") are scale points, not option numbers: ambiguous, so not accepted.
-        self.labels_ok = not any(n in ("low", "medium", "high") for n in self.normalized)
-
-    def resolve(self, answer: str | None) -> int | None:
-        """Index of the one option the answer names, or None (no answer, no option, or several options)."""
-        if answer is None or len(answer) > MAX_ANSWER_CHARS or not self.options:
-            return None
-        s = normalize(answer)
-        if not s:
-            return None
-        hit = self.exact.get(s)
-        if hit is not None:
-            return hit
-        labelled, label = self._label(s)
-        if labelled:
-            return label
-        named = {self.exact[m.group(1)] for m in self.pattern.finditer(s)}
-        return named.pop() if len(named) == 1 else None
-
-    def _label(self, s: str) -> tuple[bool, int | None]:
-        """(whether the answer is an option label, its index). "3. Agree" where 3 is not Agree names nothing."""
-        m = _LABEL_ONLY.match(s)
-        if m:
-            i = self._label_index(m.group(1))
-            return i is not None, i
-        m = _LABEL_PREFIX.match(s)
-        if m:
-            by_text = self.exact.get(m.group(2).strip(_STRIP_CHARS))
-            if by_text is not None:
-                by_label = self._label_index(m.group(1))
-                return True, by_text if by_label in (None, by_text) else None
-        return False, None
-
-    def _label_index(self, label: str) -> int | None:
-        if not self.labels_ok:
-            return None
-        if label.isdigit():
-            i = int(label) - 1
-        elif len(label) == 1 and "a" <= label <= "z":
-            i = ord(label) - ord("a")
-        else:
-            return None
-        return i if 0 <= i < len(self.options) else None
+def _nothing(_: str) -> None:
+    return None
 
 
-@lru_cache(maxsize=4096)
-def option_set(options: tuple[str, ...]) -> OptionSet:
-    return OptionSet(options)
+def resolve_completion(completion: Any, options: Any) -> int | None:
+    """Index of the option a whole completion answers (its last block that names one), or None."""
+    return read_answer(completion, option_set(parse_options(options)).resolve)[1]
 
 
 def resolve_answer(answer: str | None, options: Any) -> int | None:
@@ -243,25 +279,20 @@ def release_correct(completion: Any, options: Any, truth: str) -> bool:
 
 
 def format_share(text: Any, tags: Sequence[str]) -> float:
-    """Share of ``tags`` present in ``text`` (the release's format check: presence, not order)."""
+    """Share of ``tags`` present in ``text``, in any case (the release's format check: presence, not order); tags
+    inside the thinking count only when they are think tags (see :meth:`Reply.format_share`)."""
     if not tags:
         return 1.0
-    if not isinstance(text, str):
-        if text is None:
-            return 0.0
-        text = str(text)
-    present = 0
-    for tag in tags:
-        if tag in text:
-            present += 1
-    return present / len(tags)
+    if text is None:
+        return 0.0
+    return Reply(text).format_share(tags)
 
 
 @lru_cache(maxsize=65536)
 def truth_index(value: str, options: tuple[str, ...]) -> int:
     """Index of a ground-truth label among parsed options (cached: the reward's hot path); ValueError naming
     both when absent."""
-    i = option_set(options).exact.get(_SPACES.sub(" ", value.lower()).strip(_STRIP_CHARS))
+    i = option_set(options).exact.get(" ".join(normalize_text(value).lower().split()).strip(_STRIP_CHARS))
     if i is None:
         raise ValueError(f"ground truth {value!r} is not one of the options {list(options)!r}")
     return i
@@ -269,20 +300,25 @@ def truth_index(value: str, options: tuple[str, ...]) -> int:
 
 __all__ = [
     "BadOptions",
+    "MAX_BLOCKS",
     "MAX_OPTIONS",
     "MAX_OPTIONS_CHARS",
     "ANSWER_OPEN",
     "ANSWER_CLOSE",
     "MAX_ANSWER_CHARS",
     "OptionSet",
+    "Reply",
     "extract_answer",
     "format_share",
     "normalize",
+    "normalize_text",
     "option_set",
     "parse_options",
+    "read_answer",
     "release_correct",
     "release_rule_applies",
     "extract_answer_release",
     "resolve_answer",
+    "resolve_completion",
     "truth_index",
 ]

@@ -1,0 +1,235 @@
+"""Option resolution by meaning: which one option, if any, an answer names.
+
+The rule (README, "How an answer is read"):
+
+- Text is read after Unicode NFKC normalisation (full-width ``Ａｇｒｅｅ`` is ``Agree``), with zero-width characters
+  and the BOM removed and non-breaking spaces made spaces; case, markdown, quotes and punctuation do not matter.
+- An option is named when its words occur as one run of words, in any order (``Strongly agree`` = ``Agree
+  strongly``); an option whose run lies inside a longer option's run is part of that option, not named itself
+  (``Neither agree nor disagree`` names neither ``Agree`` nor ``Disagree``).
+- A negation cue (:data:`NEGATIONS`, ``n't`` read as ``not``) before an option's run in the same clause, and not
+  part of that run, means the option is not chosen (``I don't agree``); options whose own words hold a negation
+  (``Not very important``) still resolve. Clauses end at ``. , ; : ! ?`` and at ``but``, ``however``, ...
+- Exactly one option named: its index; none or several: None. Option numbers and letters (``B``, ``(2)``,
+  ``option 4``) are read when they are the whole answer, except on a Low/Medium/High scale where ``7`` is a point.
+
+Every function accepts any string and runs in time linear in its length (no backtracking regex over the answer);
+none raises on model output.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# An <answer> block longer than this is not an answer but an essay; it resolves to no option.
+MAX_ANSWER_CHARS = 512
+
+#: Words that negate an option that follows them in the same clause (``n't`` is read as ``not``).
+NEGATIONS = frozenset({"not", "no", "never", "neither", "nor", "hardly", "barely", "scarcely", "rarely", "seldom",
+                       "cannot", "without"})
+#: Words that end a clause for the negation scope, beside the punctuation in :data:`_CLAUSE_PUNCT`.
+CLAUSE_BREAKS = frozenset({"but", "however", "though", "although", "whereas", "instead", "yet"})
+_CLAUSE_PUNCT = frozenset(".,;:!?()[]")
+
+# Characters stripped from both ends of an answer: white space, quotes, markdown emphasis, brackets, punctuation.
+_STRIP_CHARS = " \t\r\n\"'`*_#~>[](){}“”‘’«».,;:!?。，：；！？"
+_SPACES = re.compile(r"\s+")
+# "Answer: Agree", "Final answer - Agree", "My answer is Agree", "Option: Agree"
+_PREFIX = re.compile(r"^(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is\s*)?[:\-–]?\s*")
+# "B", "(b)", "2", "option 2" alone
+_LABEL_ONLY = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})\)?$")
+# "B) Agree", "2. Agree", "(2) Agree", "option 2: Agree"
+_LABEL_PREFIX = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})[).:]\s*(\S.*)$")
+# Markdown/HTML noise inside the answer.
+_MARKUP = re.compile(r"[*_`]+|</?[a-z]+>")
+# Words (letters and digits) and clause punctuation; each alternative consumes what the other cannot: linear.
+_TOKEN = re.compile(r"[^\W_]+|[.,;:!?()\[\]]")
+# Removed outright: zero-width space/non-joiner/joiner, word joiner, BOM, soft hyphen.
+_INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, invisible characters (zero-width, BOM, soft hyphen) removed, non-breaking spaces as spaces.
+
+    ASCII text is returned as is (nothing in it changes): the reward's hot path pays one ``isascii`` scan.
+
+    >>> normalize_text("\\uff21\\uff47\\uff52\\uff45\\uff45\\u200b\\u00a0!")
+    'Agree !'
+    """
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)  # also maps U+00A0, U+202F, U+3000 to a plain space
+    for ch in _INVISIBLE:
+        if ch in text:
+            text = text.replace(ch, "")
+    return text
+
+
+def normalize(answer: str) -> str:
+    """Lower-case, NFKC, markup-free, single-spaced, without surrounding quotes, trailing punctuation or an
+    ``Answer:`` prefix."""
+    s = normalize_text(answer).lower()
+    if "*" in s or "_" in s or "`" in s or "<" in s:
+        s = _MARKUP.sub(" ", s)
+    s = " ".join(s.split()).strip(_STRIP_CHARS)
+    if s.startswith(("answer", "option", "choice", "final", "my ", "the ")):
+        s = _PREFIX.sub("", s, count=1).strip(_STRIP_CHARS)
+    return s
+
+
+def words_and_clauses(s: str) -> tuple[list[str], list[int]]:
+    """Lower-case words of ``s`` (``n't`` as ``not``) and the clause number of each word."""
+    if "n't" in s or "n’t" in s:
+        s = s.replace("n't", " not").replace("n’t", " not")
+    words: list[str] = []
+    clauses: list[int] = []
+    clause = 0
+    for tok in _TOKEN.findall(s):
+        if tok in _CLAUSE_PUNCT or tok in CLAUSE_BREAKS:
+            clause += 1
+        else:
+            words.append(tok)
+            clauses.append(clause)
+    return words, clauses
+
+
+def _negated(words: list[str], clauses: list[int]) -> list[bool]:
+    """Per word: whether a negation cue precedes it in its clause (one pass)."""
+    out = []
+    seen, clause = False, -1
+    for w, c in zip(words, clauses):
+        if c != clause:
+            seen, clause = False, c
+        out.append(seen)
+        if w in NEGATIONS:
+            seen = True
+    return out
+
+
+class OptionSet:
+    """Precomputed matcher for one question's options (cached per options tuple by :func:`option_set`).
+
+    >>> s = option_set(("Agree strongly", "Agree", "Neither agree nor disagree", "Disagree", "Disagree strongly"))
+    >>> s.resolve("I strongly agree"), s.resolve("I don't agree"), s.resolve("Neither agree nor disagree.")
+    (0, None, 2)
+    """
+
+    __slots__ = ("options", "normalized", "exact", "fast", "labels_ok", "by_words", "lengths", "vocab")
+
+    def __init__(self, options: tuple[str, ...]):
+        self.options = options
+        self.normalized = tuple(_SPACES.sub(" ", normalize_text(o).lower()).strip(_STRIP_CHARS) for o in options)
+        self.exact = {n: i for i, n in enumerate(self.normalized)}
+        # The hot path: the answer written exactly as the option (or its lower case), before any normalisation.
+        self.fast: dict[str, int] = {}
+        for i, o in enumerate(options):
+            self.fast.setdefault(o, i)
+            self.fast.setdefault(o.lower(), i)
+        # Words as a sorted tuple -> option index: a run of words names an option when its sorted words are a key.
+        self.by_words: dict[tuple[str, ...], int] = {}
+        for i, n in enumerate(self.normalized):
+            w = tuple(sorted(words_and_clauses(n)[0]))
+            if w:
+                self.by_words.setdefault(w, i)
+        self.lengths = sorted({len(k) for k in self.by_words})
+        self.vocab = frozenset(w for k in self.by_words for w in k)
+        # Numbers on a binned 1-10 scale ("7") are scale points, not option numbers: ambiguous, so not accepted.
+        self.labels_ok = not any(n in ("low", "medium", "high") for n in self.normalized)
+
+    def resolve(self, answer: str | None) -> int | None:
+        """Index of the one option the answer names, or None (no answer, no option, several, or negated)."""
+        if answer is None or len(answer) > MAX_ANSWER_CHARS or not self.options:
+            return None
+        hit = self.fast.get(answer)
+        if hit is None:
+            hit = self.fast.get(answer.strip())
+        if hit is not None:
+            return hit
+        s = normalize(answer)
+        if not s:
+            return None
+        hit = self.exact.get(s)
+        if hit is not None:
+            return hit
+        labelled, label = self._label(s)
+        if labelled:
+            return label
+        return self._by_meaning(s)
+
+    def _by_meaning(self, s: str) -> int | None:
+        words, clauses = words_and_clauses(s)
+        matches = self._runs(words)
+        if not matches:
+            return None
+        if not NEGATIONS.isdisjoint(words):
+            # A cue before a run, in its clause, and not inside it: that option is not chosen.
+            negated = _negated(words, clauses)
+            matches = [m for m in matches if not negated[m[0]]]
+        named = {m[2] for m in matches}
+        if len(named) <= 1:
+            return named.pop() if named else None
+        # A run inside a longer option's run is part of that option: look for one among the runs that start at
+        # most one option length earlier (a bounded look-back, so this stays linear in the number of runs).
+        by_start: dict[int, list[int]] = {}
+        for start, end, _ in matches:
+            by_start.setdefault(start, []).append(end)
+        longest = self.lengths[-1]
+        named = set()
+        for start, end, index in matches:
+            if not any(end <= e2 and e2 - s2 > end - start
+                       for s2 in range(max(0, start - longest + 1), start + 1) for e2 in by_start.get(s2, ())):
+                named.add(index)
+        return named.pop() if len(named) == 1 else None
+
+    def _runs(self, words: list[str]) -> list[tuple[int, int, int]]:
+        """(start, end, option) for every run of words that names an option, in any order."""
+        vocab, by_words, n = self.vocab, self.by_words, len(words)
+        inside = [w in vocab for w in words]
+        out = []
+        for i in range(n):
+            if not inside[i]:
+                continue
+            for m in self.lengths:
+                if i + m > n or not all(inside[i:i + m]):
+                    break
+                index = by_words.get(tuple(sorted(words[i:i + m])))
+                if index is not None:
+                    out.append((i, i + m, index))
+        return out
+
+    def _label(self, s: str) -> tuple[bool, int | None]:
+        """(whether the answer is an option label, its index). "3. Agree" where 3 is not Agree names nothing."""
+        m = _LABEL_ONLY.match(s)
+        if m:
+            i = self._label_index(m.group(1))
+            return i is not None, i
+        m = _LABEL_PREFIX.match(s)
+        if m:
+            by_text = self.exact.get(m.group(2).strip(_STRIP_CHARS))
+            if by_text is not None:
+                by_label = self._label_index(m.group(1))
+                return True, by_text if by_label in (None, by_text) else None
+        return False, None
+
+    def _label_index(self, label: str) -> int | None:
+        if not self.labels_ok:
+            return None
+        if label.isdigit():
+            i = int(label) - 1
+        elif len(label) == 1 and "a" <= label <= "z":
+            i = ord(label) - ord("a")
+        else:
+            return None
+        return i if 0 <= i < len(self.options) else None
+
+
+@lru_cache(maxsize=4096)
+def option_set(options: tuple[str, ...]) -> OptionSet:
+    """The cached :class:`OptionSet` of an options tuple (a training set has a handful of distinct ones)."""
+    return OptionSet(options)
+
+
+__all__ = ["CLAUSE_BREAKS", "MAX_ANSWER_CHARS", "NEGATIONS", "OptionSet", "normalize", "normalize_text",
+           "option_set", "words_and_clauses"]
