@@ -9,11 +9,17 @@ The ``distribution`` template asks for one line per option inside the answer tag
     Strongly disagree: 0.15
     </answer>
 
-The parser is tolerant of what models write: ``=`` for ``:``, bullets, percentages (``35%``, or numbers that sum to
-100), option numbers and the resolver's spelling variants for the labels (``2: 0.35``, ``agree: .35``), a JSON
-object (``{"Agree": 0.35, ...}``), options left out (probability 0) and sums off by up to ``SUM_TOLERANCE``
-(renormalised). It returns None, never raises, for anything else: no probability lines, a label that names no option
-or an option twice, a negative or non-finite number, a sum too far from 1, or an answer over the size bounds.
+The parser reads the shapes models write (README, "Stated distributions"): one ``label: value`` entry per line or
+several on one line separated by ``,`` or ``;``; ``=`` for ``:``; a label and a number without a separator
+(``Agree 35%``); bullets, numbered lines and bold labels; trailing dots; CRLF line ends; a markdown table (with or
+without a header row); a JSON object, bare or in a one-line or multi-line code fence; percentages (``35%``, or
+numbers that sum to 100); option numbers and the resolver's spellings for the labels; options left out
+(probability 0) and sums off by up to ``SUM_TOLERANCE`` (renormalised). It returns None, never raises, for anything
+ambiguous: an explicit label (``label: value``) that names no option, an option twice, a negative or non-finite
+number, a sum too far from 1, no entry at all, or an answer over the size bounds.
+
+Linear time: the answer is split once by ``str`` methods and each entry read by slicing; no regular expression that
+could backtrack runs over the answer.
 """
 
 from __future__ import annotations
@@ -21,30 +27,33 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from typing import Any, Sequence
 
 from dvmap_verl.reward.answers import option_set
+from dvmap_verl.reward.options import normalize_text
 
 #: How far the stated probabilities may sum from 1 (or from 100 for percentages) before the answer is refused.
 SUM_TOLERANCE = 0.1
 MAX_ANSWER_CHARS = 4096
 MAX_LINES = 64
+#: Entries read from one answer at most (lines split on ``,``/``;`` give more than one per line).
+MAX_ENTRIES = 256
 _PERCENT_LOW, _PERCENT_HIGH = 100.0 * (1 - SUM_TOLERANCE), 100.0 * (1 + SUM_TOLERANCE)
 
-_NUMBER_START = frozenset("0123456789+-.")
-#: ``label: value[%]`` or ``label = value[%]`` on a line of its own (trailing ``,``/``;`` allowed); the label is the
-#: text before the last ``:``/``=`` of the line.
-_LINE = re.compile(r"([^\n:=]*)[:=][ \t]*([+-]?[0-9.][0-9.eE+-]*)[ \t]*(%?)[ \t,;]*(?=\n|$)")
-_LABEL_STRIP = " \t-*\u2022\"'`"
+_LABEL_STRIP = " \t-*+\u2022\"'`_#>|"
+_VALUE_STRIP = " \t*_`\"'|"
+_VALUE_TAIL = " \t.,;*_`\"')|"
 
 
 def _number(text: str) -> tuple[float, bool] | None:
-    text = text.strip().rstrip(",;").strip()
+    """(value, whether it had a % sign) of ``0.35``, ``.35``, ``35%``, ``35 %``, ``0.35.``; None otherwise."""
+    text = text.strip(_VALUE_STRIP).rstrip(_VALUE_TAIL)
     pct = text.endswith("%")
     if pct:
-        text = text[:-1].strip()
+        text = text[:-1].rstrip()
     if not text or not (text[0].isdigit() or text[0] in "+-."):
+        return None
+    if not text.isascii() or "_" in text:  # float() accepts "1_0" and non-ASCII digits: neither is a probability
         return None
     try:
         return float(text), pct
@@ -52,10 +61,8 @@ def _number(text: str) -> tuple[float, bool] | None:
         return None
 
 
-def _json_pairs(text: str) -> list[tuple[str, float, str]] | None:
-    """(label, value, "%" or "") from a JSON object, with or without its braces; None if it is not one."""
-    if not text.startswith("{"):
-        text = "{" + text.rstrip(",; ") + "}"
+def _json_pairs(text: str) -> list[tuple[str, float, bool, bool]] | None:
+    """(label, value, percent, explicit) from a JSON object; None if it is not one of numbers."""
     try:
         obj = json.loads(text)
     except ValueError:
@@ -69,7 +76,66 @@ def _json_pairs(text: str) -> list[tuple[str, float, str]] | None:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return None
             parsed = (float(value), False)
-        out.append((str(label), parsed[0], "%" if parsed[1] else ""))
+        out.append((str(label), parsed[0], parsed[1], True))
+    return out
+
+
+def _unfence(text: str) -> str:
+    """The inside of the first markdown code fence (```json ... ```), on one line or several; else the text."""
+    start = text.find("```")
+    if start < 0:
+        return text
+    end = text.find("```", start + 3)
+    inner = text[start + 3:end if end >= 0 else len(text)]
+    if inner[:4].lower() == "json":
+        inner = inner[4:]
+    return inner.strip()
+
+
+def _entry(segment: str) -> tuple[str, float, bool, bool] | None:
+    """(label, value, percent, explicit) of ``label: value``, ``label = value`` or ``label value``; None when the
+    segment holds no number after its label. ``explicit``: a ``:``/``=`` separated them."""
+    cut = max(segment.rfind(":"), segment.rfind("="))
+    if cut >= 0:
+        label, value, explicit = segment[:cut], segment[cut + 1:], True
+    else:
+        parts = segment.rsplit(None, 1)
+        if len(parts) != 2:
+            return None
+        (label, value), explicit = parts, False
+    parsed = _number(value)
+    if parsed is None:
+        return None
+    return label.strip(_LABEL_STRIP), parsed[0], parsed[1], explicit
+
+
+def _table_row(line: str) -> tuple[str, float, bool, bool] | None:
+    """A markdown table row ``| label | value |``: the first cell and the first cell after it holding a number
+    (a header row or the ``|---|`` rule holds none)."""
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    for cell in cells[1:]:
+        parsed = _number(cell)
+        if parsed is not None:
+            return cells[0].strip(_LABEL_STRIP), parsed[0], parsed[1], True
+    return None
+
+
+def _pairs(text: str) -> list[tuple[str, float, bool, bool]] | None:
+    """Every entry of the answer, in order; None when there are more than :data:`MAX_ENTRIES`."""
+    out = []
+    for line in text.split("\n"):
+        if "|" in line:
+            entry = _table_row(line)
+            if entry is not None:
+                out.append(entry)
+            continue
+        segments = line.replace(";", ",").split(",") if ("," in line or ";" in line) else (line,)
+        if len(out) + len(segments) > MAX_ENTRIES:
+            return None
+        for segment in segments:
+            entry = _entry(segment)
+            if entry is not None:
+                out.append(entry)
     return out
 
 
@@ -86,38 +152,45 @@ def _labels(options: tuple[str, ...]) -> dict[str, int]:
 
 
 def parse_distribution(answer: str | None, options: Sequence[str]) -> list[float] | None:
-    """Probabilities in option order from a stated distribution, or None (see the module's rules)."""
+    """Probabilities in option order from a stated distribution, or None (see the module's rules).
+
+    >>> parse_distribution("Low: 20%, Medium: 30%, High: 50%.", ("Low", "Medium", "High"))
+    [0.2, 0.3, 0.5]
+    """
     if not isinstance(answer, str) or not options or len(answer) > MAX_ANSWER_CHARS:
         return None
     if answer.count("\n") > MAX_LINES:
         return None
     options = tuple(options)
-    text = answer.strip()
-    if text.startswith("{") or (text.startswith('"') and '":' in text and "\n" not in text):
+    text = normalize_text(answer).replace("\r\n", "\n").replace("\r", "\n").strip()
+    if "```" in text:
+        text = _unfence(text)
+    if text.startswith("{"):
         pairs = _json_pairs(text)
-    else:  # the documented format: one C-level scan, no intermediate list (this runs for every rollout)
-        pairs = []
-        for label, value, pct in _LINE.findall(text):
-            try:
-                pairs.append((label.strip(_LABEL_STRIP), float(value), pct))
-            except ValueError:
-                continue
-    if not pairs or len(pairs) > len(options):
+    else:
+        pairs = _pairs(text)
+    if not pairs:
         return None
+    return _probabilities(pairs, options)
+
+
+def _probabilities(pairs: list[tuple[str, float, bool, bool]], options: tuple[str, ...]) -> list[float] | None:
     labels = _labels(options)
     probs = [0.0] * len(options)
     seen = 0
     any_percent_sign = False
-    for label, value, pct in pairs:
-        if not 0.0 <= value < math.inf:  # negative, NaN or infinite
-            return None
+    for label, value, pct, explicit in pairs:
         index = labels.get(label)
         if index is None:
             index = labels.get(label.lower())
             if index is None:
                 index = option_set(options).resolve(label)
                 if index is None:
-                    return None
+                    if explicit:  # "Maybe: 0.3" names no option: ambiguous, refused
+                        return None
+                    continue  # "she is 35": prose, not an entry
+        if not 0.0 <= value < math.inf:  # negative, NaN or infinite
+            return None
         bit = 1 << index
         if seen & bit:
             return None
@@ -127,6 +200,8 @@ def parse_distribution(answer: str | None, options: Sequence[str]) -> list[float
             any_percent_sign = True
         else:
             probs[index] = value
+    if not seen:
+        return None
     total = sum(probs)
     if not any_percent_sign and _PERCENT_LOW <= total <= _PERCENT_HIGH:  # percentages without the sign
         total /= 100.0

@@ -1,0 +1,298 @@
+"""How an answer is read (README, "How an answer is read"): one reading for every reward variant, the evaluation
+and the verbalised readout. The phrasing table covers the option set of every one of the 16 paper questions;
+properties check what no table can enumerate."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dvmap_verl.reward import DEFAULT_BETA, compute_score, score
+from dvmap_verl.reward.answers import (extract_answer, extract_answer_release, format_share, read_answer,
+                                       release_correct, resolve_answer, resolve_completion)
+from dvmap_verl.reward.options import normalize_text, option_set
+
+# The option sets of the 16 paper questions, as the release's `Options` column holds them (public WVS-7
+# questionnaire wording). Written out so that the table runs without the release; checked against it below.
+IMP = "Very important, Rather important, Not very important, Not at all important"
+LMH = "Low, Medium, High"
+SEC = "Very secure, Quite secure, Not very secure, Not at all secure"
+AG4 = "Strongly agree, Agree, Disagree, Strongly disagree"
+AG5 = "Agree strongly, Agree, Neither agree nor disagree, Disagree, Disagree strongly"
+HAP = "Very happy, Rather happy, Not very happy, Not at all happy"
+TRU = "Trust completely, Trust somewhat, Do not trust very much, Do not trust at all"
+CON = "A great deal, Quite a lot, Not very much, None at all"
+QUESTION_OPTIONS = {
+    "Q1": IMP, "Q2": IMP, "Q3": IMP, "Q4": IMP, "Q5": IMP, "Q6": IMP, "Q27": AG4, "Q29": AG4, "Q36": AG5,
+    "Q46": HAP, "Q49": LMH, "Q50": LMH, "Q60": TRU, "Q69": CON, "Q112": LMH, "Q131": SEC,
+}
+
+# (answer as written inside the tags, options, the option it names or None)
+PHRASINGS = [
+    # Q1-Q6: importance
+    ("Very important", IMP, "Very important"),
+    ("very IMPORTANT.", IMP, "Very important"),
+    ("Important, very.", IMP, "Very important"),  # words in any order
+    ("Ｖｅｒｙ ｉｍｐｏｒｔａｎｔ", IMP, "Very important"),  # full-width
+    ("Very\u00a0important\u200b", IMP, "Very important"),  # NBSP, zero-width space
+    ("I wouldn't say very important", IMP, None),  # negated
+    ("Hardly very important", IMP, None),
+    ("It is never very important to her", IMP, None),
+    ("Not very important", IMP, "Not very important"),  # a negation that is the option's own word
+    ("**Not at all important**", IMP, "Not at all important"),
+    ("Important? Not at all.", IMP, "Not at all important"),
+    ("Rather important", IMP, "Rather important"),
+    ("It is rather important to her", IMP, "Rather important"),
+    ("I do not think it is very important, but rather important", IMP, "Rather important"),  # clause scope
+    ("Very important or rather important", IMP, None),  # two options
+    ("important", IMP, None),  # no option is just "important"
+    ("2", IMP, "Rather important"),  # an option number
+    # Q49, Q50, Q112: low / medium / high
+    ("Low", LMH, "Low"),
+    ("medium", LMH, "Medium"),
+    ("high!", LMH, "High"),
+    ("Medium-high", LMH, None),
+    ("Not high", LMH, None),
+    ("It is low, not high", LMH, "Low"),  # the negation is in the other clause
+    ("7", LMH, None),  # a point on the 1-10 scale, not an option number
+    # Q131: security
+    ("Quite secure", SEC, "Quite secure"),
+    ("Secure, quite", SEC, "Quite secure"),
+    ("not very secure", SEC, "Not very secure"),
+    ("I don't feel very secure", SEC, None),  # "very secure" negated; "not very secure" is not said as such
+    ("Not at all secure", SEC, "Not at all secure"),
+    ("'Very secure'", SEC, "Very secure"),
+    # Q27, Q29: four-point agreement
+    ("Agree", AG4, "Agree"),
+    ("I agree", AG4, "Agree"),
+    ("I don't agree", AG4, None),
+    ("Agree strongly", AG4, "Strongly agree"),  # reordered words of "Strongly agree"
+    ("I strongly agree", AG4, "Strongly agree"),
+    ("strongly DISAGREE", AG4, "Strongly disagree"),
+    ("Disagree strongly.", AG4, "Strongly disagree"),
+    ("I disagree", AG4, "Disagree"),
+    ("I do not disagree", AG4, None),
+    ("Agree or disagree", AG4, None),
+    ("agreed", AG4, None),
+    ("Neither agree nor disagree", AG4, None),  # not an option here; both words negated
+    ("B", AG4, "Agree"),
+    ("3. Agree", AG4, None),  # number and text disagree
+    # Q36: five-point agreement
+    ("Strongly agree", AG5, "Agree strongly"),  # the issue's example
+    ("Agree strongly", AG5, "Agree strongly"),
+    ("Agree, strongly.", AG5, "Agree strongly"),
+    ("Neither agree nor disagree", AG5, "Neither agree nor disagree"),  # holds Agree and Disagree: the longer wins
+    ("I neither agree nor disagree", AG5, "Neither agree nor disagree"),
+    ("Strongly disagree", AG5, "Disagree strongly"),
+    ("Disagree", AG5, "Disagree"),
+    ("I don't agree strongly", AG5, None),
+    ("Strongly agree or agree", AG5, None),
+    # Q46: happiness
+    ("Rather happy", HAP, "Rather happy"),
+    ("Very happy", HAP, "Very happy"),
+    ("Happy, very", HAP, "Very happy"),
+    ("Not very happy", HAP, "Not very happy"),
+    ("I'm not very happy", HAP, "Not very happy"),
+    ("Not at all happy", HAP, "Not at all happy"),
+    ("not rather happy", HAP, None),
+    # Q60: trust
+    ("Trust completely", TRU, "Trust completely"),
+    ("Completely trust", TRU, "Trust completely"),
+    ("Somewhat trust", TRU, "Trust somewhat"),
+    ("Do not trust at all", TRU, "Do not trust at all"),
+    ("Don't trust at all", TRU, "Do not trust at all"),
+    ("Do not trust very much", TRU, "Do not trust very much"),
+    ("I would not trust completely", TRU, None),
+    ("I don't trust them completely", TRU, None),
+    # Q69: confidence
+    ("A great deal", CON, "A great deal"),
+    ("Quite a lot", CON, "Quite a lot"),
+    ("Not very much", CON, "Not very much"),
+    ("None at all.", CON, "None at all"),
+    ("Not a great deal", CON, None),
+    ("A great deal, not quite a lot", CON, "A great deal"),
+]
+
+
+def test_the_table_covers_every_question():
+    assert len(PHRASINGS) >= 60
+    assert {o for _, o, _ in PHRASINGS} == set(QUESTION_OPTIONS.values())
+
+
+def test_option_sets_are_the_releases(release_dev):
+    by_question = release_dev.groupby("Q_id")["Options"].agg(set).to_dict()
+    assert by_question == {q: {o} for q, o in QUESTION_OPTIONS.items()}
+
+
+@pytest.mark.parametrize("answer, options, expected", PHRASINGS)
+def test_phrasing_table(answer, options, expected):
+    opts = options.split(", ")
+    got = resolve_answer(answer, options)
+    assert (None if got is None else opts[got]) == expected
+    # The same through the whole reading and the reward: acc 1 exactly for the option the answer names.
+    for truth in opts:
+        out = compute_score("dvmap/wvs", f"<reasoning>r</reasoning><answer>{answer}</answer>", truth,
+                            {"options": options})
+        assert out["acc"] == (1.0 if truth == expected else 0.0), truth
+
+
+# ----------------------------------------------------------------------------------------------- the reading rule
+
+AGREE = ["Agree", "Disagree"]
+
+
+@pytest.mark.parametrize("completion, expected", [
+    ("<answer>Agree</answer>", "Agree"),
+    ("<think>maybe <answer>Agree</answer></think>\nDisagree", None),  # a draft inside the thinking is not the answer
+    ("<think>maybe <answer>Agree</answer></think><answer>Disagree</answer>", "Disagree"),
+    ("<think>maybe <answer>Agree</answer> and on and on", None),  # unclosed thinking: cut at max tokens
+    ("so <answer>Agree</answer>, I think.</think><answer>Disagree</answer>", "Disagree"),  # the prompt opened it
+    ("<answer>Agree</answer> as the <answer></answer> tags ask", "Agree"),  # an empty block mentioned in prose
+    ("<answer>Agree</answer> I put my answer in the <answer> tag", "Agree"),  # an open tag mentioned in prose
+    ("<answer>Agree</answer> then <ANSWER>Disagree</ANSWER>", "Disagree"),  # tags in any case: the last one
+    ("<Answer>Agree</Answer>", "Agree"),
+    ("＜answer＞Ａｇｒｅｅ＜/answer＞", "Agree"),  # full-width tags and letters
+    ("\ufeff<answer>Agr\u200bee</answer>", "Agree"),  # BOM, zero-width space
+    ("<answer>Agree</answer><answer>Disagree</answer>", "Disagree"),  # two real answers: the last
+    ("<answer>Agree</answer><answer>maybe</answer>", "Agree"),  # a later block naming nothing
+    ("<answer>Agree", "Agree"),  # truncated final block
+    ("<THINK>x</THINK><answer>Disagree</answer>", "Disagree"),
+    ("no tags, Agree", None),
+])
+def test_reading_rule(completion, expected):
+    got = resolve_completion(completion, AGREE)
+    assert (None if got is None else AGREE[got]) == expected
+
+
+def test_extract_answer_names_stay():
+    assert extract_answer("<answer>Agree</answer> the <answer></answer> tags") == "Agree"
+    assert extract_answer("<answer>Agree</answer> the <answer> tag", AGREE) == "Agree"
+    assert extract_answer("<answer>Agree</answer> the <answer> tag") == " tag"  # without options: last non-blank
+    assert extract_answer("<think><answer>Agree</answer></think>") is None
+    assert read_answer("<answer>maybe</answer>", option_set(("Agree",)).resolve) == ("maybe", None)
+
+
+def test_format_share_follows_the_preset():
+    thinking = "<think>x <answer>Agree</answer></think>\nDisagree"
+    # qwen3 credits the think tags; answer tags inside the thinking do not count: 2 of 4.
+    assert format_share(thinking, ("<think>", "</think>", "<answer>", "</answer>")) == 0.5
+    assert format_share(thinking, ("<reasoning>", "</reasoning>", "<answer>", "</answer>")) == 0.0
+    assert format_share("<REASONING>r</REASONING><ANSWER>a</ANSWER>",
+                        ("<reasoning>", "</reasoning>", "<answer>", "</answer>")) == 1.0
+
+
+def test_the_issues_examples_through_the_reward():
+    imp = {"options": IMP}
+    assert compute_score("w", "<answer>I wouldn't say very important</answer>", "Very important", imp)["acc"] == 0.0
+    assert compute_score("w", "<answer>I don't agree</answer>", "Agree", {"options": AG4})["acc"] == 0.0
+    assert compute_score("w", "<answer>Strongly agree</answer>", "Agree strongly", {"options": AG5})["acc"] == 1.0
+    assert compute_score("w", "<answer>Ａｇｒｅｅ</answer>", "Agree", {"options": AG4})["acc"] == 1.0
+    # Thinking with a draft answer, the reply untagged: no answer; qwen3 format 2/4 -> score 0.4 * 0.5 = 0.2.
+    out = compute_score("w", "<think>\n<answer>Agree</answer>\n</think>\nDisagree", "Agree", {"options": AG4},
+                        format_tags="qwen3")
+    assert out == {"score": pytest.approx(0.2), "acc": 0.0, "format": 0.5, "parsed": 0.0, "likert": 0.0}
+    out = compute_score("w", "<reasoning>r</reasoning><answer>Agree</answer> (in <answer></answer> tags)", "Agree",
+                        {"options": AG4})
+    assert out["acc"] == 1.0 and out["score"] == pytest.approx(1 + DEFAULT_BETA)
+
+
+def test_the_authors_rule_keeps_its_own_extractor():
+    # Byte for byte their extract_answer_from_model_output: case-sensitive, last tag, needs the closing tag,
+    # no normalisation, no thinking removed.
+    assert extract_answer_release("<think><answer>Agree</answer></think> Disagree") == "Agree"
+    assert extract_answer_release("<ANSWER>Agree</ANSWER>") is None
+    assert extract_answer_release("<answer>Ａｇｒｅｅ</answer>") == "Ａｇｒｅｅ"
+    assert release_correct("<answer>I would not say Very important</answer>", IMP, "Very important") is True
+    assert resolve_completion("<answer>I would not say Very important</answer>", IMP) is None
+
+
+def test_without_options_the_truth_is_read_by_the_same_rule():
+    assert score("<think><answer>Agree</answer></think>", "Agree")["acc"] == 0.0
+    assert score("<answer>Agree</answer> in <answer></answer>", "Agree")["acc"] == 1.0
+
+
+def test_normalisation_keeps_ascii_as_is():
+    text = "<answer>Agree</answer>"
+    assert normalize_text(text) is text
+    assert normalize_text("\uff21\u00a0\u202fb\ufeff") == "A  b"
+
+
+@pytest.mark.parametrize("variant", ["binary", "rps"])
+def test_a_64kb_pathological_answer_is_linear(variant):
+    options = {"options": AG5}
+    cases = [
+        "<answer>" + "not agree strongly, " * 3300 + "</answer>",
+        "<answer>" + "agree " * 11000 + "</answer>",
+        "<answer>" + "Agree: 0.1, " * 5500 + "</answer>",
+        "<think>" * 9200 + "<answer>Agree</answer>",
+        "<think>x</think>" * 4100 + "<answer>Disagree</answer>",
+        "<answer>x</answer>" * 3600,
+        "<answer>" + ":" * 65000 + "</answer>",
+    ]
+    for text in cases:
+        assert len(text) >= 64_000
+        t0 = time.perf_counter()
+        out = compute_score("w", text, "Agree", options, variant=variant)
+        assert time.perf_counter() - t0 < 0.25, text[:40]
+        assert out["acc"] == 0.0 and math.isfinite(out["score"])
+
+
+# --------------------------------------------------------------------------------------------------- properties
+
+_ALL_OPTIONS = sorted({o for opts in QUESTION_OPTIONS.values() for o in opts.split(", ")})
+
+
+def _compat(ch: str, form: int) -> str:
+    """A Unicode compatibility form of an ASCII character that NFKC maps back to it."""
+    if form == 1 and "!" <= ch <= "~":
+        return chr(ord(ch) + 0xFEE0)  # full-width
+    if form == 2 and ch.isalpha():
+        return chr((0x1D400 if ch.isupper() else 0x1D41A) + ord(ch.lower()) - ord("a"))  # mathematical bold
+    if form == 3 and ch == " ":
+        return "\u00a0"
+    return ch
+
+
+@st.composite
+def naming(draw):
+    """(completion, options, the index it names): one option, its words shuffled, case changed, some characters
+    in a compatibility form, wrapped in markdown, quotes or punctuation."""
+    options = draw(st.sampled_from(sorted(set(QUESTION_OPTIONS.values())))).split(", ")
+    index = draw(st.integers(0, len(options) - 1))
+    words = draw(st.permutations(options[index].split()))
+    text = " ".join(w.upper() if draw(st.booleans()) else w.lower() for w in words)
+    forms = draw(st.lists(st.integers(0, 3), min_size=len(text), max_size=len(text)))
+    text = "".join(_compat(c, f) for c, f in zip(text, forms))
+    left, right = draw(st.sampled_from([("", ""), ("**", "**"), ("_", "_"), ("`", "`"), ('"', '"'), ("'", "'"),
+                                        ("“", "”"), ("«", "»"), ("", "."), ("", "!"), ("(", ")"),
+                                        ("Answer: ", ""), ("I'd say ", "."), ("\n", "\n")]))
+    return f"<reasoning>r</reasoning><answer>{left}{text}{right}</answer>", options, index
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(naming())
+def test_naming_one_option_resolves_to_it(case):
+    completion, options, index = case
+    assert resolve_completion(completion, options) == index
+    assert compute_score("w", completion, options[index], {"options": options})["acc"] == 1.0
+
+
+_NEGATIONS = ["not {o}", "I don't say {o}", "I would never choose {o}", "definitely not {o}", "hardly {o}",
+              "I wouldn't say it is {o}", "no, not {o}", "I do not think {o}", "Neither {o}", "it is not {o}"]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(options=st.sampled_from(sorted(set(QUESTION_OPTIONS.values()))), data=st.data())
+def test_negating_the_truth_never_scores(options, data):
+    opts = options.split(", ")
+    truth = data.draw(st.sampled_from(opts))
+    said = data.draw(st.sampled_from(_NEGATIONS)).format(o=data.draw(st.sampled_from([truth, truth.lower(),
+                                                                                      truth.upper()])))
+    for variant in ("binary", "distance", "gaussian"):
+        out = compute_score("w", f"<reasoning>r</reasoning><answer>{said}</answer>", truth, {"options": opts},
+                            variant=variant)
+        assert out["acc"] == 0.0, said
