@@ -49,6 +49,8 @@ PHRASINGS = [
     ("It is rather important to her", IMP, "Rather important"),
     ("I do not think it is very important, but rather important", IMP, "Rather important"),  # clause scope
     ("Very important or rather important", IMP, None),  # two options
+    ("Not very important or very important", IMP, None),  # the first "not" is an option's own word: two options
+    ("not not very important", IMP, None),  # a cue before an option that holds one
     ("important", IMP, None),  # no option is just "important"
     ("2", IMP, "Rather important"),  # an option number
     # Q49, Q50, Q112: low / medium / high

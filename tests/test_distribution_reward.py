@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,77 @@ PARSER_TABLE = [
     ('{"Low": true}', LOW3, None),
     ("x" * 5000 + "\nLow: 1", LOW3, None),  # over the size bound
 ]
+
+
+IMP = ["Very important", "Rather important", "Not very important", "Not at all important"]
+_Q = [0.6, 0.3, 0.1, 0.0]
+
+# The shapes models write (issue 20): (answer text, expected probabilities over IMP, or None when ambiguous).
+SHAPE_TABLE = [
+    ('```json {"Very important": 0.6, "Rather important": 0.3, "Not very important": 0.1} ```', _Q),
+    ('```json\n{\n  "Very important": 0.6,\n  "Rather important": 0.3,\n  "Not very important": 0.1\n}\n```', _Q),
+    ('Here is my estimate:\n```\n{"Very important": 60, "Rather important": 30, "Not very important": 10}\n```', _Q),
+    ("Very important: 0.6\r\nRather important: 0.3\r\nNot very important: 0.1\r\n", _Q),  # CRLF
+    ("| Option | Probability |\n|---|---|\n| Very important | 0.6 |\n| Rather important | 0.3 |\n"
+     "| Not very important | 0.1 |\n| Not at all important | 0 |", _Q),  # markdown table with a header row
+    ("| Very important | 60% |\n| Rather important | 30% |\n| Not very important | 10% |", _Q),  # without one
+    ("Very important: 0.6, Rather important: 0.3, Not very important: 0.1", _Q),  # one line, commas
+    ("Very important = 60%; Rather important = 30%; Not very important = 10%", _Q),  # semicolons, '='
+    ("Very important: 0.6.\nRather important: 0.3.\nNot very important: 0.1.", _Q),  # trailing dots
+    ("- **Very important**: 0.6\n- **Rather important**: 0.3\n- **Not very important**: 0.1", _Q),  # bullets, bold
+    ("* **Very important:** 60%\n* **Rather important:** 30%\n* **Not very important:** 10%", _Q),
+    ("\u2022 Very important \u2013 60%\n\u2022 Rather important \u2013 30%\n\u2022 Not very important \u2013 10%", _Q),
+    ("1. Very important: 0.6\n2. Rather important: 0.3\n3. Not very important: 0.1", _Q),  # numbered lines
+    ("Very important 60%, Rather important 30%, Not very important 10%", _Q),  # no separator
+    ("Very important: 60 %\nRather important: 30 %\nNot very important: 10 %", _Q),
+    ("Reasoning: she is devout, 60 years old.\nVery important: 0.6\nRather important: 0.3\n"
+     "Not very important: 0.1", _Q),  # prose beside the entries
+    ("\uff36ery important: 0.6\nRather important: 0.3\nNot very important: 0.1", _Q),  # NFKC
+    # Refused: ambiguous.
+    ("Very important: 0.6\nvery important: 0.3\nNot very important: 0.1", None),  # an option twice
+    ("Very important: 0.6, Rather important: 0.3, Important: 0.1", None),  # a label naming no option
+    ("Very important: 0.6, Rather important: 0.1", None),  # sums to 0.7
+    ("Very important: 60%, Rather important: 70%", None),  # sums to 1.3
+    ('```json {"Very important": 0.6, "Rather important": "a lot"} ```', None),
+    ("| Very important | 0.6 |\n| Very important | 0.4 |", None),
+    ("Not very important or very important: 1.0", None),  # a label naming two options
+]
+
+
+@pytest.mark.parametrize("text,expected", SHAPE_TABLE)
+def test_distribution_shapes(text, expected):
+    got = parse_distribution(text, IMP)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", [
+    "word " * 800,  # one 4 KB paragraph without a separator: the old line regex backtracked over it (~750 ms)
+    "a:" * 2000,
+    "Very important " * 270,
+    "Very important: 0.6, " * 190,
+    "| " * 2000,
+    "```" * 1300,
+    " " * 4000 + "x",
+])
+def test_parser_is_linear_on_4kb_answers(text):
+    assert len(text) <= 4096
+    t0 = time.perf_counter()
+    for _ in range(10):
+        assert parse_distribution(text, IMP) is None
+    assert (time.perf_counter() - t0) / 10 < 0.01  # linear: ~0.1 ms; the old regex took ~750 ms on the first
+
+
+def test_the_scan_is_linear_beyond_the_size_bound():
+    """The entry scan itself (below the 4 KB bound) is linear: 64 KB of entries or of separators in 0.25 s."""
+    from dvmap_verl.reward.distribution import _pairs
+
+    for text in ("Low: 0.1\n" * 7000, ":" * 65536, "word " * 13000, "| a | 0.1 |\n" * 5000):
+        t0 = time.perf_counter()
+        _pairs(text)
+        assert time.perf_counter() - t0 < 0.25
 
 
 @pytest.mark.parametrize("text,options,expected", PARSER_TABLE)

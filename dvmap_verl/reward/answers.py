@@ -19,6 +19,7 @@ function here accepts any string (or None), runs in time linear in its length an
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -32,9 +33,10 @@ THINK_CLOSE = "</think>"
 #: At most this many non-blank ``<answer>`` blocks, and this many blocks in all, are tried from the last one back:
 #: a bound on the work an answer full of tags can cause.
 MAX_BLOCKS = 8
-MAX_BLOCKS_SEEN = 128
+MAX_BLOCKS_SEEN = 64
 # Lower-cases ASCII letters only: keeps every index of the text (str.lower does not, e.g. for "İ").
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_THINK_SPAN = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 
 T = TypeVar("T")
 
@@ -119,9 +121,7 @@ class Reply:
 
     def __init__(self, completion: Any):
         full = normalize_text(_as_text(completion) or "")
-        low = full.lower()
-        if len(low) != len(full):  # a character whose lower case is longer: fold ASCII only, indices kept
-            low = full.translate(_ASCII_LOWER)
+        low = _lower(full)
         self.full, self.full_low = full, low
         self.text, self.low = _without_thinking(full, low)
 
@@ -175,25 +175,32 @@ def _without_thinking(text: str, low: str) -> tuple[str, str]:
     """``text`` and ``low`` without the thinking spans (the module's rule 2)."""
     if "think>" not in low:
         return text, low
-    pos, n = 0, len(low)
     first_open, first_close = low.find(THINK_OPEN), low.find(THINK_CLOSE)
     if first_close >= 0 and (first_open < 0 or first_close < first_open):
-        pos = first_close + len(THINK_CLOSE)  # the prompt opened the thinking: everything before </think> is it
-    keep = []
-    while True:
-        i = low.find(THINK_OPEN, pos)
-        if i < 0:
-            keep.append((pos, n))
-            break
-        keep.append((pos, i))
-        j = low.find(THINK_CLOSE, i + len(THINK_OPEN))
-        if j < 0:
-            break  # unclosed: thinking to the end
-        pos = j + len(THINK_CLOSE)
-    if len(keep) == 1:
-        a, b = keep[0]
-        return text[a:b], low[a:b]
-    return "".join(text[a:b] for a, b in keep), "".join(low[a:b] for a, b in keep)
+        # The prompt opened the thinking: everything before the first </think> is thinking.
+        cut = first_close + len(THINK_CLOSE)
+        text, low = text[cut:], low[cut:]
+        first_open = low.find(THINK_OPEN)
+    if first_open < 0:
+        return text, low
+    last_close = low.rfind(THINK_CLOSE)
+    unclosed = low.find(THINK_OPEN, last_close + 1 if last_close >= 0 else 0)
+    if unclosed >= 0:  # a <think> after the last </think>: thinking to the end (a reply cut at max tokens)
+        text, low = text[:unclosed], low[:unclosed]
+        if first_open == unclosed:
+            return text, low
+    # Every <think> left has a </think> after it. One C-level pass: each lazy span stops at the first </think>.
+    text = _THINK_SPAN.sub("", text)
+    return text, _lower(text)
+
+
+def _lower(text: str) -> str:
+    """``text`` with letters lower-cased and every index kept."""
+    if text.isascii():
+        return text.lower()
+    # U+0130 (dotted capital I) lower-cases to two characters: fold it to one first.
+    low = (text.replace("\u0130", "i") if "\u0130" in text else text).lower()
+    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
 
 
 def read_answer(completion: Any, accept: Callable[[str], T | None]) -> tuple[str | None, T | None]:

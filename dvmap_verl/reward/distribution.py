@@ -36,8 +36,8 @@ from dvmap_verl.reward.options import normalize_text
 SUM_TOLERANCE = 0.1
 MAX_ANSWER_CHARS = 4096
 MAX_LINES = 64
-#: Entries read from one answer at most (lines split on ``,``/``;`` give more than one per line).
-MAX_ENTRIES = 256
+#: Entries (and prose segments) read from one answer at most: lines split on ``,``/``;`` give several per line.
+MAX_ENTRIES = 64
 _PERCENT_LOW, _PERCENT_HIGH = 100.0 * (1 - SUM_TOLERANCE), 100.0 * (1 + SUM_TOLERANCE)
 
 _LABEL_STRIP = " \t-*+\u2022\"'`_#>|"

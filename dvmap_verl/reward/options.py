@@ -25,6 +25,8 @@ from functools import lru_cache
 
 # An <answer> block longer than this is not an answer but an essay; it resolves to no option.
 MAX_ANSWER_CHARS = 512
+#: An answer with more runs of option words than this is a list, not an answer: it resolves to no option.
+MAX_RUNS = 8
 
 #: Words that negate an option that follows them in the same clause (``n't`` is read as ``not``).
 NEGATIONS = frozenset({"not", "no", "never", "neither", "nor", "hardly", "barely", "scarcely", "rarely", "seldom",
@@ -95,15 +97,15 @@ def words_and_clauses(s: str) -> tuple[list[str], list[int]]:
     return words, clauses
 
 
-def _negated(words: list[str], clauses: list[int]) -> list[bool]:
-    """Per word: whether a negation cue precedes it in its clause (one pass)."""
+def _negated(words: list[str], clauses: list[int], own: set[int]) -> list[bool]:
+    """Per word: whether a negation cue (not at a position in ``own``) precedes it in its clause (one pass)."""
     out = []
     seen, clause = False, -1
-    for w, c in zip(words, clauses):
+    for k, (w, c) in enumerate(zip(words, clauses)):
         if c != clause:
             seen, clause = False, c
         out.append(seen)
-        if w in NEGATIONS:
+        if w in NEGATIONS and k not in own:
             seen = True
     return out
 
@@ -164,8 +166,10 @@ class OptionSet:
         if not matches:
             return None
         if not NEGATIONS.isdisjoint(words):
-            # A cue before a run, in its clause, and not inside it: that option is not chosen.
-            negated = _negated(words, clauses)
+            # A cue before a run, in its clause, and not inside it: that option is not chosen. A cue inside some
+            # option's run is that option's own word ("Not very important"), not a cue for the runs after it.
+            own = {k for start, end, _ in matches for k in range(start, end) if words[k] in NEGATIONS}
+            negated = _negated(words, clauses, own)
             matches = [m for m in matches if not negated[m[0]]]
         named = {m[2] for m in matches}
         if len(named) <= 1:
@@ -184,7 +188,8 @@ class OptionSet:
         return named.pop() if len(named) == 1 else None
 
     def _runs(self, words: list[str]) -> list[tuple[int, int, int]]:
-        """(start, end, option) for every run of words that names an option, in any order."""
+        """(start, end, option) for every run of words that names an option, in any order; none when there are
+        more than :data:`MAX_RUNS`."""
         vocab, by_words, n = self.vocab, self.by_words, len(words)
         inside = [w in vocab for w in words]
         out = []
@@ -197,6 +202,8 @@ class OptionSet:
                 index = by_words.get(tuple(sorted(words[i:i + m])))
                 if index is not None:
                     out.append((i, i + m, index))
+                    if len(out) > MAX_RUNS:
+                        return []
         return out
 
     def _label(self, s: str) -> tuple[bool, int | None]:
@@ -231,5 +238,5 @@ def option_set(options: tuple[str, ...]) -> OptionSet:
     return OptionSet(options)
 
 
-__all__ = ["CLAUSE_BREAKS", "MAX_ANSWER_CHARS", "NEGATIONS", "OptionSet", "normalize", "normalize_text",
+__all__ = ["CLAUSE_BREAKS", "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "OptionSet", "normalize", "normalize_text",
            "option_set", "words_and_clauses"]
