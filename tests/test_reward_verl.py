@@ -88,3 +88,39 @@ def test_reward_loop_manager_on_local_ray(tokenizer, tiny_tokenizer_dir):
     assert scores == pytest.approx(expected)
     assert out.meta_info["reward_extra_keys"] == list(SCORE_KEYS)
     assert out.non_tensor_batch["acc"].tolist() == [c[3] for c in CASES]
+
+
+# Thinking-mode completions (Qwen3 with thinking on), scored with format_tags=qwen3 and the default beta 0.4:
+# (completion, ground truth, options, acc, format share, score worked by hand = acc + 0.4 * format)
+THINKING = [
+    ("<think>\nShe is devout.\n</think>\n\n<answer>Very important</answer>", "Very important", IMPORTANT,
+     1.0, 1.0, 1.4),
+    # A draft answer inside the thinking is not the answer; the reply states another without tags: think tags only.
+    ("<think>\nDraft: <answer>Very important</answer>\n</think>\n\nNot very important, on reflection.",
+     "Very important", IMPORTANT, 0.0, 0.5, 0.2),
+    # Cut at max tokens inside the thinking: no answer, and only <think> present.
+    ("<think>\nMaybe <answer>Agree</answer>, but let me check the", "Agree", AGREE4, 0.0, 0.25, 0.1),
+    ("<think>\nHer views are liberal.\n</think>\n<answer>I don't agree</answer>", "Agree", AGREE4, 0.0, 1.0, 0.4),
+    ("<think>\nr\n</think>\n<answer>\uff33\uff54\uff52\uff4f\uff4e\uff47\uff4c\uff59 \uff41\uff47\uff52\uff45\uff45</answer>",
+     "Strongly agree", AGREE4, 1.0, 1.0, 1.4),  # full-width
+    ("<think>\nr\n</think>\n<ANSWER>Agree strongly</ANSWER>", "Strongly agree", AGREE4, 1.0, 1.0, 1.4),
+    ("<think>\nr\n</think>\n<answer>Agree</answer> (as the <answer></answer> tags ask)", "Agree", AGREE4,
+     1.0, 1.0, 1.4),
+    # The chat template opened the thinking: the completion starts inside it; <think> itself is absent.
+    ("so the answer is <answer>Agree</answer>.\n</think>\n\n<answer>Disagree</answer>", "Disagree", AGREE4,
+     1.0, 0.75, 1.3),
+]
+
+
+def test_reward_manager_on_thinking_completions(tokenizer):
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = compose_ppo_config(REWARD_OVERRIDES + ["+reward.custom_reward_function.reward_kwargs.format_tags=qwen3"])
+    manager = load_reward_manager(config, tokenizer)
+    cases = [(c, t, o, acc, fmt) for c, t, o, acc, fmt, _ in THINKING]
+    data = rollout_batch(tokenizer, ["Q"] * len(cases), [c[0] for c in cases], _rows(cases))
+    for i, (text, _, _, acc, fmt, expected) in enumerate(THINKING):
+        out = manager.loop.run_until_complete(manager.run_single(data[i: i + 1]))
+        info = out["reward_extra_info"]
+        assert (info["acc"], info["format"]) == (acc, fmt), text
+        assert out["reward_score"] == pytest.approx(expected), text

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dvmap_verl.reward.answers import extract_answer, option_set
+from dvmap_verl.reward.answers import extract_answer, option_set, read_answer  # noqa: F401
 from dvmap_verl.reward.distribution import parse_distribution
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
@@ -308,10 +308,16 @@ class PredictionWriter:
         self.count = 0
 
     def write(self, r: Request, completion: str) -> dict[str, Any]:
-        answer = extract_answer(completion)
+        # The reward's reading (reward/answers.py): thinking removed, the last block that names an option (or, for
+        # the distribution template, states a distribution).
         options = tuple(self.options[r.item])
-        probs = parse_distribution(answer, options) if self.verbalised[r.item] else None
-        pred = option_set(options).resolve(answer) if probs is None else int(np.argmax(probs))
+        probs = None
+        if self.verbalised[r.item]:
+            answer, probs = read_answer(completion, lambda a: parse_distribution(a, options))
+        if probs is None:
+            answer, pred = read_answer(completion, option_set(options).resolve)
+        else:
+            pred = int(np.argmax(probs))
         rec = {
             "item": r.item, "sample": r.sample, "completion": completion, "answer": answer,
             "pred": -1 if pred is None else pred,

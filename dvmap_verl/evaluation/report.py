@@ -11,7 +11,7 @@ import pandas as pd
 
 from dvmap_verl.evaluation import distributional as D
 from dvmap_verl.evaluation import metrics as M
-from dvmap_verl.reward.answers import release_correct, release_rule_applies
+from dvmap_verl.reward.answers import release_correct, release_rule_applies, resolve_completion
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
 from dvmap_verl.io import atomic_path, save_figure, write_json
@@ -41,11 +41,25 @@ def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
     df = preds[["item", "sample", "pred", "completion", *extra]].merge(items.drop(columns=["messages"]), on="item",
                                                                         how="inner")
     df["pred"] = df["pred"].astype(int)
+    _reread(df)
     truth = [o[t] for o, t in zip(df["options"], df["truth"])]
     # The authors' rule, recomputed from the raw completion: runs of any age are scored the same way.
     df["release_applies"] = [release_rule_applies(o, t) for o, t in zip(df["options"], truth)]
     df["release"] = [release_correct(c, o, t) for c, o, t in zip(df["completion"], df["options"], truth)]
     return M.point_scores(df.drop(columns=["completion"]))
+
+
+def _reread(df: pd.DataFrame) -> None:
+    """The resolver column by the reward's current reading (reward/answers.py), recomputed from each point answer's
+    raw completion like the authors' rule below, so that runs written or imported under an older reading score the
+    same way. Records with ``probs`` (probability and verbalised readouts) or no completion keep their ``pred``."""
+    point = [isinstance(c, str) and bool(c) for c in df["completion"]]
+    if "probs" in df:
+        point = [p and not isinstance(q, (list, tuple, np.ndarray)) for p, q in zip(point, df["probs"])]
+    if any(point):
+        at = df.index[point]
+        df.loc[at, "pred"] = [-1 if p is None else p for p in map(resolve_completion, df.loc[at, "completion"],
+                                                                   df.loc[at, "options"])]
 
 
 def _imported_agreement(model: pd.DataFrame) -> dict[str, Any]:

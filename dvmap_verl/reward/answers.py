@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, normalize,  # noqa: F401
                                        normalize_text, option_set)
@@ -36,6 +36,8 @@ MAX_BLOCKS = 8
 MAX_BLOCKS_SEEN = 64
 # Lower-cases ASCII letters only: keeps every index of the text (str.lower does not, e.g. for "İ").
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_TAGS = re.compile(r"</?(?:answer|think)>", re.IGNORECASE)
+_LOWER_ANSWER_TAGS = frozenset({ANSWER_OPEN, ANSWER_CLOSE})
 _THINK_SPAN = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 
 T = TypeVar("T")
@@ -114,41 +116,58 @@ def _as_text(text: Any) -> str | None:
 
 class Reply:
     """A completion, normalised, with its thinking removed (``text``); ``full`` keeps the thinking, for the format
-    share of presets that ask for think tags. ``low``/``full_low``: the same with ASCII letters lower-cased (same
-    indices), where tags are looked for."""
+    share of presets that ask for think tags. ``low``: a twin of ``text`` in which answer tags are looked for: the
+    text itself when every answer/think tag in it is already lower case (the hot path), else its lower case (same
+    indices)."""
 
-    __slots__ = ("full", "full_low", "text", "low")
+    __slots__ = ("full", "text", "low", "_folded")
 
     def __init__(self, completion: Any):
         full = normalize_text(_as_text(completion) or "")
-        low = _lower(full)
-        self.full, self.full_low = full, low
-        self.text, self.low = _without_thinking(full, low)
+        self.full = full
+        tags = _TAGS.findall(full)  # one C-level pass: every answer/think tag, in any case
+        if not tags or _LOWER_ANSWER_TAGS.issuperset(tags):
+            self.text = self.low = full
+            self._folded = False  # low is not lower-cased: only the tags are known to be
+        else:
+            low = _lower(full)
+            self.text, self.low = _without_thinking(full, low)
+            self._folded = True
+
+    def _folded_text(self, whole: bool) -> str:
+        """Lower case of the whole completion (``whole``) or of the reply (kept)."""
+        if whole:
+            return _lower(self.full)
+        if not self._folded:
+            self.low, self._folded = _lower(self.text), True
+        return self.low
 
     def blocks(self) -> list[str]:
         """Contents of the reply's ``<answer>`` blocks, last first (at most :data:`MAX_BLOCKS` non-blank ones)."""
+        return list(self._blocks())
+
+    def _blocks(self) -> Iterator[str]:
         text, low = self.text, self.low
-        out: list[str] = []
         end, seen, nonblank = len(low), 0, 0
         pos = low.rfind(ANSWER_OPEN)
         while pos >= 0 and nonblank < MAX_BLOCKS and seen < MAX_BLOCKS_SEEN:
             start = pos + len(ANSWER_OPEN)
             close = low.find(ANSWER_CLOSE, start, end)
             content = text[start:close if close >= 0 else end]
-            out.append(content)
+            yield content
             seen += 1
             if content and not content.isspace():
                 nonblank += 1
             end = pos
-            pos = low.rfind(ANSWER_OPEN, 0, pos)
-        return out
+            pos = low.rfind(ANSWER_OPEN, 0, pos)  # lazily: only when the caller asks for an earlier block
 
     def answer(self, accept: Callable[[str], T | None]) -> tuple[str | None, T | None]:
         """(content, accept(content)) of the last block that ``accept`` does not map to None; when there is none,
         (the last non-blank block, else the last block, else None when there is no block; None)."""
-        blocks = self.blocks()
-        first = None
-        for content in blocks:
+        first = last = None
+        for content in self._blocks():
+            if last is None:
+                last = content
             if not content or content.isspace():
                 continue
             if first is None:
@@ -156,7 +175,7 @@ class Reply:
             value = accept(content)
             if value is not None:
                 return content, value
-        return (first if first is not None else (blocks[0] if blocks else None)), None
+        return (first if first is not None else last), None
 
     def format_share(self, tags: Sequence[str]) -> float:
         """Share of ``tags`` present, in any case: think tags anywhere in the completion, the others in the reply
@@ -164,11 +183,19 @@ class Reply:
         if not tags:
             return 1.0
         present = 0
-        for tag in tags:
-            t = tag.lower()
-            if t in (self.full_low if t in (THINK_OPEN, THINK_CLOSE) else self.low):
+        for t, think, closing in _tag_plan(tuple(tags)):
+            # Written in lower case (the usual) or, failing that, in any case. Closing tags sit near the end, so
+            # searching from there is faster; presence either way.
+            where = self.full if think else self.text
+            if (where.rfind(t) if closing else where.find(t)) >= 0 or self._folded_text(think).find(t) >= 0:
                 present += 1
         return present / len(tags)
+
+
+@lru_cache(maxsize=256)
+def _tag_plan(tags: tuple[str, ...]) -> tuple[tuple[str, bool, bool], ...]:
+    """Per tag: (lower case, whether it is a think tag, whether it is a closing tag)."""
+    return tuple((t.lower(), t.lower() in (THINK_OPEN, THINK_CLOSE), t.startswith("</")) for t in map(str, tags))
 
 
 def _without_thinking(text: str, low: str) -> tuple[str, str]:

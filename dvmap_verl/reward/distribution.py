@@ -95,9 +95,19 @@ def _unfence(text: str) -> str:
 def _entry(segment: str) -> tuple[str, float, bool, bool] | None:
     """(label, value, percent, explicit) of ``label: value``, ``label = value`` or ``label value``; None when the
     segment holds no number after its label. ``explicit``: a ``:``/``=`` separated them."""
-    cut = max(segment.rfind(":"), segment.rfind("="))
+    cut = segment.rfind(":")
+    eq = segment.rfind("=")
+    if eq > cut:
+        cut = eq
     if cut >= 0:
         label, value, explicit = segment[:cut], segment[cut + 1:], True
+        try:  # the documented shape, "Agree: 0.35": one C call
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            if number - number == 0.0:  # finite; "nan" and "inf" are not numbers here (see _number)
+                return label.strip(_LABEL_STRIP), number, False, True
     else:
         parts = segment.rsplit(None, 1)
         if len(parts) != 2:
@@ -124,6 +134,8 @@ def _pairs(text: str) -> list[tuple[str, float, bool, bool]] | None:
     """Every entry of the answer, in order; None when there are more than :data:`MAX_ENTRIES`."""
     out = []
     for line in text.split("\n"):
+        if not line:
+            continue
         if "|" in line:
             entry = _table_row(line)
             if entry is not None:

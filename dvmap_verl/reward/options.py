@@ -97,6 +97,11 @@ def words_and_clauses(s: str) -> tuple[list[str], list[int]]:
     return words, clauses
 
 
+_MISS = object()
+_CACHED_CHARS = 64
+_CACHE_SIZE = 4096
+
+
 def _negated(words: list[str], clauses: list[int], own: set[int]) -> list[bool]:
     """Per word: whether a negation cue (not at a position in ``own``) precedes it in its clause (one pass)."""
     out = []
@@ -118,7 +123,7 @@ class OptionSet:
     (0, None, 2)
     """
 
-    __slots__ = ("options", "normalized", "exact", "fast", "labels_ok", "by_words", "lengths", "vocab")
+    __slots__ = ("options", "normalized", "exact", "fast", "labels_ok", "by_words", "lengths", "vocab", "cache")
 
     def __init__(self, options: tuple[str, ...]):
         self.options = options
@@ -139,14 +144,27 @@ class OptionSet:
         self.vocab = frozenset(w for k in self.by_words for w in k)
         # Numbers on a binned 1-10 scale ("7") are scale points, not option numbers: ambiguous, so not accepted.
         self.labels_ok = not any(n in ("low", "medium", "high") for n in self.normalized)
+        # Short answers seen before -> their resolution: rollouts repeat a few spellings of each option.
+        self.cache: dict[str, int | None] = {}
 
     def resolve(self, answer: str | None) -> int | None:
         """Index of the one option the answer names, or None (no answer, no option, several, or negated)."""
         if answer is None or len(answer) > MAX_ANSWER_CHARS or not self.options:
             return None
         hit = self.fast.get(answer)
-        if hit is None:
-            hit = self.fast.get(answer.strip())
+        if hit is not None:
+            return hit
+        if len(answer) <= _CACHED_CHARS:
+            hit = self.cache.get(answer, _MISS)
+            if hit is _MISS:
+                if len(self.cache) >= _CACHE_SIZE:
+                    self.cache.clear()
+                hit = self.cache[answer] = self._resolve(answer)
+            return hit
+        return self._resolve(answer)
+
+    def _resolve(self, answer: str) -> int | None:
+        hit = self.fast.get(answer.strip())
         if hit is not None:
             return hit
         s = normalize(answer)
