@@ -298,3 +298,33 @@ def test_negating_the_truth_never_scores(options, data):
         out = compute_score("w", f"<reasoning>r</reasoning><answer>{said}</answer>", truth, {"options": opts},
                             variant=variant)
         assert out["acc"] == 0.0, said
+
+
+# The README's table "How an answer is read", row by row.
+README_ROWS = [
+    ("<answer>\uff21\uff47\uff52\uff45\uff45</answer>".replace("<", "\uff1c").replace(">", "\uff1e"), AG5, "Agree"),
+    ("<think><answer>Agree</answer></think> Disagree", AG5, None),
+    ("<think>maybe <answer>Agree</answer>, but", AG5, None),
+    ("so <answer>Agree</answer></think><answer>Disagree</answer>", AG5, "Disagree"),
+    ("<answer>Agree</answer> <ANSWER>Disagree</ANSWER>", AG5, "Disagree"),
+    ("<answer>Agree</answer> in the <answer></answer> tags", AG5, "Agree"),
+    ("<answer>Agree", AG5, "Agree"),
+    ("<answer>**Answer: agree.**</answer>", AG5, "Agree"),
+    ("<answer>Strongly agree</answer>", AG5, "Agree strongly"),
+    ("<answer>Neither agree nor disagree</answer>", AG5, "Neither agree nor disagree"),
+    ("<answer>I don't agree</answer>", AG5, None),
+    ("<answer>I don't think it is very important, but rather important</answer>", IMP, "Rather important"),
+    ("<answer>I'm not very happy</answer>", HAP, "Not very happy"),
+    ("<answer>Agree or disagree</answer>", AG5, None),
+    ("<answer>B</answer>", AG5, "Agree"),
+    ("<answer>(2)</answer>", AG5, "Agree"),
+    ("<answer>2. Agree</answer>", AG5, "Agree"),
+    ("<answer>3. Agree</answer>", AG5, None),
+    ("<answer>7</answer>", LMH, None),
+]
+
+
+@pytest.mark.parametrize("completion, options, expected", README_ROWS)
+def test_readme_rows(completion, options, expected):
+    got = resolve_completion(completion, options)
+    assert (None if got is None else options.split(", ")[got]) == expected
