@@ -30,14 +30,14 @@ ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-#: At most this many non-blank ``<answer>`` blocks, and this many blocks in all, are tried from the last one back:
-#: a bound on the work an answer full of tags can cause.
+#: At most this many non-blank ``<answer>`` blocks (and :data:`MAX_BLOCKS_SEEN` in all) are tried from the last one
+#: back: a bound on the work an answer full of tags can cause.
 MAX_BLOCKS = 8
-MAX_BLOCKS_SEEN = 64
+MAX_BLOCKS_SEEN = 32
 # Lower-cases ASCII letters only: keeps every index of the text (str.lower does not, e.g. for "İ").
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
-_TAGS = re.compile(r"</?(?:answer|think)>", re.IGNORECASE)
-_LOWER_ANSWER_TAGS = frozenset({ANSWER_OPEN, ANSWER_CLOSE})
+# A think tag in any case, or an answer tag not written in lower case; constant work per "<", nothing to backtrack.
+_ODD_TAG = re.compile(r"</?(?:(?i:think)|(?!answer>)(?i:answer))>")
 _THINK_SPAN = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 
 T = TypeVar("T")
@@ -125,8 +125,7 @@ class Reply:
     def __init__(self, completion: Any):
         full = normalize_text(_as_text(completion) or "")
         self.full = full
-        tags = _TAGS.findall(full)  # one C-level pass: every answer/think tag, in any case
-        if not tags or _LOWER_ANSWER_TAGS.issuperset(tags):
+        if _ODD_TAG.search(full) is None:  # one C-level pass: no think tag, and every answer tag in lower case
             self.text = self.low = full
             self._folded = False  # low is not lower-cased: only the tags are known to be
         else:
