@@ -115,9 +115,13 @@ def describe_sources(items: pd.DataFrame) -> list[str]:
 
 
 def _is_verl(path: Path) -> bool:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    names = set(pq.read_schema(path).names)
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError) as e:  # "Parquet magic bytes not found": say which file
+        raise ValueError(f"{path}: not a readable parquet file ({e})") from None
     return {"prompt", "extra_info", "reward_model"} <= names
 
 
@@ -125,6 +129,9 @@ def _flatten(verl: pd.DataFrame, path: Path) -> pd.DataFrame:
     missing = {"prompt", "extra_info", "reward_model"} - set(verl.columns)
     if missing:
         raise ValueError(f"{path}: not a DVMap VeRL parquet, missing column(s) {sorted(missing)}")
+    if verl.empty:
+        raise ValueError(f"{path}: the split is empty (0 rows); nothing to evaluate (see the split's counts in "
+                         f"stats.json beside it: dvmap prepare kept no rows for it)")
     extra = pd.DataFrame(list(verl["extra_info"]))
     need = {"options", "answer_index", "q_id", "country", "split"}
     if need - set(extra.columns):

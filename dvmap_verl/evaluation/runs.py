@@ -155,10 +155,11 @@ Validator = Callable[[Any], "str | None"]
 
 
 def read_jsonl(path: str | Path, validate: Validator | None = None,
-               key: Callable[[dict], Hashable] | None = None) -> JsonlScan:
+               key: Callable[[dict], Hashable] | None = None, last_line_whole: bool = False) -> JsonlScan:
     """Every line of ``path`` (split on ``b"\\n"`` only) parsed by :func:`loads_bounded` and checked by
     ``validate`` (returns None or why the record is invalid); with ``key``, a record repeating an earlier one's key
-    is set aside as a duplicate. A missing file is an empty scan."""
+    is set aside as a duplicate. A missing file is an empty scan. A last line without a newline is a torn write
+    (set aside) unless ``last_line_whole`` (a table written by hand, not appended by dvmap)."""
     scan = JsonlScan()
     path = Path(path)
     if not path.exists():
@@ -168,7 +169,7 @@ def read_jsonl(path: str | Path, validate: Validator | None = None,
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            why = _line_problem(line)
+            why = _line_problem(line if not last_line_whole or line.endswith(b"\n") else line + b"\n")
             rec = None
             if why is None:
                 try:
