@@ -259,15 +259,15 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from dvmap_verl.evaluation.compare import compare_runs
+    from dvmap_verl.evaluation.compare import _fmt_ci, compare_runs
 
     out = compare_runs(args.runs, args.out, names=args.names, bootstrap=args.bootstrap, seed=args.seed)
     frame = out["_headline_frame"]
     print(frame.loc["all"].to_string(float_format=lambda v: f"{v:.3f}") if "all" in frame.index else frame)
     for d in out["differences"]:
-        print(f"{d['run']} - {out['reference']} on {d['shared_items']:,} shared items: "
-              f"Acc {d['d_acc']:+.3f} [{d['d_acc_lo']:+.3f}, {d['d_acc_hi']:+.3f}], "
-              f"LC {d['d_lc']:+.3f} [{d['d_lc_lo']:+.3f}, {d['d_lc_hi']:+.3f}], WD {d['d_wd']:+.3f}")
+        print(f"{d['run']} - {out['reference']} on {d['shared_items']:,} shared items: "  # --bootstrap 0: no intervals
+              f"Acc {_fmt_ci(d['d_acc'], d['d_acc_lo'], d['d_acc_hi'])}, "
+              f"LC {_fmt_ci(d['d_lc'], d['d_lc_lo'], d['d_lc_hi'])}, WD {d['d_wd']:+.3f}")
     for note in out["notes"]:
         print(f"NOTE: {note}")
     print(f"compare -> {Path(args.out) / 'compare.md'}, compare.json, {len(out['plots'])} plot(s)")

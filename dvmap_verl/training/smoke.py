@@ -62,6 +62,7 @@ def hydra_path(path: Path | str, flag: str = "--out") -> str:
 def train_overrides(recipe: str, model: Path, data: Path, out: Path, gpus: int, steps: int = 2) -> list[str]:
     """The recipe at smoke size: what one GPU and a tiny model need (each measured on one H100 with verl 0.9.1).
     Paths are escaped for Hydra (:func:`hydra_path`)."""
+    hydra_path(out)  # named as the user gave it: --out (the tiny model and the data lie under it)
     model, data = hydra_path(model, "--model"), hydra_path(data)
     ckpt, rollouts = hydra_path(out / "checkpoints"), hydra_path(out / "rollouts")
     return [
