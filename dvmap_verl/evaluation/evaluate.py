@@ -31,8 +31,9 @@ from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
     cut_reasoning, option_request
 from dvmap_verl.data.dataset import to_verl_table
-from dvmap_verl.evaluation.runs import (LOCK, RUN, JsonlScan, RunFolder, RunLockedError, RunSettingsError, dumps_line,
-                                        line_list, prediction_problem, read_jsonl, run_lock)
+# LOCK, RUN, RunLockedError, RunSettingsError and run_lock are re-exported: their old home is this module.
+from dvmap_verl.evaluation.runs import (LOCK, RUN, JsonlScan, RunFolder, RunLockedError, RunSettingsError,  # noqa: F401
+                                        dumps_line, line_list, prediction_problem, read_jsonl, run_lock)
 from dvmap_verl.io import atomic_path
 from dvmap_verl.data.prompts import (USER_TEMPLATES, chat_messages, states_distribution, system_prompt,
                                      template_system, user_prompt)

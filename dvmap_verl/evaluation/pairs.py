@@ -215,7 +215,10 @@ def check_pairs_run(out_dir: str | Path, config: PairsConfig, pairs: pd.DataFram
     previous = folder.run_record()
     note = (f"{config.data} ({len(pairs):,} pairs) is not the table this folder scored "
             f"({(previous or {}).get('config', {}).get('data')}, {(previous or {}).get('n_pairs')} pairs)")
-    return folder.check_resume({k: now[k] for k in PAIR_GUARDED}, pairs_fingerprint(pairs), data_note=note)
+    stored = Path(out_dir) / PAIRS
+    legacy = (lambda: pairs_fingerprint(pd.read_parquet(stored))) if stored.exists() else None
+    return folder.check_resume({k: now[k] for k in PAIR_GUARDED}, pairs_fingerprint(pairs), data_note=note,
+                               legacy_fingerprint=legacy)
 
 
 def _validator(n_pairs: int):

@@ -321,12 +321,16 @@ class RunFolder:
         return load_json_object(self.out / RUN, required=False)
 
     def check_resume(self, guarded: dict[str, Any], fingerprint: str, defaults: dict[str, Any] | None = None,
-                     data_note: str = "") -> dict[str, Any] | None:
+                     data_note: str = "", legacy_fingerprint: Callable[[], str | None] | None = None
+                     ) -> dict[str, Any] | None:
         """The folder's run record, after checking that the guarded settings and the data fingerprint match
-        (raises :class:`RunSettingsError`, writing nothing); None for a new folder."""
+        (raises :class:`RunSettingsError`, writing nothing); None for a new folder. ``legacy_fingerprint``: the
+        fingerprint of a run written before run.json recorded one (from the data the folder keeps)."""
         previous = self.run_record()
         if previous is None:
             return None
+        if self.fingerprint_key not in previous and legacy_fingerprint is not None:
+            previous = {**previous, self.fingerprint_key: legacy_fingerprint()}
         was_config = previous.get("config", {})
         defaults = defaults or {}
         diffs = [f"{k}: was {was_config.get(k, defaults.get(k))!r}, now {v!r}" for k, v in guarded.items()
