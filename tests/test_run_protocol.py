@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -429,3 +430,39 @@ def test_checkpoint_evaluation_re_merges_a_changed_checkpoint(tmp_path, monkeypa
     with pytest.raises(ValueError, match="holds predictions of .* \\(step 3\\); the checkpoint is now"):
         ec.ensure_merged(actor.parent, out)
     assert len(merged) == 2
+
+
+def test_bootstrap_zero_means_no_intervals_in_report_and_compare(run, tmp_path):
+    import shutil
+
+    from dvmap_verl.evaluation.compare import compare_runs
+
+    out, _ = run
+    report = build_report(out, bootstrap=0, importance=False)
+    assert "ci95" not in report["model"] and "95% bootstrap CI" not in (out / "report.md").read_text()
+    twin = tmp_path / "twin"
+    shutil.copytree(out, twin)
+    res = compare_runs([out, twin], tmp_path / "cmp", bootstrap=0, baselines=False)
+    d = res["differences"][0]
+    assert d["d_acc"] == 0.0 and math.isnan(d["d_acc_lo"]) and math.isnan(d["d_acc_hi"])
+    text = (tmp_path / "cmp" / "compare.md").read_text()
+    row = next(line for line in text.split("## Difference")[1].splitlines() if line.startswith("| twin"))
+    assert row == "| twin | 8 | +0.000 | +0.000 | +0.000 |"
+
+
+def test_a_pair_run_from_before_fingerprints_still_resumes(tmp_path):
+    path = tmp_path / "p.parquet"
+    _pairs(2).to_parquet(path)
+    out = tmp_path / "run"
+    P.run_pairs(StubBackend(), out, _pair_config(path), P.load_pairs(path), quiet=True)
+    record = json.loads((out / "run.json").read_text())
+    del record["data_fingerprint"]  # as run.json was written before this version
+    (out / "run.json").write_text(json.dumps(record))
+    again = StubBackend()
+    P.run_pairs(again, out, _pair_config(path), P.load_pairs(path), quiet=True)
+    assert again.sent == 0
+    other = tmp_path / "o.parquet"
+    _pairs(2, tag="-x").to_parquet(other)
+    (out / "run.json").write_text(json.dumps(record))
+    with pytest.raises(RunSettingsError, match="is not the table this folder scored"):
+        P.run_pairs(StubBackend(), out, _pair_config(other), P.load_pairs(other), quiet=True)
