@@ -83,6 +83,7 @@ def _eval(args: argparse.Namespace) -> int:
     from dvmap_verl.evaluation.report import build_report
 
     attribute, mapping = _flip_settings(args)
+    args.data = _unique_paths(args.data)
     config = EvalConfig(backend=args.backend, model=args.model, data=[str(p) for p in args.data],
                         samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
                         seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
@@ -140,6 +141,7 @@ def _eval_pairs(args: argparse.Namespace) -> int:
         print(f"pairs: {args.data}: {len(pairs):,}")
     settings = GenerationSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     with run_lock(args.out):
+        P.check_pairs_run(args.out, config, pairs)  # another table or other settings: refused before a model loads
         backend = make_backend(args.backend, args.model, settings, base_url=args.base_url, api_key=args.api_key,
                                batch_size=args.batch_size, tokenizer=args.tokenizer)
         status = P.run_pairs(backend, args.out, config, pairs, quiet=args.quiet)
@@ -166,7 +168,7 @@ def _baselines(args: argparse.Namespace) -> int:
 
     if not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
-    config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in args.test],
+    config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in _unique_paths(args.test, "--test")],
                         train=str(args.train), samples=0)
     items = build_items(config)
     with run_lock(args.out):
@@ -239,6 +241,8 @@ def _curves(args: argparse.Namespace) -> int:
 
     out = args.out or args.rollout_dir / "curves"
     frame = build_curves(args.rollout_dir, out, tensorboard=args.tensorboard, tokenizer_path=args.tokenizer)
+    for why in frame.loc[frame["skipped_lines"] > 0, "skipped_why"]:
+        print(f"NOTE: {why}", file=sys.stderr)
     last = frame.iloc[-1]
     print(f"{len(frame)} step(s); last step {int(last['step'])}: acc {last['acc']:.3f}, format {last['format']:.3f}, "
           f"parsed {last['parsed']:.3f}, likert {last['likert']:.3f}")
@@ -255,15 +259,15 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from dvmap_verl.evaluation.compare import compare_runs
+    from dvmap_verl.evaluation.compare import _fmt_ci, compare_runs
 
     out = compare_runs(args.runs, args.out, names=args.names, bootstrap=args.bootstrap, seed=args.seed)
     frame = out["_headline_frame"]
     print(frame.loc["all"].to_string(float_format=lambda v: f"{v:.3f}") if "all" in frame.index else frame)
     for d in out["differences"]:
-        print(f"{d['run']} - {out['reference']} on {d['shared_items']:,} shared items: "
-              f"Acc {d['d_acc']:+.3f} [{d['d_acc_lo']:+.3f}, {d['d_acc_hi']:+.3f}], "
-              f"LC {d['d_lc']:+.3f} [{d['d_lc_lo']:+.3f}, {d['d_lc_hi']:+.3f}], WD {d['d_wd']:+.3f}")
+        print(f"{d['run']} - {out['reference']} on {d['shared_items']:,} shared items: "  # --bootstrap 0: no intervals
+              f"Acc {_fmt_ci(d['d_acc'], d['d_acc_lo'], d['d_acc_hi'])}, "
+              f"LC {_fmt_ci(d['d_lc'], d['d_lc_lo'], d['d_lc_hi'])}, WD {d['d_wd']:+.3f}")
     for note in out["notes"]:
         print(f"NOTE: {note}")
     print(f"compare -> {Path(args.out) / 'compare.md'}, compare.json, {len(out['plots'])} plot(s)")
@@ -324,6 +328,31 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+
+
+def _temperature(text: str) -> float:
+    """An argparse type: a finite sampling temperature in [0, 2] (the range OpenAI-compatible servers accept)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"must be a finite number in [0, 2], got {text}")
+    return value
+
+
+def _unique_paths(paths: list[Path], flag: str = "--data") -> list[Path]:
+    """``paths`` with repeats (after resolving) collapsed, each one named in a note: a file given twice is read once."""
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        key = p.resolve()
+        if key in seen:
+            print(f"NOTE: {flag} {p} is {seen[key]} again; it is read once", file=sys.stderr)
+            continue
+        seen[key] = p
+    return list(seen.values())
 
 
 def _replicas(text: str) -> str:
@@ -432,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     e.add_argument("--api-key", help="default: $OPENAI_API_KEY")
     e.add_argument("--samples", type=_positive_int, default=1, help="samples per item (paper: 1)")
-    e.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (paper: 0.7)")
+    e.add_argument("--temperature", type=_temperature, default=0.7, help="sampling temperature in [0, 2] (paper: 0.7)")
     e.add_argument("--max-tokens", type=_positive_int, default=1024, help="completion length limit")
     e.add_argument("--seed", type=int, default=0, help="seed of sampling and of --limit's subset")
     e.add_argument("--limit", type=_positive_int, help="evaluate a seeded random subset of N items")
@@ -475,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="likelihood: mean token log-prob of each answer; judge: pick A/B in both orders")
     ep.add_argument("--columns", nargs="+", metavar="OURS=THEIRS",
                     help="map the table's column names onto ours (question, chosen, rejected, profile, country...)")
-    ep.add_argument("--temperature", type=float, default=0.0, help="judge sampling temperature")
+    ep.add_argument("--temperature", type=_temperature, default=0.0, help="judge sampling temperature in [0, 2]")
     ep.add_argument("--max-tokens", type=_positive_int, default=32, help="judge completion length limit")
     ep.add_argument("--seed", type=int, default=0, help="seed of sampling and of --limit's subset")
     ep.add_argument("--limit", type=_positive_int, help="a seeded random subset of N pairs")

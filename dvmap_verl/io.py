@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,10 +14,11 @@ from typing import Any, Iterator
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds. The temporary name
+    carries this process's id, so that :func:`remove_stale_tmp` can clear what a killed process left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; a finished file gets the usual permissions
     try:
@@ -29,6 +31,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 STAGING_PREFIX = ".staging-"
+TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"^\..+\.(\d+)-[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_tmp(folder: str | Path) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` when its process was killed (the pid in
+    the name is gone); a live process's are left alone. Returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for f in folder.glob(".*" + TMP_SUFFIX):
+        m = _TMP_NAME.match(f.name)
+        if m and f.is_file() and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+            removed.append(f)
+    return removed
 
 
 def _pid_alive(pid: int) -> bool:

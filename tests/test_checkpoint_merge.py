@@ -53,9 +53,10 @@ def test_merge_script_turns_checkpoint_into_hf_model(tiny_model_dir, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     merged = AutoModelForCausalLM.from_pretrained(str(target))
-    for k, v in merged.state_dict().items():
-        if k in expected:
-            assert torch.allclose(v.float(), expected[k].float(), atol=1e-2), k
+    state = merged.state_dict()
+    assert set(state) == set(expected)  # no weight lost or invented, before any value is compared
+    for k, v in state.items():
+        assert torch.allclose(v.float(), expected[k].float(), atol=1e-2), k
     assert (target / "tokenizer.json").exists() or (target / "tokenizer_config.json").exists()
     res = subprocess.run([sys.executable, str(REPO / "eval" / "merge_checkpoint.py"), str(tmp_path / "nope"),
                           str(target)], capture_output=True, text=True)

@@ -354,12 +354,22 @@ def test_pairs_from_corpus_and_both_pair_readouts(tiny_model_dir, synthetic_data
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["readouts"]) == {"likelihood", "judge"}
     like = metrics["readouts"]["likelihood"]
-    assert like["pairs"] == 20 and 0 <= like["paa"] <= 1 and like["ci95"][0] <= like["paa"] <= like["ci95"][1]
+    recs = [json.loads(x) for x in (run / "predictions.jsonl").read_bytes().split(b"\n") if x]
+    # PAA recomputed from the stored records: the share of pairs whose chosen log-prob beats the rejected one.
+    likelihood = [r for r in recs if r["readout"] == "likelihood"]
+    assert len(likelihood) == 20
+    assert like["pairs"] == 20 and like["paa"] == sum(r["chosen"] > r["rejected"] for r in likelihood) / 20
+    assert like["ci95"][0] <= like["paa"] <= like["ci95"][1]
     assert {"country", "gender", "religion"} <= set(like["by"])
     judge = metrics["readouts"]["judge"]
-    assert judge["pairs"] == 20 and 0 <= judge["consistency"] <= 1
-    recs = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
     assert sum(r["readout"] == "judge" for r in recs) == 40  # both orders of every pair
+    # Judge PAA and consistency from the stored picks (order 0 shows the chosen answer as A, order 1 as B).
+    picks = {(r["pair"], r["order"]): r["pick"] for r in recs if r["readout"] == "judge"}
+    right = {k: p == ("A" if k[1] == 0 else "B") for k, p in picks.items()}
+    assert judge["pairs"] == 20
+    assert judge["paa"] == pytest.approx(sum(right.values()) / 40)
+    assert judge["consistency"] == sum(right[(i, 0)] == right[(i, 1)] and picks[(i, 0)] in ("A", "B")
+                                       and picks[(i, 1)] in ("A", "B") for i in range(20)) / 20
     # The likelihood record is the mean token log-prob of each answer, recomputed here by a plain forward.
     backend = make_backend("hf", str(tiny_model_dir), GenerationSettings())
     chosen_pairs = pd.read_parquet(run / "pairs.parquet")

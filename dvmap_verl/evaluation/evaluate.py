@@ -12,7 +12,6 @@ pairs. What a resume guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -20,7 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,15 +31,16 @@ from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
     cut_reasoning, option_request
 from dvmap_verl.data.dataset import to_verl_table
-from dvmap_verl.io import atomic_path, write_json
+# LOCK, RUN, RunLockedError, RunSettingsError and run_lock are re-exported: their old home is this module.
+from dvmap_verl.evaluation.runs import (LOCK, RUN, JsonlScan, RunFolder, RunLockedError, RunSettingsError,  # noqa: F401
+                                        dumps_line, line_list, prediction_problem, read_jsonl, run_lock)
+from dvmap_verl.io import atomic_path
 from dvmap_verl.data.prompts import (USER_TEMPLATES, chat_messages, states_distribution, system_prompt,
                                      template_system, user_prompt)
 from dvmap_verl.data.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 
 PREDICTIONS = "predictions.jsonl"
 ITEMS = "items.parquet"
-RUN = "run.json"
-LOCK = ".lock"
 
 #: Default counterfactual (paper §5.6): invert income, keep the other 10 attributes.
 DEFAULT_FLIP = ("Income Bracket", {"High income": "Low income", "Low income": "High income"})
@@ -116,9 +116,13 @@ def describe_sources(items: pd.DataFrame) -> list[str]:
 
 
 def _is_verl(path: Path) -> bool:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    names = set(pq.read_schema(path).names)
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError) as e:  # "Parquet magic bytes not found": say which file
+        raise ValueError(f"{path}: not a readable parquet file ({e})") from None
     return {"prompt", "extra_info", "reward_model"} <= names
 
 
@@ -126,6 +130,9 @@ def _flatten(verl: pd.DataFrame, path: Path) -> pd.DataFrame:
     missing = {"prompt", "extra_info", "reward_model"} - set(verl.columns)
     if missing:
         raise ValueError(f"{path}: not a DVMap VeRL parquet, missing column(s) {sorted(missing)}")
+    if verl.empty:
+        raise ValueError(f"{path}: the split is empty (0 rows); nothing to evaluate (see the split's counts in "
+                         f"stats.json beside it: dvmap prepare kept no rows for it)")
     extra = pd.DataFrame(list(verl["extra_info"]))
     need = {"options", "answer_index", "q_id", "country", "split"}
     if need - set(extra.columns):
@@ -201,11 +208,13 @@ REJECTED = "predictions.rejected.jsonl"
 
 @dataclass
 class PredictionScan:
-    """The valid records of a predictions file, and what was not valid (1-based line numbers)."""
+    """The valid records of a predictions file, and what was not valid (1-based line numbers; ``reasons``: why
+    each unreadable line was set aside)."""
 
     frame: pd.DataFrame
     bad_lines: list[int]
     duplicate_lines: list[int]
+    reasons: dict[int, str] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -214,86 +223,50 @@ class PredictionScan:
     def describe(self, path: Path) -> str:
         parts = []
         if self.bad_lines:
-            parts.append(f"{len(self.bad_lines)} unreadable line(s) ({_line_list(self.bad_lines)})")
+            parts.append(f"{len(self.bad_lines)} unreadable line(s) ({line_list(self.bad_lines)})")
         if self.duplicate_lines:
             parts.append(f"{len(self.duplicate_lines)} repeated (item, sample) line(s) "
-                         f"({_line_list(self.duplicate_lines)})")
-        return f"{path}: skipped " + " and ".join(parts) if parts else ""
+                         f"({line_list(self.duplicate_lines)})")
+        why = "; ".join(f"line {n}: {self.reasons[n]}" for n in self.bad_lines[:3] if n in self.reasons)
+        return (f"{path}: skipped " + " and ".join(parts) + (f" [{why}]" if why else "")) if parts else ""
 
 
-def _line_list(lines: list[int], show: int = 5) -> str:
-    head = ", ".join(map(str, lines[:show]))
-    return f"line {head}" + (f", ... {len(lines) - show} more" if len(lines) > show else "")
+def _validator(n_items: int | None, n_options: list[int] | None):
+    return lambda rec: prediction_problem(rec, n_options, n_items)
 
 
-def _valid_record(rec: Any, n_items: int | None) -> bool:
-    if not isinstance(rec, dict):
-        return False
-    item, sample, pred = rec.get("item"), rec.get("sample"), rec.get("pred")
-    ints = all(type(v) is int for v in (item, sample, pred))
-    probs = rec.get("probs")
-    probs_ok = probs is None or (isinstance(probs, list) and all(type(p) in (int, float) for p in probs))
-    return (ints and item >= 0 and sample >= 0 and pred >= -1 and isinstance(rec.get("completion"), str)
-            and (n_items is None or item < n_items) and probs_ok)
+def _prediction_key(rec: dict) -> tuple[int, int]:
+    return rec["item"], rec["sample"]
 
 
-def _scan(path: Path, n_items: int | None) -> tuple[list[dict], list[bytes], PredictionScan]:
-    records, good_raw, bad, dup = [], [], [], []
-    seen: set[tuple[int, int]] = set()
-    if path.exists():
-        with open(path, "rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                rec = None
-                if line.endswith(b"\n"):  # a last line without one was cut short by a kill
-                    try:
-                        rec = json.loads(line)
-                    except (json.JSONDecodeError, UnicodeDecodeError):
-                        rec = None
-                if not _valid_record(rec, n_items):
-                    if line.strip():
-                        bad.append(lineno)
-                    continue
-                key = (rec["item"], rec["sample"])
-                if key in seen:
-                    dup.append(lineno)
-                    continue
-                seen.add(key)
-                records.append(rec)
-                good_raw.append(line)
-    frame = pd.DataFrame.from_records(records)
+def _as_scan(scan: JsonlScan) -> PredictionScan:
+    frame = pd.DataFrame.from_records(scan.records)
     for col in PREDICTION_COLUMNS:  # extra fields (an imported run's their_is_correct, uid) are kept
         if col not in frame:
             frame[col] = pd.Series(dtype=object)
-    return records, good_raw, PredictionScan(frame, bad, dup)
+    return PredictionScan(frame, list(scan.bad), list(scan.duplicates), dict(scan.bad))
 
 
-def read_predictions(path: Path, n_items: int | None = None) -> pd.DataFrame:
+def _folder(path: Path) -> RunFolder:
+    return RunFolder(path.parent, path.name, REJECTED, fingerprint_key="items_fingerprint")
+
+
+def read_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None) -> pd.DataFrame:
     """The valid, first-seen (item, sample) records of a predictions file; anything else is skipped, never fatal
     (:func:`scan_predictions` says what was skipped)."""
-    return scan_predictions(path, n_items).frame
+    return scan_predictions(path, n_items, n_options).frame
 
 
-def scan_predictions(path: Path, n_items: int | None = None) -> PredictionScan:
-    return _scan(Path(path), n_items)[2]
+def scan_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None) -> PredictionScan:
+    """``n_options``: each item's K, so that ``pred`` and ``probs`` are checked against the item's options."""
+    return _as_scan(read_jsonl(path, _validator(n_items, n_options), _prediction_key))
 
 
-def repair_predictions(path: Path, n_items: int | None = None) -> PredictionScan:
-    """Keep every valid record; move the other lines (torn writes, stray edits, repeats) into ``REJECTED`` beside
-    the file, so that a resume redoes only what is missing and nothing valid is ever deleted."""
+def repair_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None) -> PredictionScan:
+    """Keep every valid record; move the other lines (torn writes, stray edits, invalid records, repeats) into
+    ``REJECTED`` beside the file, so that a resume redoes only what is missing and nothing valid is ever deleted."""
     path = Path(path)
-    _, good_raw, scan = _scan(path, n_items)
-    if not scan.skipped:
-        return scan
-    rejected_lines = set(scan.bad_lines) | set(scan.duplicate_lines)
-    with open(path, "rb") as fh, open(path.parent / REJECTED, "ab") as rej:
-        for lineno, line in enumerate(fh, 1):
-            if lineno in rejected_lines:
-                rej.write(line if line.endswith(b"\n") else line + b"\n")
-        rej.flush()
-        os.fsync(rej.fileno())
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(b"".join(good_raw))
-    return scan
+    return _as_scan(_folder(path).repair(_validator(n_items, n_options), _prediction_key))
 
 
 class PredictionWriter:
@@ -339,7 +312,7 @@ class PredictionWriter:
         return rec
 
     def _append(self, rec: dict[str, Any]) -> None:
-        self.fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self.fh.write(dumps_line(rec))  # ASCII: the reader splits on b"\n" only, nothing else can split a line
         self.fh.flush()
         self.count += 1
         if self.count % self.sync_every == 0:
@@ -360,37 +333,6 @@ class PredictionWriter:
 #: (The data itself is guarded by the items' fingerprint, whatever the paths are called.)
 GUARDED_SETTINGS = ("backend", "model", "samples", "temperature", "max_tokens", "seed", "limit", "enable_thinking",
                     "template", "flip_attribute", "flip_map", "readout")
-
-
-class RunSettingsError(ValueError):
-    pass
-
-
-class RunLockedError(RuntimeError):
-    pass
-
-
-@contextlib.contextmanager
-def run_lock(out_dir: str | Path) -> Iterator[None]:
-    """Hold the run folder's lock: a second process on the same folder is refused at once. The lock is an
-    ``flock`` on ``.lock`` (its content is never written), so the kernel releases it when the holder exits,
-    crashes or is killed, and a refused resume leaves the folder byte for byte as it was."""
-    import fcntl
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fh = open(out / LOCK, "a")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise RunLockedError(f"{out}: another dvmap process is using this run folder; wait for it to finish or "
-                             f"choose another --out") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
 
 
 def build_items(config: EvalConfig) -> pd.DataFrame:
@@ -423,26 +365,22 @@ def prepare_run(out_dir: str | Path, config: EvalConfig, items: pd.DataFrame | N
     if items is None:
         items = build_items(config)  # fails before anything is written
     fingerprint = items_fingerprint(items)
-    run_file = out / RUN
-    now = time.strftime("%Y-%m-%dT%H:%M:%S")
-    if run_file.exists():
-        previous = json.loads(run_file.read_text())
-        diffs = settings_diff(previous.get("config", {}), config)
-        if previous.get("items_fingerprint") != fingerprint:
-            diffs.append(f"items: the data, --limit, --seed or flip settings select other items "
-                         f"({previous.get('n_items')} before, {len(items)} now)")
-        if diffs:
-            raise RunSettingsError(f"{out} holds a run with other settings; resuming would mix two runs. "
-                                   "Differences: " + "; ".join(diffs) + ". Rerun with the original settings, or "
-                                   "use another --out")
-        record = {**previous, "config": {**previous["config"], **_unguarded(config)},
-                  "resumed": [*previous.get("resumed", []), now]}
+    folder = _folder(out / PREDICTIONS)
+    now = asdict(config)
+    previous = folder.check_resume({k: now[k] for k in GUARDED_SETTINGS}, fingerprint,
+                                   defaults=asdict(EvalConfig(backend="", model="", data=[])),
+                                   data_note=f"the data, --limit, --seed or flip settings select other items "
+                                             f"({(folder.run_record() or {}).get('n_items')} before, "
+                                             f"{len(items)} now)")
+    if previous is not None:
+        record = folder.resumed(previous, _unguarded(config))
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        record = {"config": now, "items_fingerprint": fingerprint, "n_items": len(items),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        folder.encode_run(record)  # NaN settings are refused before anything is written
         with atomic_path(out / ITEMS) as tmp:
             items.to_parquet(tmp, index=False)
-        record = {"config": asdict(config), "items_fingerprint": fingerprint, "n_items": len(items), "started": now}
-    write_json(run_file, record)
+    folder.write_run(record)
     return items
 
 
@@ -462,7 +400,7 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     if items is None:
         with run_lock(out):
             return run_eval(backend, out, config, quiet, prepare_run(out, config))
-    scan = repair_predictions(out / PREDICTIONS, n_items=len(items))
+    scan = repair_predictions(out / PREDICTIONS, n_items=len(items), n_options=items["k"].astype(int).tolist())
     if scan.skipped and not quiet:
         print(f"{scan.describe(out / PREDICTIONS)}; moved to {out / REJECTED}; "
               f"{len(scan.frame)} valid record(s) kept, the rest is generated again", file=sys.stderr)

@@ -19,8 +19,10 @@ from typing import Any
 import pandas as pd
 
 from dvmap_verl.reward.answers import extract_answer, option_set
-from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, EvalConfig, items_fingerprint, load_items, run_lock
-from dvmap_verl.io import atomic_path, write_json
+from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, REJECTED, RUN, EvalConfig, items_fingerprint, \
+    load_items
+from dvmap_verl.evaluation.runs import RunFolder, dumps_line
+from dvmap_verl.io import atomic_path
 
 THEIR_COLUMNS = ("UID", "Q_id", "prompt", "Country", "Gender", "Marital Status", "Has Children", "Education Level",
                  "Occupation", "Work Nature", "Religion", "Life Stage", "Income Bracket", "response", "answer",
@@ -39,6 +41,9 @@ def read_their_csv(path: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: no such file (--release-csv)")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise RunImportError(f"{path}: empty file (no header, no rows); expected the authors' evaluation CSV with "
+                             f"the columns {', '.join(REQUIRED)}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise RunImportError(f"{path}: not a readable CSV ({e})") from e
     missing = [c for c in REQUIRED if c not in df.columns]
@@ -101,17 +106,19 @@ def import_release_csv(csv_files: list[str | Path], benchmark: str | Path, out_d
                         samples=1, temperature=None,  # type: ignore[arg-type]  # not recorded in their CSV
                         note="Imported from the authors' evaluation CSV(s) (eval_api_parallel.py): their model, "
                              "sampling settings and completions; one sample per item.")
-    out = Path(out_dir)
-    with run_lock(out):
-        if (out / RUN).exists():
-            raise RunImportError(f"{out}: already holds a run; import into a new folder")
-        with atomic_path(out / ITEMS) as tmp:
-            items.to_parquet(tmp, index=False)
-        with atomic_path(out / PREDICTIONS) as tmp:
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    folder = RunFolder(out_dir, PREDICTIONS, REJECTED, fingerprint_key="items_fingerprint")
+    with folder.lock():
+        if folder.run_record() is not None:
+            raise RunImportError(f"{folder.out}: already holds a run; import into a new folder")
         run = {"config": asdict(config), "items_fingerprint": items_fingerprint(items),
                "n_items": len(items), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "import": summary}
-        write_json(out / RUN, run)
+        text = folder.encode_run(run)  # checked before anything is written
+        with atomic_path(folder.out / ITEMS) as tmp:
+            items.to_parquet(tmp, index=False)
+        with atomic_path(folder.results) as tmp:
+            tmp.write_text("".join(dumps_line(r) for r in records), encoding="ascii")
+        with atomic_path(folder.out / RUN) as tmp:  # last: a folder with run.json is a whole run
+            tmp.write_text(text)
     if not quiet:
         print(f"read {summary['rows_read']:,} rows from {len(csv_files)} file(s); imported {len(records):,} of "
               f"{len(items):,} benchmark items")

@@ -146,6 +146,7 @@ def breakdown(df: pd.DataFrame, by: str) -> pd.DataFrame:
     g = df.groupby(by, observed=True)
     if by in ("country", "q_id", "category", "split"):
         table["wd"] = [distribution_metrics(part)["wd"] for _, part in g]
+    table.index.name = by  # metrics.json's records are keyed by the grouping's own name, not "index"
     return table.sort_index()
 
 

@@ -42,7 +42,9 @@ from dvmap_verl.data.prompts import PROFILE_TEMPLATE
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 from dvmap_verl.evaluation.backends import Request
 from dvmap_verl.evaluation.readouts import ScoreRequest
-from dvmap_verl.io import atomic_path, save_figure, write_json
+from dvmap_verl.evaluation.runs import (JsonlScan, RunFolder, dumps_line, fingerprint_records, load_json_object,
+                                        pair_result_key, pair_result_problem, read_jsonl)
+from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.reward.answers import extract_answer
 
 REQUIRED = ("question", "chosen", "rejected")
@@ -79,7 +81,8 @@ def write_pairs(pairs: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".jsonl":
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs.to_dict("records")))
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=True, default=str) + "\n"
+                                   for r in pairs.to_dict("records")))
         else:
             pairs.to_parquet(tmp, index=False)
     return path
@@ -100,16 +103,27 @@ def load_pairs(path: str | Path, columns: dict[str, str] | None = None) -> pd.Da
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.suffix in (".jsonl", ".json"):
+    if path.suffix == ".jsonl":
+        scan = read_jsonl(path, last_line_whole=True)  # a hand-written table may lack the final newline
+        if scan.bad:
+            raise ValueError(f"{path}: not a JSON Lines table of pairs: {len(scan.bad)} line(s) are not JSON objects "
+                             f"({'; '.join(f'line {n}: {why}' for n, why in list(scan.bad.items())[:3])}); fix or "
+                             f"remove them")
+        frame = pd.DataFrame(scan.records)
+    elif path.suffix == ".json":
         try:
             frame = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
         except ValueError as e:
             raise ValueError(f"{path}: not a JSON{' Lines' if path.suffix == '.jsonl' else ''} table of pairs ({e})") \
                 from None
     else:
+        import pyarrow as pa
         import pyarrow.dataset as ds
 
-        frame = ds.dataset(str(path), format="parquet").to_table().to_pandas()
+        try:
+            frame = ds.dataset(str(path), format="parquet").to_table().to_pandas()
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ValueError(f"{path}: not a readable parquet table of pairs ({e})") from None
     columns = columns or {}
     missing_source = [theirs for theirs in columns.values() if theirs not in frame.columns]
     if missing_source:
@@ -177,40 +191,68 @@ class PairsConfig:
     limit: int | None = None
 
 
-def _done(path: Path) -> set[tuple[str, int, int]]:
-    done = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-                done.add((rec["readout"], int(rec["pair"]), int(rec.get("order", 0))))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line: that pair is simply done again
-    return done
+#: Settings that decide what a pair run's records are (the data is guarded by its fingerprint; the readouts may be
+#: added to on a resume).
+PAIR_GUARDED = ("backend", "model", "temperature", "max_tokens", "seed", "limit", "columns")
+REJECTED = "predictions.rejected.jsonl"
+
+
+def pairs_folder(out_dir: str | Path) -> RunFolder:
+    return RunFolder(out_dir, RESULTS, REJECTED, fingerprint_key="data_fingerprint")
+
+
+def pairs_fingerprint(pairs: pd.DataFrame) -> str:
+    """The pairs' content (what is scored), whatever the file is called or its format."""
+    cols = [c for c in pairs.columns if c in (*REQUIRED, "pair_id", "profile", "q_id", *ATTRIBUTE_KEYS.values())]
+    return fingerprint_records(pairs[sorted(cols)].astype(str).to_dict("records"))
+
+
+def check_pairs_run(out_dir: str | Path, config: PairsConfig, pairs: pd.DataFrame) -> dict[str, Any] | None:
+    """The folder's run record after checking that a resume scores the same pairs with the same settings (raises
+    :class:`RunSettingsError`, writing nothing); None for a new folder."""
+    folder = pairs_folder(out_dir)
+    now = asdict(config)
+    previous = folder.run_record()
+    note = (f"{config.data} ({len(pairs):,} pairs) is not the table this folder scored "
+            f"({(previous or {}).get('config', {}).get('data')}, {(previous or {}).get('n_pairs')} pairs)")
+    stored = Path(out_dir) / PAIRS
+    legacy = (lambda: pairs_fingerprint(pd.read_parquet(stored))) if stored.exists() else None
+    return folder.check_resume({k: now[k] for k in PAIR_GUARDED}, pairs_fingerprint(pairs), data_note=note,
+                               legacy_fingerprint=legacy)
+
+
+def _validator(n_pairs: int):
+    return lambda rec: pair_result_problem(rec, n_pairs)
 
 
 def run_pairs(backend, out_dir: str | Path, config: PairsConfig, pairs: pd.DataFrame, quiet: bool = False) -> dict:
-    """Score every pair with each readout, appending to predictions.jsonl; a rerun does only what is missing."""
+    """Score every pair with each readout, appending to predictions.jsonl; a rerun does only what is missing.
+    A rerun with other settings or another pairs table is refused (:class:`RunSettingsError`), the folder untouched;
+    the results file is repaired (torn or invalid lines set aside) before anything is appended."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run_file = out / "run.json"
-    if run_file.exists():
-        previous = json.loads(run_file.read_text()).get("config", {})
-        diffs = [f"{k}: was {previous.get(k)!r}, now {v!r}" for k, v in asdict(config).items()
-                 if k in ("backend", "model", "temperature", "max_tokens", "seed", "limit", "columns")
-                 and previous.get(k) != v]
-        if diffs:
-            raise ValueError(f"{out} holds a pair run with other settings ({'; '.join(diffs)}); use another --out")
-    else:
+    folder = pairs_folder(out)
+    previous = check_pairs_run(out, config, pairs)
+    if previous is None:
+        record = {"config": asdict(config), "data_fingerprint": pairs_fingerprint(pairs), "n_pairs": len(pairs)}
+        folder.encode_run(record)
         with atomic_path(out / PAIRS) as tmp:
             pairs.to_parquet(tmp, index=False)
-    write_json(run_file, {"config": asdict(config), "n_pairs": len(pairs)})
-    done = _done(out / RESULTS)
+    else:
+        record = folder.resumed(previous, {"data": config.data,
+                                           "readouts": sorted(set(previous["config"].get("readouts", []))
+                                                              | set(config.readouts))})
+    folder.write_run(record)
+    scan = folder.repair(_validator(len(pairs)), pair_result_key)
+    if scan.skipped and not quiet:
+        print(f"{scan.describe(folder.results)}; moved to {folder.rejected}; those are scored again",
+              file=sys.stderr)
+    done = {pair_result_key(r) for r in scan.records}
     records = pairs.to_dict("records")
     errors: list[str] = []
-    with open(out / RESULTS, "a", encoding="utf-8") as fh:
+    with open(out / RESULTS, "a", encoding="ascii") as fh:
         def emit(rec):
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.write(dumps_line(rec))
             fh.flush()
 
         def failed(r, e):
@@ -224,6 +266,8 @@ def run_pairs(backend, out_dir: str | Path, config: PairsConfig, pairs: pd.DataF
 
             def scored(r, scores):
                 chosen, rejected = scores.mean_logprobs()
+                if not (np.isfinite(chosen) and np.isfinite(rejected)):
+                    return failed(r, ValueError(f"non-finite log-probabilities {chosen}, {rejected}"))
                 emit({"readout": "likelihood", "pair": r.item, "chosen": chosen, "rejected": rejected,
                       "score": float(chosen > rejected)})
                 bar.update(1)
@@ -243,7 +287,10 @@ def run_pairs(backend, out_dir: str | Path, config: PairsConfig, pairs: pd.DataF
 
             backend.run([Request(i, o, pair_messages(records[i], judge_order=o)) for i, o in todo], judged, failed)
             bar.close()
-    return {"failed": len(errors), "errors": errors[:20]}
+    status = {"failed": len(errors), "errors": errors[:20]}
+    if scan.skipped:
+        status["set_aside"] = {"lines": [*scan.bad, *scan.duplicates], "file": str(folder.rejected)}
+    return status
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -251,7 +298,10 @@ def run_pairs(backend, out_dir: str | Path, config: PairsConfig, pairs: pd.DataF
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _bootstrap(values: np.ndarray, reps: int = 1000, seed: int = 0) -> list[float]:
+def _bootstrap(values: np.ndarray, reps: int = 1000, seed: int = 0) -> list[float] | None:
+    """Percentile 95% interval of the mean over ``reps`` resamples; None when ``reps`` is 0 (no intervals)."""
+    if reps <= 0:
+        return None
     if len(values) < 2:
         return [float("nan"), float("nan")]
     rng = np.random.default_rng(seed)
@@ -259,20 +309,23 @@ def _bootstrap(values: np.ndarray, reps: int = 1000, seed: int = 0) -> list[floa
     return [float(x) for x in np.percentile(means, [2.5, 97.5])]
 
 
-def pair_scores(run_dir: str | Path) -> pd.DataFrame:
+def scan_results(run_dir: str | Path, n_pairs: int | None = None) -> JsonlScan:
+    """The valid, first-seen records of a pair run's results file, and what was set aside."""
+    return read_jsonl(Path(run_dir) / RESULTS, _validator(n_pairs) if n_pairs is not None else
+                      (lambda rec: pair_result_problem(rec)), pair_result_key)
+
+
+def pair_scores(run_dir: str | Path, scan: JsonlScan | None = None) -> pd.DataFrame:
     """One row per (pair, readout): its score (judge: mean of both orders) and, for the judge, consistency."""
     run_dir = Path(run_dir)
     pairs = pd.read_parquet(run_dir / PAIRS)
-    recs = []
-    for line in (run_dir / RESULTS).read_text(encoding="utf-8").splitlines() if (run_dir / RESULTS).exists() else []:
-        try:
-            recs.append(json.loads(line))
-        except ValueError:
-            continue
-    frame = pd.DataFrame(recs)
+    scan = scan or scan_results(run_dir, len(pairs))
+    frame = pd.DataFrame(scan.records)
     if frame.empty:
         return frame
-    frame = frame.drop_duplicates(["readout", "pair", "order"] if "order" in frame else ["readout", "pair"])
+    if "order" not in frame:
+        frame["order"] = 0
+    frame["order"] = frame["order"].fillna(0).astype(int)
     rows = []
     for (readout, pair), g in frame.groupby(["readout", "pair"]):
         row = {"readout": readout, "pair": int(pair), "score": float(g["score"].mean())}
@@ -287,12 +340,36 @@ def pair_scores(run_dir: str | Path) -> pd.DataFrame:
     return scores.merge(pairs.reset_index().rename(columns={"index": "pair"}), on="pair", how="left")
 
 
+def _ci_text(ci: list[float] | None, sep: str = "-") -> str:
+    return "no interval" if ci is None else f"{ci[0]:.3f}{sep}{ci[1]:.3f}"
+
+
+def _warnings(run_dir: Path, scan: JsonlScan, scores: pd.DataFrame, run: dict) -> list[str]:
+    notes = []
+    if scan.skipped:
+        notes.append(scan.describe(run_dir / RESULTS) + "; rerun `dvmap eval-pairs` with the same settings to set "
+                     "them aside and score those pairs again")
+    n_pairs = int(run.get("n_pairs") or 0)
+    for readout in run.get("config", {}).get("readouts", []):
+        per_pair = 2 if readout == "judge" else 1
+        have = sum(r["readout"] == readout for r in scan.records)
+        if have < n_pairs * per_pair:
+            notes.append(f"partial run: {readout} has {have:,} of {n_pairs * per_pair:,} records; the numbers are "
+                         f"for the scored pairs only")
+    return notes
+
+
 def pairs_report(run_dir: str | Path, bootstrap: int = 1000) -> dict[str, Any]:
+    """metrics.json and report.md of a pair run; ``bootstrap`` 0 gives no intervals (``ci95`` null)."""
     run_dir = Path(run_dir)
-    scores = pair_scores(run_dir)
-    out: dict[str, Any] = {"run": json.loads((run_dir / "run.json").read_text()).get("config", {})
-                           if (run_dir / "run.json").exists() else {}}
-    lines = ["# Preference pairs (MVPBench-style PAA)", ""]
+    remove_stale_tmp(run_dir)
+    run = load_json_object(run_dir / "run.json", required=False) or {}
+    pairs_n = len(pd.read_parquet(run_dir / PAIRS)) if (run_dir / PAIRS).exists() else None
+    scan = scan_results(run_dir, pairs_n)
+    scores = pair_scores(run_dir, scan) if pairs_n is not None else pd.DataFrame()
+    out: dict[str, Any] = {"run": run.get("config", {}), "warnings": _warnings(run_dir, scan, scores, run),
+                           "set_aside": {"lines": scan.skipped, "file": str(run_dir / RESULTS)}}
+    lines = ["# Preference pairs (MVPBench-style PAA)", ""] + [f"> **Warning.** {w}\n" for w in out["warnings"]]
     if scores.empty:
         out["readouts"] = {}
         write_json(run_dir / "metrics.json", out)
@@ -312,15 +389,14 @@ def pairs_report(run_dir: str | Path, bootstrap: int = 1000) -> dict[str, Any]:
                                  "ci95": _bootstrap(g["score"].to_numpy(dtype=float), bootstrap)}
                                 for key, g in part.groupby(col)]
         out["readouts"][readout] = entry
-        lines += [f"## {readout}", "", f"PAA {entry['paa']:.3f} (95% CI {entry['ci95'][0]:.3f}-{entry['ci95'][1]:.3f}) "
+        lines += [f"## {readout}", "", f"PAA {entry['paa']:.3f} (95% CI {_ci_text(entry['ci95'])}) "
                   f"over {entry['pairs']:,} pairs" + (f"; consistent in both orders: {entry['consistency']:.1%}; "
                                                       f"picks that were neither A nor B (scored 0): "
                                                       f"{entry['unparsed']:.1%}" if "consistency" in entry else "")
                   + ".", ""]
         for col, rows in entry["by"].items():
             lines += [f"### by {col}", "", "| " + col + " | pairs | PAA | 95% CI |", "|---|---|---|---|"]
-            lines += [f"| {r[col]} | {r['pairs']} | {r['paa']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} |"
-                      for r in rows]
+            lines += [f"| {r[col]} | {r['pairs']} | {r['paa']:.3f} | {_ci_text(r['ci95'])} |" for r in rows]
             lines.append("")
     plot = _plot(run_dir, out)
     if plot:
@@ -355,5 +431,7 @@ def _plot(run_dir: Path, out: dict) -> Path | None:
 def print_summary(out: dict, file=sys.stdout) -> None:
     for readout, e in out.get("readouts", {}).items():
         extra = f", consistent {e['consistency']:.1%}, unparsed {e['unparsed']:.1%}" if "consistency" in e else ""
-        print(f"{readout:>12}: PAA {e['paa']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] over {e['pairs']:,} "
-              f"pairs{extra}", file=file)
+        ci = f"[{_ci_text(e['ci95'], ', ')}]" if e["ci95"] is not None else "(no interval)"
+        print(f"{readout:>12}: PAA {e['paa']:.3f} {ci} over {e['pairs']:,} pairs{extra}", file=file)
+    for w in out.get("warnings", []):
+        print(f"NOTE: {w}", file=file)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,8 @@ from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.reward.answers import release_correct, release_rule_applies, resolve_completion
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
-from dvmap_verl.io import atomic_path, save_figure, write_json
+from dvmap_verl.evaluation.runs import load_json_object
+from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
 GROUPS = ["split", "country", "q_id", "category"]
@@ -27,8 +27,9 @@ def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str
         raise FileNotFoundError(f"{run_dir}: no {ITEMS}; run `dvmap eval` or `dvmap baselines` into it first")
     items = pd.read_parquet(run_dir / ITEMS)
     items["options"] = items["options"].map(list)
-    run = json.loads((run_dir / RUN).read_text()) if (run_dir / RUN).exists() else {}
-    scan = scan_predictions(run_dir / PREDICTIONS, n_items=len(items))
+    run = load_json_object(run_dir / RUN, required=False) or {}
+    # pred and probs are checked against each item's own options: an out-of-range record is set aside and named.
+    scan = scan_predictions(run_dir / PREDICTIONS, n_items=len(items), n_options=items["options"].map(len).tolist())
     notes = []
     if scan.skipped:
         notes.append(scan.describe(run_dir / PREDICTIONS) + "; rerun `dvmap eval` with the same settings to set "
@@ -115,6 +116,7 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     if correctness == "lenient":
         correctness = "release"
     run_dir = Path(run_dir)
+    remove_stale_tmp(run_dir)  # what a killed report left (0-byte .tmp files beside the plots)
     items, preds, run, notes = _load_run(run_dir)
     cfg = run.get("config", {})
     original = items[~items["counterfactual"]]

@@ -45,3 +45,15 @@ def merge_fsdp_checkpoint(path: str | Path, target_dir: str | Path, trust_remote
     merger.merge_and_save()
     merger.cleanup()
     return target
+
+
+def checkpoint_source(path: str | Path) -> dict:
+    """What a merge is made from: the actor folder (resolved), its step (from ``global_step_N``) and every file's
+    size and modification time (ns), so that a newer or rewritten checkpoint is told from the one merged before."""
+    actor = find_actor_dir(path).resolve()
+    parent = actor.parent.name if actor.name == "actor" else actor.name
+    step = int(parent.rsplit("_", 1)[-1]) if parent.startswith("global_step_") and parent.rsplit("_", 1)[-1].isdigit() \
+        else None
+    files = {str(f.relative_to(actor)): [f.stat().st_size, f.stat().st_mtime_ns]
+             for f in sorted(actor.rglob("*")) if f.is_file()}
+    return {"path": str(actor), "step": step, "files": files}

@@ -9,7 +9,6 @@ and TensorBoard scalars (``dvmap/<metric>``), which a ``--tensorboard`` folder p
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.io import atomic_path, save_figure
+from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure
 
 METRICS = ("score", "acc", "format", "parsed", "likert")
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -37,30 +36,39 @@ def step_files(rollout_dir: Path) -> list[tuple[int, Path]]:
     return files
 
 
+def rollout_problem(row: dict) -> str | None:
+    """Why a rollout dump record cannot be counted, or None: the reward's keys, when present, are finite numbers
+    (or null) and ``output`` is a string."""
+    for m in METRICS:
+        v = row.get(m)
+        if v is not None and not (type(v) in (int, float, bool) and math.isfinite(v)):
+            return f"{m} must be a finite number"
+    if row.get("output") is not None and not isinstance(row["output"], str):
+        return "output must be a string"
+    return None
+
+
 def step_summary(path: Path, step: int, tokenizer: Any = None) -> dict[str, Any]:
-    """Means of the reward's keys and the response length over one step's rollouts (unreadable lines skipped)."""
+    """Means of the reward's keys and the response length over one step's rollouts. Lines that cannot be read
+    (torn, too long or deep, not an object, a non-finite score: :func:`dvmap_verl.evaluation.runs.read_jsonl`) are
+    set aside and counted in ``skipped_lines``; ``skipped_why`` names the first."""
+    from dvmap_verl.evaluation.runs import read_jsonl
+
     values: dict[str, list[float]] = {m: [] for m in METRICS}
-    lengths, tokens, skipped = [], [], 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                skipped += 1
-                continue
-            if not isinstance(row, dict):
-                skipped += 1
-                continue
-            for m in METRICS:
-                v = row.get(m)
-                if isinstance(v, (int, float)) and math.isfinite(v):
-                    values[m].append(float(v))
-            out = row.get("output")
-            if isinstance(out, str):
-                lengths.append(len(out))
-                if tokenizer is not None:
-                    tokens.append(len(tokenizer(out, add_special_tokens=False)["input_ids"]))
-    summary: dict[str, Any] = {"step": step, "rollouts": len(lengths), "skipped_lines": skipped}
+    lengths, tokens = [], []
+    scan = read_jsonl(path, rollout_problem, last_line_whole=True)  # verl closes every dump it writes
+    for row in scan.records:
+        for m in METRICS:
+            v = row.get(m)
+            if v is not None:
+                values[m].append(float(v))
+        out = row.get("output")
+        if isinstance(out, str):
+            lengths.append(len(out))
+            if tokenizer is not None:
+                tokens.append(len(tokenizer(out, add_special_tokens=False)["input_ids"]))
+    summary: dict[str, Any] = {"step": step, "rollouts": len(lengths), "skipped_lines": scan.skipped,
+                               "skipped_why": scan.describe(path)}
     for m in METRICS:
         summary[m] = float(np.mean(values[m])) if values[m] else float("nan")
     summary["response_chars"] = float(np.mean(lengths)) if lengths else float("nan")
@@ -80,10 +88,12 @@ def build_curves(rollout_dir: str | Path, out_dir: str | Path | None = None, ten
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
     frame = pd.DataFrame([step_summary(p, s, tokenizer) for s, p in step_files(rollout_dir)])
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out)
     with atomic_path(out / "curves.csv") as tmp:
         frame.to_csv(tmp, index=False)
     _plot(frame, out / "curves.png")
-    _tensorboard(frame, Path(tensorboard) if tensorboard else out / "tensorboard")
+    _tensorboard(frame.drop(columns=["skipped_why"]), Path(tensorboard) if tensorboard else out / "tensorboard",
+                 ours_alone=not tensorboard)
     return frame
 
 
@@ -108,10 +118,18 @@ def _plot(frame: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _tensorboard(frame: pd.DataFrame, folder: Path) -> None:
+#: Suffix of the event files ``curves`` writes, so a rerun replaces its own and never verl's.
+EVENT_SUFFIX = ".dvmap_curves"
+
+
+def _tensorboard(frame: pd.DataFrame, folder: Path, ours_alone: bool = False) -> None:
+    """The scalars as one event file; a rerun replaces the event file(s) an earlier ``curves`` wrote there (in a
+    folder of ``curves``' own, ``ours_alone``, every event file) once the new one is complete."""
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(log_dir=str(folder))
+    before = set(folder.glob("events.out.tfevents.*")) if folder.is_dir() else set()
+    old = {f for f in before if ours_alone or f.name.endswith(EVENT_SUFFIX)}
+    writer = SummaryWriter(log_dir=str(folder), filename_suffix=EVENT_SUFFIX)
     try:
         for row in frame.to_dict("records"):
             for key, value in row.items():
@@ -119,3 +137,5 @@ def _tensorboard(frame: pd.DataFrame, folder: Path) -> None:
                     writer.add_scalar(f"dvmap/{key}", value, int(row["step"]))
     finally:
         writer.close()
+    for f in old:
+        f.unlink(missing_ok=True)

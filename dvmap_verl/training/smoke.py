@@ -32,8 +32,39 @@ class Step:
         return (env + " " if env else "") + " ".join(shlex.quote(a) for a in self.argv)
 
 
+_HYDRA_SPECIAL = re.compile(r"[\\()\[\]{}:=, \t'\"$]")
+
+
+def hydra_path(path: Path | str, flag: str = "--out") -> str:
+    """``path`` as a Hydra override value: its special characters (``,``, brackets, ``=``, spaces...) escaped by
+    Hydra's own rule, checked by parsing it back; a path Hydra cannot carry (quotes, ``${``) is a ValueError naming
+    it, in one line."""
+    text = str(path)
+    try:
+        from hydra._internal.grammar.utils import escape_special_characters
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+    except ImportError:  # no Hydra here (dry run on a laptop): refuse what would need escaping
+        if _HYDRA_SPECIAL.search(text):
+            raise ValueError(f"{flag} {text}: Hydra reads ',', brackets, '=', quotes and spaces in an override "
+                             f"specially; choose a path without them") from None
+        return text
+    escaped = escape_special_characters(text)
+    try:
+        ok = "${" not in text and OverridesParser.create().parse_override(f"k={escaped}").value() == text
+    except Exception:  # Hydra's grammar errors are its own exception types
+        ok = False
+    if not ok:
+        raise ValueError(f"{flag} {text}: Hydra cannot carry this path in an override (quotes or '${{'); choose "
+                         f"a path without them")
+    return escaped
+
+
 def train_overrides(recipe: str, model: Path, data: Path, out: Path, gpus: int, steps: int = 2) -> list[str]:
-    """The recipe at smoke size: what one GPU and a tiny model need (each measured on one H100 with verl 0.9.1)."""
+    """The recipe at smoke size: what one GPU and a tiny model need (each measured on one H100 with verl 0.9.1).
+    Paths are escaped for Hydra (:func:`hydra_path`)."""
+    hydra_path(out)  # named as the user gave it: --out (the tiny model and the data lie under it)
+    model, data = hydra_path(model, "--model"), hydra_path(data)
+    ckpt, rollouts = hydra_path(out / "checkpoints"), hydra_path(out / "rollouts")
     return [
         f"+recipe={recipe}",
         f"actor_rollout_ref.model.path={model}",
@@ -50,8 +81,8 @@ def train_overrides(recipe: str, model: Path, data: Path, out: Path, gpus: int, 
         "trainer.logger=[console]",
         f"trainer.save_freq={steps}",  # one checkpoint, at the last step, for the merge
         f"trainer.test_freq={steps}",
-        f"trainer.default_local_dir={out / 'checkpoints'}",
-        f"trainer.rollout_data_dir={out / 'rollouts'}",
+        f"trainer.default_local_dir={ckpt}",
+        f"trainer.rollout_data_dir={rollouts}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
         # The tiny model has no flash-attn kernels to gain from; sdpa needs no extra package.
         "actor_rollout_ref.model.override_config.attn_implementation=sdpa",
