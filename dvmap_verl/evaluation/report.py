@@ -65,9 +65,10 @@ def reply_counts(items: pd.DataFrame, preds: pd.DataFrame) -> dict[str, Any]:
     dropped = pd.to_numeric(preds["dropped_parts"], errors="coerce").fillna(0) if "dropped_parts" in preds else \
         pd.Series(0, index=preds.index)
     from_reasoning = pd.Series(False, index=preds.index)
-    if "reasoning" in preds:
-        has = preds["reasoning"].notna() & preds["answer"].notna()
-        from_reasoning[has] = [extract_answer(c) is None for c in completion[has]]
+    if "reasoning" in preds:  # an answer although the reply's own text has no block: read from the reasoning
+        has = (preds["reasoning"].notna() & preds["answer"].notna()).to_numpy()
+        from_reasoning = pd.Series([bool(h) and extract_answer(c) is None for h, c in zip(has, completion)],
+                                   index=preds.index)
     frame = pd.DataFrame({"split": preds["item"].map(items.set_index("item")["split"]).fillna("?").astype(str),
                           "truncated": finish.eq("length"), "empty": kind.eq("empty"),
                           "tool_call": kind.eq("tool_call"), "reasoning_only": kind.eq("reasoning_only"),
