@@ -88,7 +88,8 @@ def _eval(args: argparse.Namespace) -> int:
                         samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
                         seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
                         template=args.template, flip_attribute=attribute, flip_map=mapping,
-                        train=str(args.train) if args.train else None, readout=args.readout)
+                        train=str(args.train) if args.train else None, readout=args.readout,
+                        answer_from_reasoning=args.answer_from_reasoning)
     if args.train and not args.train.exists():
         raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
     if args.readout != "sampling" and str(args.replicas) != "1":
@@ -123,6 +124,10 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"  failed: {line}", file=sys.stderr)
     if not args.no_report:
         _print_report(build_report(args.out, bootstrap=args.bootstrap), args.out)
+    else:
+        from dvmap_verl.evaluation.report import run_replies
+
+        _print_replies(run_replies(args.out))
     return 1 if status["failed"] else 0
 
 
@@ -185,6 +190,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_replies(replies: dict) -> None:
+    """Per split: the replies that hold no answer or were cut short; a WARNING line for each kind above 1%."""
+    for split, c in replies.get("by_split", {}).items():
+        print(f"{'replies ' + split:>28}: {c['replies']:,}; truncated {c['truncated']:,}, empty {c['empty']:,}, "
+              f"tool-call-only {c['tool_call']:,}, reasoning-only {c['reasoning_only']:,}"
+              + (f", answered from reasoning {c['answered_from_reasoning']:,}" if c["answered_from_reasoning"] else "")
+              + (f", non-text parts dropped {c['dropped_parts']:,}" if c["dropped_parts"] else ""))
+    for line in replies.get("warnings", []):
+        print(f"WARNING: {line}")
+
+
 def _print_report(out: dict, run_dir) -> None:
     if out.get("synthetic"):
         print("NOTE: SYNTHETIC DATA - these numbers test the pipeline, not a model's alignment.")
@@ -205,6 +221,7 @@ def _print_report(out: dict, run_dir) -> None:
                   f"{imp['release_recomputed_acc']:.3f}; disagreeing rows {imp['disagreements']}")
     if "flip" in out:
         print(f"{'value flip rate':>28}: {out['flip']['flip_rate']:.3f} over {out['flip']['pairs']} pairs")
+    _print_replies(out.get("replies", {}))
     print(f"report -> {Path(run_dir) / 'report.md'}, metrics.json, {len(out['plots'])} plot(s)")
 
 
@@ -485,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--samples samples), logprob (option probabilities right after the prompt, no sampling), "
                         "logprob-after-reasoning (sampled reasoning, then option probabilities); a run made with "
                         "the distribution template also reads its stated distributions (verbalised)")
+    e.add_argument("--answer-from-reasoning", action="store_true",
+                   help="a reply with no <answer> block takes the last one in its reasoning (the server's "
+                        "reasoning_content); recorded in run.json, and a resume must keep it")
     e.add_argument("--tokenizer", help="openai + logprob readouts: tokenizer whose chat template renders the "
                                        "prompt for /completions (default: --model)")
     e.add_argument("--train", type=Path, help="training split for the baselines in the report")

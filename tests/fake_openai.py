@@ -3,6 +3,11 @@
 It answers with the first option of the prompt's "**Options**:" line. Per request (keyed by the request's seed),
 the first attempts can fail in one of four ways: HTTP 500, a slow reply (longer than the client's timeout),
 malformed JSON, or a dropped connection.
+
+``shape(seed, attempt, options)`` serves replies of other shapes: it returns a dict (a message, served in a
+``chat.completion`` with ``finish_reason`` taken from its ``"finish_reason"`` key, default ``stop``), a
+:class:`Body` (any JSON body with HTTP 200, error objects included), a ``str`` (raw text with HTTP 200, for
+malformed bodies), or None for the normal reply.
 """
 
 from __future__ import annotations
@@ -17,9 +22,15 @@ from aiohttp import web
 FAILURES = ("http500", "slow", "malformed", "drop")
 
 
+class Body(dict):
+    """A whole reply body for ``shape`` to return as is (error objects, bodies without choices)."""
+
+
 class FakeServer:
-    def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0, scorer=None, reply=None):
+    def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0, scorer=None, reply=None,
+                 shape=None):
         self.reply = reply  # options -> the assistant's content (default: names the first option)
+        self.shape = shape  # (seed, attempt, options) -> message dict, Body, raw str, or None (see the module doc)
         self.scorer = scorer  # prompt -> (tokens, token_logprobs, text_offset): serves /v1/completions echo
         self.fail_every = fail_every
         self.slow_seconds = slow_seconds
@@ -80,6 +91,17 @@ class FakeServer:
                 return web.Response(status=200)
         user = body["messages"][-1]["content"]
         options = user.split("**Options**: ", 1)[1].split("\n", 1)[0].split(", ") if "**Options**: " in user else ["?"]
+        shaped = self.shape(key, attempt, options) if self.shape else None
+        if isinstance(shaped, Body):
+            return web.json_response(dict(shaped))
+        if isinstance(shaped, str):
+            return web.Response(text=shaped, content_type="application/json")
+        if isinstance(shaped, dict):
+            message = {k: v for k, v in shaped.items() if k != "finish_reason"}
+            self.served[key] += 1
+            return web.json_response({"id": "x", "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", **message},
+                 "finish_reason": shaped.get("finish_reason", "stop")}]})
         content = self.reply(options) if self.reply else \
             f"<reasoning>\nserved\n</reasoning>\n<answer>\n{options[0]}\n</answer>"
         self.served[key] += 1

@@ -163,11 +163,18 @@ def test_hf_backend_end_to_end_with_resume_and_report(taught_model, dev_split, t
     assert status == {"requested": 2 * len(items), "resumed_from": 0, "written": 2 * len(items), "failed": 0,
                       "errors": []}
     preds = read_predictions(run / PREDICTIONS)
+    # A fixed-answer model: one completion for every prompt, whose last answer block is the taught answer.
+    assert preds["completion"].nunique() == 1 and set(preds["answer"]) == {"Very important"}
     # The reward's resolver decides: "Very important" resolves exactly where it is an option.
     has_vi = items.set_index("item")["options"].map(lambda o: "Very important" in list(o))
     parsed = preds.set_index(["item", "sample"])["pred"] >= 0
-    assert parsed.sum() > 0
-    assert not (parsed & ~has_vi.reindex(parsed.index.get_level_values(0)).to_numpy()).any()
+    assert (parsed == has_vi.reindex(parsed.index.get_level_values(0)).to_numpy()).all()
+    # The reply never reached an end-of-sequence token: it ran to max_tokens (12 tokens) and says so.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(taught_model))
+    assert len(tok(preds["completion"].iloc[0], add_special_tokens=False)["input_ids"]) == 12
+    assert set(preds["finish_reason"]) == {"length"} and set(preds["reply"]) == {"text"}
     # Counterfactual prompts differ from their originals only in the income sentence.
     cf = items[items["counterfactual"]].iloc[0]
     orig = items.set_index("item").loc[cf["pair"]]
@@ -185,7 +192,15 @@ def test_hf_backend_end_to_end_with_resume_and_report(taught_model, dev_split, t
 
     report = build_report(run, bootstrap=200)
     m = report["model"]
-    assert m["n_items"] == len(items) - n_cf and 0 <= m["acc"] <= 1 and m["coverage"] == 1.0
+    # Its accuracy is the share of the run's items whose truth is that answer, read here straight from the VeRL
+    # parquet's ground truth (matched by prompt), not through the run's items or the scorer.
+    verl = pd.read_parquet(out / "val.parquet")
+    truth_of = {p[-1]["content"]: rm["ground_truth"] for p, rm in zip(verl["prompt"], verl["reward_model"])}
+    truths = [truth_of[json.loads(msgs)[-1]["content"]] for msgs in items.loc[~items["counterfactual"], "messages"]]
+    share = sum(t == "Very important" for t in truths) / len(truths)
+    assert 0 < share < 1
+    assert m["n_items"] == len(items) - n_cf and m["acc"] == pytest.approx(share) and m["coverage"] == 1.0
+    assert report["replies"]["all"]["truncated"] == 2 * len(items)
     assert set(report["baselines"]) == {"uniform", "majority_question", "majority_country_question",
                                         "logistic_regression"}
     assert report["flip"]["attribute"] == "Income Bracket"
@@ -313,29 +328,36 @@ def test_load_items_reads_release_folders_and_rejects_others(release_dev_path, t
     assert math.isfinite(float(items["frequency"].iloc[0]))
 
 
-def test_report_can_score_by_the_release_rule(tmp_path, dev_split):
-    """`--correctness release`: the authors' rule, case-sensitive ("I disagree" is not "Disagree"); the resolver
-    reads the same completions by option."""
-    from dvmap_verl.reward.answers import extract_answer, release_correct, resolve_answer
+def test_report_can_score_by_the_release_rule(tmp_path, synthetic_data):
+    """`--correctness release`: the authors' rule, case-sensitive and closing tag required; the resolver reads the
+    same completions by option. Eight importance items, four completion patterns with verdicts worked by hand."""
     from dvmap_verl.evaluation.evaluate import prepare_run
 
-    out, _, _ = dev_split
+    importance = ["Very important", "Rather important", "Not very important", "Not at all important"]
+    verl = pd.read_parquet(synthetic_data(4000, seed=11) / "val.parquet")
+    keep = [list(e["options"]) == importance for e in verl["extra_info"]]
+    subset = tmp_path / "importance.parquet"
+    verl[keep].head(8).to_parquet(subset)
     run = tmp_path / "run"
-    items = prepare_run(run, EvalConfig(backend="none", model="m", data=[str(out / "val.parquet")], limit=300))
+    items = prepare_run(run, EvalConfig(backend="none", model="m", data=[str(subset)]))
+    assert len(items) == 8
+
+    def pattern(i: int, t: int) -> tuple[str, int]:  # (completion, the option index the resolver reads)
+        truth = importance[t]
+        return [(f"<answer>{truth}</answer>", t),            # release: equal -> right; resolver: right
+                (f"<answer>{truth.lower()}</answer>", t),    # release: case differs -> wrong; resolver: right
+                (f"<answer>{truth}", t),                     # release: no closing tag -> wrong; resolver: right
+                (f"<answer>{importance[(t + 1) % 4]}</answer>", (t + 1) % 4)][i % 4]  # another option: both wrong
+
     with open(run / PREDICTIONS, "w") as fh:
-        for r in items.itertuples():
-            truth = r.options[r.truth]
-            text = f"<answer>I {truth.lower()}</answer>"
-            a = extract_answer(text)
-            p = resolve_answer(a, r.options)
-            fh.write(json.dumps({"item": r.item, "sample": 0, "completion": text, "answer": a,
-                                 "pred": -1 if p is None else p}) + "\n")
+        for i, t in zip(items["item"], items["truth"]):
+            text, pred = pattern(i, t)
+            fh.write(json.dumps({"item": int(i), "sample": 0, "completion": text, "answer": None,
+                                 "pred": pred}) + "\n")
     resolver = build_report(run, bootstrap=0, importance=False)["model"]
     release = build_report(run, bootstrap=0, importance=False, correctness="release")["model"]
     assert resolver["correctness"] == "resolver" and release["correctness"] == "release"
-    assert release["acc"] == pytest.approx(resolver["release_acc"]) and release["resolver_acc"] == resolver["acc"]
-    by_hand = [release_correct(f"<answer>I {o[t].lower()}</answer>", o, o[t]) for o, t in
-               zip(items["options"], items["truth"])]
-    assert resolver["acc"] == 1.0 and release["acc"] == pytest.approx(np.mean(by_hand))
-    # Lower-cased truths never equal theirs; only lower-case options ("Low"? no: all start upper-case) could pass.
-    assert release["acc"] == 0.0
+    # Patterns 0-2 right for the resolver (6 of 8); only pattern 0 right by their rule (2 of 8); none skipped.
+    assert resolver["acc"] == release["resolver_acc"] == 0.75
+    assert release["acc"] == resolver["release_acc"] == 0.25
+    assert release["release_skipped"] == resolver["release_skipped"] == 0

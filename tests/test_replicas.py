@@ -44,6 +44,8 @@ def test_two_replicas_give_the_same_predictions_as_one(data, tiny_model_dir, tmp
     b = read_predictions(tmp_path / "two" / PREDICTIONS).set_index(["item", "sample"]).sort_index()
     assert b.index.is_unique and len((tmp_path / "two" / PREDICTIONS).read_bytes().splitlines()) == 48
     assert a["completion"].tolist() == b["completion"].tolist()  # batches are the same, so greedy output is too
+    assert a["finish_reason"].tolist() == b["finish_reason"].tolist()  # the replies' fields survive the actors
+    assert a["reply"].tolist() == b["reply"].tolist()
 
 
 @pytest.mark.slow
@@ -100,11 +102,12 @@ def test_vllm_backend_sends_all_samples_of_an_item_as_one_request(monkeypatch):
 
         def chat(self, conversations, params, use_tqdm, chat_template_kwargs):
             calls.setdefault("chats", []).append((conversations, params))
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{c[-1]['content']}#{k}")
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{c[-1]['content']}#{k}",
+                                                                          finish_reason="length" if k else "stop")
                                                    for k in range(p.n)]) for c, p in zip(conversations, params)]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
-    from dvmap_verl.evaluation.backends import GenerationSettings, Request
+    from dvmap_verl.evaluation.backends import GenerationSettings, Reply, Request
     from dvmap_verl.evaluation.backends.vllm import VLLMBackend
 
     backend = VLLMBackend("m", GenerationSettings(temperature=0.7, max_tokens=32, seed=3), max_model_len=900, chunk=2)
@@ -114,7 +117,8 @@ def test_vllm_backend_sends_all_samples_of_an_item_as_one_request(monkeypatch):
     requests = [Request(i, s, msgs[i]) for i in range(3) for s in range(3) if not (i == 1 and s != 2)]
     got = {}
     backend.run(requests, lambda r, t: got.__setitem__((r.item, r.sample), t), lambda r, e: None)
-    assert len(got) == 7 and got[(1, 2)] == "item1#0" and got[(2, 1)] == "item2#1"
+    assert len(got) == 7 and got[(1, 2)] == Reply("item1#0", None, "stop", "text")
+    assert got[(2, 1)] == Reply("item2#1", None, "length", "text")
     (c1, p1), (c2, p2) = calls["chats"]
     assert [p.n for p in p1] == [3, 1] and [p.n for p in p2] == [3]  # chunks of whole items
     assert [p.seed for p in p1] == [3 * 1_000_003 + 0, 3 * 1_000_003 + 101]

@@ -144,26 +144,43 @@ def test_openai_server_down_fails_fast_with_one_line(data, tmp_path):
     assert len(errors) == 1 and "cannot connect to http://127.0.0.1:9/v1" in errors[0]
 
 
-def test_a_server_that_dies_mid_run_fails_the_rest_at_once(data, tmp_path):
+def test_a_server_that_dies_mid_run_fails_the_rest_at_once(data, tmp_path, monkeypatch):
+    """Items 0-9 are served; then the server dies (nothing listens any more). Each remaining request is attempted
+    exactly once, refused, and recorded as failed: no retries against a dead server, and no request skipped
+    untried (one that comes back would be used again)."""
+    import aiohttp
+
     config = EvalConfig(backend="openai", model="fake", data=[str(data / "val.parquet")], limit=40)
-    with FakeServer(fail_every=0, delay=0.05) as server:
-        backend = make_backend("openai", "fake", config.generation(), base_url=server.base_url, concurrency=2,
-                               timeout=2.0, max_retries=2)
+    dead = "http://127.0.0.1:9/v1/chat/completions"
+    posts: dict[str, list[int]] = {"live": [], "dead": []}
+    post = aiohttp.ClientSession.post
+
+    def counting_post(session, url, **kw):  # every attempt, by where it went and which item it was for
+        posts["dead" if str(url) == dead else "live"].append(kw["json"]["seed"] // 101)
+        return post(session, url, **kw)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "post", counting_post)
+    with FakeServer(fail_every=0) as server:
+        backend = make_backend("openai", "fake", config.generation(), base_url=server.base_url, concurrency=1,
+                               timeout=2.0, max_retries=3)
         backend.backoff = 0.01
         original = backend._one
 
         async def dying(session, r):
-            if r.item >= 10:
+            if r.item == 10:
                 server.loop.call_soon_threadsafe(server.loop.stop)  # the server goes away
-                backend.url = "http://127.0.0.1:9/v1/chat/completions"
+                backend.url = dead
             return await original(session, r)
 
         backend._one = dying
         t0 = time.perf_counter()
         status = run_eval(backend, tmp_path / "run", config, quiet=True)
     assert time.perf_counter() - t0 < 30
-    assert status["written"] >= 9 and status["written"] + status["failed"] == 40
-    assert any("stopped accepting connections" in e for e in status["errors"])
+    assert posts == {"live": list(range(10)), "dead": list(range(10, 40))}  # each request exactly once
+    assert status["written"] == 10 and status["failed"] == 30
+    assert all("stopped accepting connections" in e for e in status["errors"])
+    assert sorted(json.loads(l)["item"] for l in (tmp_path / "run" / PREDICTIONS).read_text().splitlines()) == \
+        list(range(10))
 
 
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(data, tmp_path):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from dvmap_verl.reward.answers import extract_answer, option_set, read_answer  # noqa: F401
 from dvmap_verl.reward.distribution import parse_distribution
-from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Request
+from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Reply, Request, as_reply
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
     cut_reasoning, option_request
 from dvmap_verl.data.dataset import to_verl_table
@@ -64,6 +64,7 @@ class EvalConfig:
     engine: dict[str, Any] = field(default_factory=dict)  # engine settings (replicas, TP, max_model_len, ...)
     note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
     readout: str = "sampling"  # how a probability over the options is read (see readouts.READOUTS)
+    answer_from_reasoning: bool = False  # a reply without an answer block is read from its reasoning's last block
 
     def __post_init__(self):
         if self.readout not in READOUTS:
@@ -270,45 +271,67 @@ def repair_predictions(path: Path, n_items: int | None = None, n_options: list[i
 
 
 class PredictionWriter:
-    """Appends one JSON line per result; flushed per line, fsynced every ``sync_every`` lines and at close."""
+    """Appends one JSON line per result; flushed per line, fsynced every ``sync_every`` lines and at close.
 
-    def __init__(self, path: Path, items: pd.DataFrame, sync_every: int = 64):
+    A record: ``item``, ``sample``, ``completion`` (the reply's text), ``answer`` (its last answer block, or None),
+    ``pred`` (option index, -1 when unresolved), ``probs``/``readout`` (probability readouts), ``finish_reason``
+    (the engine's, or None), ``reply`` (``text``, ``empty``, ``tool_call`` or ``reasoning_only``), and when there is
+    one ``reasoning`` (what the server returned apart as reasoning) and ``dropped_parts`` (non-text content parts).
+    ``answer_from_reasoning``: a reply with no answer block takes the last block of its reasoning.
+    """
+
+    def __init__(self, path: Path, items: pd.DataFrame, sync_every: int = 64, answer_from_reasoning: bool = False):
         self.fh = open(path, "a", encoding="utf-8")
         self.options = items["options"].tolist()
         # Items asked with the distribution template: their answers are stated distributions (verbalised readout).
         self.verbalised = [states_distribution(json.loads(m)[-1]["content"]) for m in items["messages"]]
         self.sync_every = sync_every
+        self.answer_from_reasoning = answer_from_reasoning
         self.count = 0
 
-    def write(self, r: Request, completion: str) -> dict[str, Any]:
+    def write(self, r: Request, completion: Reply | str) -> dict[str, Any]:
         # The reward's reading (reward/answers.py): thinking removed, the last block that names an option (or, for
-        # the distribution template, states a distribution).
+        # the distribution template, states a distribution); the reasoning only with --answer-from-reasoning.
+        reply = as_reply(completion)
         options = tuple(self.options[r.item])
-        probs = None
-        if self.verbalised[r.item]:
-            answer, probs = read_answer(completion, lambda a: parse_distribution(a, options))
-        if probs is None:
-            answer, pred = read_answer(completion, option_set(options).resolve)
-        else:
-            pred = int(np.argmax(probs))
+        sources = [reply.text] + ([reply.reasoning] if self.answer_from_reasoning and reply.reasoning else [])
+        for text in sources:  # the reply first; its reasoning only when the reply holds no answer
+            answer, probs, pred = self._read(text, options, self.verbalised[r.item])
+            if pred is not None:
+                break
+        else:  # nothing resolved: the record keeps what the reply itself said
+            answer, probs, pred = self._read(reply.text, options, self.verbalised[r.item])
         rec = {
-            "item": r.item, "sample": r.sample, "completion": completion, "answer": answer,
+            "item": r.item, "sample": r.sample, "completion": reply.text, "answer": answer,
             "pred": -1 if pred is None else pred,
         }
         if probs is not None:  # the argmax stands for the answer in Acc, LC and the paper's WD
             rec.update(probs=[round(p, 8) for p in probs], readout="verbalised")
-        self._append(rec)
+        self._append(_with_reply(rec, reply))
         return rec
 
-    def write_scored(self, r: Request, reasoning: str, scores: Scores, readout: str) -> dict[str, Any]:
+    @staticmethod
+    def _read(text: str, options: tuple[str, ...], verbalised: bool) -> tuple[str | None, list | None, int | None]:
+        probs = None
+        if verbalised:
+            answer, probs = read_answer(text, lambda a: parse_distribution(a, options))
+        if probs is None:
+            answer, pred = read_answer(text, option_set(options).resolve)
+        else:
+            pred = int(np.argmax(probs))
+        return answer, probs, pred
+
+    def write_scored(self, r: Request, reasoning: str, scores: Scores, readout: str,
+                     reply: Reply | None = None) -> dict[str, Any]:
         """A probability readout's record: ``probs`` over the options, ``pred`` its argmax, and as ``completion``
-        the reasoning (if any) closed with the argmax in answer tags, so that any parser reads the argmax."""
+        the reasoning (if any) closed with the argmax in answer tags, so that any parser reads the argmax.
+        ``reply``: the sampled reasoning's reply (``logprob-after-reasoning``), for its finish reason and kind."""
         probs = scores.probs()
         pred = int(np.argmax(probs))
         answer = self.options[r.item][pred]
         rec = {"item": r.item, "sample": r.sample, "completion": f"{reasoning}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}",
                "answer": answer, "pred": pred, "probs": [round(p, 8) for p in probs], "readout": readout}
-        self._append(rec)
+        self._append(_with_reply(rec, reply or Reply(reasoning, kind="text")))
         return rec
 
     def _append(self, rec: dict[str, Any]) -> None:
@@ -324,6 +347,18 @@ class PredictionWriter:
         self.fh.close()
 
 
+def _with_reply(rec: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """``rec`` (in place) with the reply's fields: ``finish_reason`` and ``reply`` always, ``reasoning`` and
+    ``dropped_parts`` when there is any."""
+    rec["finish_reason"] = reply.finish_reason
+    rec["reply"] = reply.kind
+    if reply.reasoning:
+        rec["reasoning"] = reply.reasoning
+    if reply.dropped_parts:
+        rec["dropped_parts"] = reply.dropped_parts
+    return rec
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------------------------
@@ -332,7 +367,7 @@ class PredictionWriter:
 #: Settings that decide what a run's completions are: a resume with any of them changed would mix two runs.
 #: (The data itself is guarded by the items' fingerprint, whatever the paths are called.)
 GUARDED_SETTINGS = ("backend", "model", "samples", "temperature", "max_tokens", "seed", "limit", "enable_thinking",
-                    "template", "flip_attribute", "flip_map", "readout")
+                    "template", "flip_attribute", "flip_map", "readout", "answer_from_reasoning")
 
 
 def build_items(config: EvalConfig) -> pd.DataFrame:
@@ -409,14 +444,14 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     messages = items["messages"].map(lambda m: tuple(json.loads(m))).tolist()
     requests = [Request(int(i), s, messages[i]) for i in range(len(items)) for s in range(config.samples)
                 if (i, s) not in finished]
-    writer = PredictionWriter(out / PREDICTIONS, items)
+    writer = PredictionWriter(out / PREDICTIONS, items, answer_from_reasoning=config.answer_from_reasoning)
     errors: list[str] = []
     bar = tqdm(total=len(requests), desc=f"eval {config.model}", unit="sample", disable=quiet)
 
     per_replica = getattr(backend, "done_per_replica", None)
 
-    def on_result(r: Request, text: str) -> None:
-        writer.write(r, text)
+    def on_result(r: Request, reply: Reply | str) -> None:
+        writer.write(r, reply)
         bar.update(1)
         if per_replica is not None:
             bar.set_postfix_str("per replica " + "/".join(map(str, per_replica)), refresh=False)
@@ -456,18 +491,21 @@ def _run_scoring(backend: Backend, requests: list[Request], items: pd.DataFrame,
     for start in range(0, len(requests), SCORING_CHUNK):
         chunk = requests[start:start + SCORING_CHUNK]
         reasoning: dict[tuple[int, int], str] = {}
+        replies: dict[tuple[int, int], Reply] = {}
         if readout == "logprob-after-reasoning":
-            backend.run(chunk, lambda r, text: reasoning.__setitem__((r.item, r.sample), text), on_error)
-            chunk = [r for r in chunk if (r.item, r.sample) in reasoning]
+            backend.run(chunk, lambda r, reply: replies.__setitem__((r.item, r.sample), as_reply(reply)), on_error)
+            chunk = [r for r in chunk if (r.item, r.sample) in replies]
         by_key = {(r.item, r.sample): r for r in chunk}
         score_requests = []
         for r in chunk:
-            head = cut_reasoning(reasoning.get((r.item, r.sample), ""))
+            reply = replies.get((r.item, r.sample))
+            head = cut_reasoning(reply.text if reply else "")
             reasoning[(r.item, r.sample)] = head
             score_requests.append(option_request(r.item, r.sample, r.messages, options[r.item], reasoning=head))
 
         def on_scores(sr, scores: Scores) -> None:
-            writer.write_scored(by_key[(sr.item, sr.sample)], reasoning[(sr.item, sr.sample)], scores, readout)
+            writer.write_scored(by_key[(sr.item, sr.sample)], reasoning[(sr.item, sr.sample)], scores, readout,
+                                replies.get((sr.item, sr.sample)))
             bar.update(1)
 
         backend.score(score_requests, on_scores, on_error)

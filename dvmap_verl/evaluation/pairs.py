@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from dvmap_verl.data.prompts import PROFILE_TEMPLATE
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
-from dvmap_verl.evaluation.backends import Request
+from dvmap_verl.evaluation.backends import Request, as_reply
 from dvmap_verl.evaluation.readouts import ScoreRequest
 from dvmap_verl.evaluation.runs import (JsonlScan, RunFolder, dumps_line, fingerprint_records, load_json_object,
                                         pair_result_key, pair_result_problem, read_jsonl)
@@ -278,7 +278,8 @@ def run_pairs(backend, out_dir: str | Path, config: PairsConfig, pairs: pd.DataF
             todo = [(i, o) for i in range(len(records)) for o in (0, 1) if ("judge", i, o) not in done]
             bar = tqdm(total=len(todo), desc="pairs judge", unit="prompt", disable=quiet)
 
-            def judged(r, text):
+            def judged(r, reply):
+                text = as_reply(reply).text
                 pick = parse_pick(text)
                 chosen_letter = "A" if r.sample == 0 else "B"
                 emit({"readout": "judge", "pair": r.item, "order": r.sample, "completion": text, "pick": pick,

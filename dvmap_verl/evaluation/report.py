@@ -10,7 +10,8 @@ import pandas as pd
 
 from dvmap_verl.evaluation import distributional as D
 from dvmap_verl.evaluation import metrics as M
-from dvmap_verl.reward.answers import release_correct, release_rule_applies, resolve_completion
+from dvmap_verl.reward.answers import extract_answer, release_correct, release_rule_applies, resolve_completion
+from dvmap_verl.evaluation.backends import REPLY_KINDS
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
 from dvmap_verl.evaluation.runs import load_json_object
@@ -37,8 +38,76 @@ def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str
     return items, scan.frame, run, notes
 
 
+#: Reply counts the report and the console give per split, with what each means.
+REPLY_COUNTS = {"truncated": "cut at max_tokens (finish_reason length)", "empty": "empty",
+                "tool_call": "tool-call-only", "reasoning_only": "reasoning-only"}
+#: A split where more than this share of replies is of one of those kinds gets a warning.
+REPLY_WARN_SHARE = 0.01
+_REPLY_HINTS = {"truncated": "raise --max-tokens", "empty": "the server returned no text",
+                "tool_call": "the model called a tool instead of answering",
+                "reasoning_only": "the answer may sit in the reasoning: a larger --max-tokens, or "
+                                  "--answer-from-reasoning"}
+
+
+def reply_counts(items: pd.DataFrame, preds: pd.DataFrame) -> dict[str, Any]:
+    """Per split (and ``all``): records, and how many were truncated, empty, tool-call-only or reasoning-only;
+    ``finish_reason_known`` (records whose engine said why it stopped), ``dropped_parts`` (non-text content parts) and
+    ``answered_from_reasoning``; plus a warning per split and kind above :data:`REPLY_WARN_SHARE`.
+
+    Records written before replies were recorded have no ``reply`` field: they count as ``empty`` when their
+    completion is blank, and their finish reason as unknown."""
+    if preds.empty:
+        return {"by_split": {}, "all": {}, "warnings": []}
+    completion = preds["completion"].fillna("").astype(str)
+    derived = np.where(completion.str.strip() != "", "text", "empty")
+    kind = preds["reply"].where(preds["reply"].isin(REPLY_KINDS), derived) if "reply" in preds else \
+        pd.Series(derived, index=preds.index)
+    finish = preds["finish_reason"] if "finish_reason" in preds else pd.Series(None, index=preds.index, dtype=object)
+    dropped = pd.to_numeric(preds["dropped_parts"], errors="coerce").fillna(0) if "dropped_parts" in preds else \
+        pd.Series(0, index=preds.index)
+    from_reasoning = pd.Series(False, index=preds.index)
+    if "reasoning" in preds:  # an answer although the reply's own text has no block: read from the reasoning
+        has = (preds["reasoning"].notna() & preds["answer"].notna()).to_numpy()
+        from_reasoning = pd.Series([bool(h) and extract_answer(c) is None for h, c in zip(has, completion)],
+                                   index=preds.index)
+    frame = pd.DataFrame({"split": preds["item"].map(items.set_index("item")["split"]).fillna("?").astype(str),
+                          "truncated": finish.eq("length"), "empty": kind.eq("empty"),
+                          "tool_call": kind.eq("tool_call"), "reasoning_only": kind.eq("reasoning_only"),
+                          "finish_reason_known": finish.notna(), "dropped_parts": dropped,
+                          "answered_from_reasoning": from_reasoning})
+
+    def counts(part: pd.DataFrame) -> dict[str, int]:
+        return {"replies": int(len(part)), **{c: int(part[c].sum()) for c in frame.columns if c != "split"}}
+
+    by_split = {split: counts(part) for split, part in frame.groupby("split", sort=True)}
+    warnings = [f"split {split}: {c[k]:,} of {c['replies']:,} replies ({c[k] / c['replies']:.1%}) were "
+                f"{label}; {_REPLY_HINTS[k]}"
+                for split, c in by_split.items() for k, label in REPLY_COUNTS.items()
+                if c[k] > REPLY_WARN_SHARE * c["replies"]]
+    return {"by_split": by_split, "all": counts(frame), "warnings": warnings}
+
+
+def run_replies(run_dir: str | Path) -> dict[str, Any]:
+    """:func:`reply_counts` of a run folder (for ``dvmap eval --no-report``)."""
+    items, preds, _, _ = _load_run(Path(run_dir))
+    return reply_counts(items, preds)
+
+
+def _replies_markdown(replies: dict) -> list[str]:
+    frame = pd.DataFrame({**replies["by_split"], "all": replies["all"]}).T
+    frame.index.name = "split"
+    keep = ["replies", *REPLY_COUNTS] + [c for c in ("dropped_parts", "answered_from_reasoning") if frame[c].any()]
+    lines = ["## Replies", "",
+             "Replies that hold no answer are scored as unparsed (wrong). Truncated: the engine stopped at "
+             "max_tokens (`finish_reason` length); empty: no text; tool-call-only: tool calls and no text; "
+             f"reasoning-only: reasoning and no text. Records whose engine gave a finish reason: "
+             f"{replies['all']['finish_reason_known']:,} of {replies['all']['replies']:,}.", "",
+             _table(frame[keep].astype(int)), ""]
+    return lines  # the warnings head the report
+
+
 def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    extra = [c for c in ("their_is_correct", "uid", "probs", "readout") if c in preds]
+    extra = [c for c in ("their_is_correct", "uid", "probs", "readout", "reasoning") if c in preds]
     df = preds[["item", "sample", "pred", "completion", *extra]].merge(items.drop(columns=["messages"]), on="item",
                                                                         how="inner")
     df["pred"] = df["pred"].astype(int)
@@ -47,7 +116,7 @@ def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
     # The authors' rule, recomputed from the raw completion: runs of any age are scored the same way.
     df["release_applies"] = [release_rule_applies(o, t) for o, t in zip(df["options"], truth)]
     df["release"] = [release_correct(c, o, t) for c, o, t in zip(df["completion"], df["options"], truth)]
-    return M.point_scores(df.drop(columns=["completion"]))
+    return M.point_scores(df.drop(columns=["completion", "reasoning"], errors="ignore"))
 
 
 def _reread(df: pd.DataFrame) -> None:
@@ -59,8 +128,17 @@ def _reread(df: pd.DataFrame) -> None:
         point = [p and not isinstance(q, (list, tuple, np.ndarray)) for p, q in zip(point, df["probs"])]
     if any(point):
         at = df.index[point]
-        df.loc[at, "pred"] = [-1 if p is None else p for p in map(resolve_completion, df.loc[at, "completion"],
-                                                                   df.loc[at, "options"])]
+        reasoning = df.loc[at, "reasoning"] if "reasoning" in df else pd.Series(None, index=at, dtype=object)
+        df.loc[at, "pred"] = [_reread_one(c, o, stored, r) for c, o, stored, r in
+                              zip(df.loc[at, "completion"], df.loc[at, "options"], df.loc[at, "pred"], reasoning)]
+
+
+def _reread_one(completion: str, options: Any, stored: int, reasoning: Any) -> int:
+    pred = resolve_completion(completion, options)
+    if pred is None and stored >= 0 and isinstance(reasoning, str):
+        # answered from the reasoning (--answer-from-reasoning): re-read the text the answer came from
+        pred = resolve_completion(reasoning, options)
+    return -1 if pred is None else pred
 
 
 def _imported_agreement(model: pd.DataFrame) -> dict[str, Any]:
@@ -126,6 +204,7 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
 
     model = None
     if not preds.empty:
+        out["replies"] = reply_counts(items, preds)
         scored = _scored(items, preds)
         resolver_correct = scored["correct"].copy()
         if correctness == "release":
@@ -382,7 +461,7 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     cfg = out.get("run", {})
     if cfg.get("note"):
         lines += [f"> **Note.** {cfg['note']}", ""]
-    for note in out.get("warnings", []):
+    for note in out.get("warnings", []) + out.get("replies", {}).get("warnings", []):
         lines += [f"> **Warning.** {note}", ""]
     if cfg:
         lines += [f"Model `{cfg.get('model')}` via `{cfg.get('backend')}`, {cfg.get('samples')} sample(s) per item at "
@@ -417,6 +496,8 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
                        ("model_by_q_id", "By question"), ("model_by_category", "By value domain")):
         if key in tables:
             lines += [f"## {title}", "", _table(tables[key]), ""]
+    if out.get("replies", {}).get("by_split"):
+        lines += _replies_markdown(out["replies"])
     if "entropy_vs_accuracy" in out:
         lines += ["## Difficulty vs controversy", "",
                   f"Pearson r between a question's option entropy and accuracy: "

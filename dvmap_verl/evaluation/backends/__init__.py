@@ -1,8 +1,10 @@
 """Model backends for evaluation, behind one interface.
 
-A backend receives :class:`Request` objects (one per item and sample) and calls ``on_result(request, text)`` for each
-completion as it arrives; a request that fails for good calls ``on_error(request, exception)`` instead, so that the
-run records what finished and a rerun resumes the rest.
+A backend receives :class:`Request` objects (one per item and sample) and calls ``on_result(request, reply)`` for each
+completion as it arrives, ``reply`` a :class:`Reply` (the text, the reasoning the server split off, why generation
+ended, what kind of reply it was); a request that fails for good calls ``on_error(request, exception)`` instead, so
+that the run records what finished and a rerun resumes the rest. Consumers take a plain ``str`` too (:func:`as_reply`),
+so stub backends in tests and older callers keep working.
 """
 
 from __future__ import annotations
@@ -18,6 +20,48 @@ class Request:
     messages: tuple[dict[str, str], ...]
 
 
+#: What a reply held, for the run's counts: answer text; nothing at all; only tool calls; only reasoning.
+REPLY_KINDS = ("text", "empty", "tool_call", "reasoning_only")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One completion as a backend got it.
+
+    ``text``: the answer text (``message.content``, text parts joined; ``""`` when there is none).
+    ``reasoning``: what the server returned apart as reasoning (``reasoning_content`` / ``reasoning``), or None.
+    ``finish_reason``: ``"stop"``, ``"length"`` (cut at ``max_tokens``), ``"tool_calls"``... as the engine says; None
+    when it does not say. ``kind``: one of :data:`REPLY_KINDS`. ``dropped_parts``: content parts that were not text
+    (images, audio, refusals) and are not in ``text``.
+    """
+
+    text: str
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    kind: str = ""
+    dropped_parts: int = 0
+
+    def __post_init__(self):
+        if not self.kind:
+            object.__setattr__(self, "kind", reply_kind(self.text, self.reasoning))
+        if self.kind not in REPLY_KINDS:
+            raise ValueError(f"unknown reply kind {self.kind!r}; known: {REPLY_KINDS}")
+
+
+def reply_kind(text: str | None, reasoning: str | None = None, tool_calls: bool = False) -> str:
+    """``text`` when the reply holds any non-blank text; otherwise ``tool_call``, ``reasoning_only`` or ``empty``."""
+    if text and text.strip():
+        return "text"
+    if tool_calls:
+        return "tool_call"
+    return "reasoning_only" if reasoning and reasoning.strip() else "empty"
+
+
+def as_reply(result: "Reply | str") -> Reply:
+    """A backend's result as a :class:`Reply` (a plain string is a text reply whose finish reason is unknown)."""
+    return result if isinstance(result, Reply) else Reply("" if result is None else str(result))
+
+
 @dataclass
 class GenerationSettings:
     temperature: float = 0.7
@@ -27,7 +71,7 @@ class GenerationSettings:
     stop: tuple[str, ...] = ()  # generation ends at the first of these (kept in the text)
 
 
-OnResult = Callable[[Request, str], None]
+OnResult = Callable[[Request, Reply], None]
 OnError = Callable[[Request, BaseException], None]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request, cut_at_stop
+from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, cut_at_stop
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
 
 
@@ -43,13 +43,28 @@ class HFBackend:
                         **enc, max_new_tokens=s.max_tokens, do_sample=s.temperature > 0,
                         temperature=s.temperature if s.temperature > 0 else None, top_p=1.0,
                         pad_token_id=self.tokenizer.pad_token_id)
-                texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                generated = out[:, enc["input_ids"].shape[1]:]
+                texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+                reasons = self._finish_reasons(generated)
             except Exception as e:  # one failed batch must not lose the others
                 for r in batch:
                     on_error(r, e)
                 continue
-            for r, text in zip(batch, texts):
-                on_result(r, cut_at_stop(text, s.stop))
+            for r, text, reason in zip(batch, texts, reasons):
+                if any(stop and stop in text for stop in s.stop):
+                    reason = "stop"
+                on_result(r, Reply(cut_at_stop(text, s.stop), finish_reason=reason))
+
+    def _finish_reasons(self, generated) -> list[str]:
+        """Per row of ``generated`` (batch, new tokens): ``stop`` when it holds an end-of-sequence token,
+        ``length`` when it ran to ``max_new_tokens`` without one (what vLLM and OpenAI servers report)."""
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        eos_ids = self._torch.tensor([eos] if isinstance(eos, int) else list(eos or []), dtype=generated.dtype)
+        ended = self._torch.isin(generated.cpu(), eos_ids).any(dim=1).tolist()
+        full = generated.shape[1] >= self.settings.max_tokens
+        return ["stop" if e or not full else "length" for e in ended]
 
     def score(self, requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError) -> None:
         """Per request: one forward over the shared prefix (its KV cache kept), then one batched forward of every

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, as_reply
 
 
 class _BackendActor:
@@ -35,12 +35,13 @@ class _BackendActor:
 
         self.backend = make_backend(kind, model, settings, **options)
 
-    def run(self, requests: list[Request]) -> list[tuple[bool, str]]:
+    def run(self, requests: list[Request]) -> list[tuple[bool, Reply | str]]:
+        """Per request: ``(True, Reply)`` or ``(False, the error's text)``."""
         slot = {(r.item, r.sample): i for i, r in enumerate(requests)}
-        out: list[tuple[bool, str]] = [(False, "no result")] * len(requests)
+        out: list[tuple[bool, Reply | str]] = [(False, "no result")] * len(requests)
 
-        def ok(r: Request, text: str) -> None:
-            out[slot[r.item, r.sample]] = (True, text)
+        def ok(r: Request, reply: Reply | str) -> None:
+            out[slot[r.item, r.sample]] = (True, as_reply(reply))
 
         def failed(r: Request, e: BaseException) -> None:
             out[slot[r.item, r.sample]] = (False, f"{type(e).__name__}: {e}")

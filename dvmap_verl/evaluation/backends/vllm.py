@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Request
+from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
 
 #: Prompts per ``LLM.chat`` call: big enough to keep the GPU busy, small enough that a kill loses seconds.
@@ -68,7 +68,8 @@ class VLLMBackend:
                 continue
             for g, out in zip(batch, outputs):
                 for r, sample in zip(g, out.outputs):
-                    on_result(r, sample.text)
+                    reason = getattr(sample, "finish_reason", None)  # "stop", "length" or "abort"
+                    on_result(r, Reply(sample.text or "", finish_reason=str(reason) if reason is not None else None))
 
     def score(self, requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError) -> None:
         """Every continuation's full token sequence as one prompt with ``prompt_logprobs=0`` (the log-probability
