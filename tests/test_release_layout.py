@@ -141,7 +141,7 @@ def test_a_used_output_folder_is_refused_or_replaced_whole(clone, tmp_path):
     (out / ".staging-99999999-abc").mkdir()
     (out / ".staging-99999999-abc" / "train.parquet").write_bytes(b"half")
     prepare_release(clone / BENCH, out, overwrite=True, quiet=True)
-    assert sorted(p.name for p in out.iterdir()) == ["corpus.parquet", "cross_country.parquet",
+    assert sorted(p.name for p in out.iterdir()) == [".dvmap-manifest.json", "corpus.parquet", "cross_country.parquet",
                                                      "cross_demographic.parquet", "cross_value.parquet", "stats.json"]
     assert set(pd.read_parquet(out / "corpus.parquet")["split"]) == {"cross_demographic", "cross_country",
                                                                      "cross_value"}

@@ -16,7 +16,8 @@ from tqdm import tqdm
 from dvmap_verl.data import distributions as D
 from dvmap_verl.data.archetypes import extract_archetypes
 from dvmap_verl.data.dataset import _strings, to_verl_table, user_prompts, write_table
-from dvmap_verl.io import staged_dir, write_json
+from dvmap_verl.io import (MANIFEST, owned_files, read_manifest, recover_interrupted_commit, staged_dir,
+                          write_json)
 from dvmap_verl.data.prompts import template_format_tags, template_system
 from dvmap_verl.data.schema import RELEASE_COLUMNS, SPLITS
 from dvmap_verl.data.splits import SplitConfig, cap_profiles, finish_split, make_splits
@@ -95,24 +96,42 @@ def distribution_fields(df: pd.DataFrame) -> dict[str, pa.Array]:
 
 
 def previous_outputs(out_dir: str | Path) -> list[Path]:
-    """Files of an earlier prepare run in ``out_dir``: the known names, and whatever its stats.json lists."""
+    """Files of an earlier prepare run in ``out_dir`` that the package wrote: those its manifest names and that still
+    hold what it wrote; in a folder prepared before manifests existed, the known output names its stats.json lists.
+    Nothing else (a user's file, whatever a stats.json says) is ever replaced or removed."""
     out = Path(out_dir)
-    names = set(KNOWN_OUTPUTS)
+    if read_manifest(out) is not None:
+        return sorted([*owned_files(out), out / MANIFEST])
     try:
-        names |= set(json.loads((out / "stats.json").read_text()).get("outputs", []))
-    except (OSError, ValueError, AttributeError):
-        pass
-    return sorted(out / n for n in names if "/" not in n and (out / n).is_file())
+        listed = json.loads((out / "stats.json").read_text()).get("outputs", [])
+        names = {n for n in listed if isinstance(n, str)} & set(KNOWN_OUTPUTS)
+    except (OSError, ValueError, AttributeError, TypeError):
+        names = set()
+    return sorted(out / n for n in names if (out / n).is_file())
 
 
-def check_output_dir(out_dir: str | Path, overwrite: bool) -> list[Path]:
-    """Refuse a folder that holds another prepared set unless ``overwrite``; returns that set's files."""
-    old = previous_outputs(out_dir)
-    if old and not overwrite:
+def check_output_dir(out_dir: str | Path, overwrite: bool, new_names: list[str] | None = None) -> list[Path]:
+    """Refuse a folder that holds another prepared set unless ``overwrite``; with it, refuse to replace a file of
+    ``new_names`` that the package did not write. Returns the old set's files (ours only).
+
+    A commit a killed run left half done is rolled back first (the folder then holds the set before it)."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    recover_interrupted_commit(out)
+    present = [n for n in (*KNOWN_OUTPUTS, MANIFEST) if (out / n).is_file()]
+    if present and not overwrite:
         raise OutputExistsError(
-            f"{out_dir}: already holds a prepared dataset ({', '.join(p.name for p in old)}); pass --overwrite to "
-            f"replace the whole set (files of the old set that the new one lacks are removed), or choose another "
-            f"--out")
+            f"{out_dir}: already holds a prepared dataset ({', '.join(n for n in present if n != MANIFEST)}); pass "
+            f"--overwrite to replace the whole set (files of the old set that the new one lacks are removed), or "
+            f"choose another --out")
+    old = previous_outputs(out)
+    foreign = [n for n in (new_names or []) if (out / n).is_file() and out / n not in old]
+    if foreign:
+        raise OutputExistsError(
+            f"{out_dir}: {', '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not written by dvmap prepare "
+            f"(or changed since); --overwrite replaces only the package's own files: move "
+            f"{'it' if len(foreign) == 1 else 'them'} away or choose another --out")
     return old
 
 
@@ -121,14 +140,17 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
                   stages: "_Stages | None" = None, tables: dict[str, pa.Table] | None = None) -> dict[str, Path]:
     """Write every split's VeRL parquet, corpus.parquet and stats.json together (all or nothing).
 
-    A folder holding another prepared set is refused unless ``overwrite``; then the old set's files that the new
-    one does not replace are removed once the new set is in place, so no stale split is left beside it.
+    A folder holding another prepared set is refused unless ``overwrite``; then the old set's files (those the
+    package's manifest names, unchanged) that the new one does not replace are removed in the same commit, so no
+    stale split is left beside it. The new set lands whole or not at all (:func:`dvmap_verl.io.commit_staged`).
     ``tables``: more tables written as they are (``distributions``).
     """
     out_dir = Path(out_dir)
-    old = check_output_dir(out_dir, overwrite)
+    names = [f"{n}.parquet" for n in [*splits, *(tables or {})]] + ["corpus.parquet", "stats.json", MANIFEST]
+    old = check_output_dir(out_dir, overwrite, names)
+    stale = [p for p in old if p.name not in names]
     written = {}
-    with staged_dir(out_dir) as stage, ThreadPoolExecutor(2) as pool:  # parquet encoding releases the GIL
+    with staged_dir(out_dir, remove=stale) as stage, ThreadPoolExecutor(2) as pool:  # parquet encoding releases the GIL
         jobs, corpus = [], []
         for name, df in splits.items():
             prompts = user_prompts(df, template, keep_prompt)
@@ -148,14 +170,10 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
             stages.done("write")
             stats["seconds"] = stages.seconds
         stats["outputs"] = sorted(f"{name}.parquet" for name in [*splits, *(tables or {})]) + [
-            "corpus.parquet", "stats.json"]
+            "corpus.parquet", "stats.json", MANIFEST]
         write_json(stage / "stats.json", stats)
     written["corpus"] = out_dir / "corpus.parquet"
     written["stats"] = out_dir / "stats.json"
-    new = set(written.values())
-    for stale in old:
-        if stale not in new:
-            stale.unlink(missing_ok=True)
     return written
 
 
