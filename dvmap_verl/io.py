@@ -117,7 +117,17 @@ def owned_files(out_dir: str | Path) -> list[Path]:
 
 
 def _journal(out: Path, phase: str, backup: Path, new: list[str]) -> None:
-    write_json(out / JOURNAL, {"pid": os.getpid(), "phase": phase, "backup": backup.name, "new": new})
+    # Written through a temporary named after this process, so a run killed mid-write can be told from a live one.
+    tmp = out / f".{JOURNAL}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"pid": os.getpid(), "phase": phase, "backup": backup.name, "new": new}))
+    os.replace(tmp, out / JOURNAL)
+
+
+def _remove_dead_journal_temps(out: Path) -> None:
+    for tmp in out.glob(f".{JOURNAL}.*.tmp"):
+        pid = tmp.name[len(JOURNAL) + 2:-len(".tmp")]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
 
 
 def _roll_back(out: Path, backup: Path, placed: list[str]) -> None:
@@ -137,6 +147,7 @@ def recover_interrupted_commit(out_dir: str | Path) -> str | None:
     """Restore the old set when a killed run left a commit half done (its journal names a dead pid); returns what
     was done, or None. A live run's commit is an error: two prepares into one folder at once."""
     out = Path(out_dir)
+    _remove_dead_journal_temps(out)  # a journal write a kill cut short
     try:
         state = json.loads((out / JOURNAL).read_text())
         pid, phase, backup, new = int(state["pid"]), state["phase"], str(state["backup"]), list(state["new"])
@@ -163,12 +174,12 @@ def commit_staged(stage: Path, out: Path, remove: list[Path] = ()) -> list[str]:
     names placed. Raises :class:`CommitError` (the cause chained) after a rollback.
     """
     names = sorted(f.name for f in stage.iterdir() if f.is_file() and f.name != MANIFEST)
-    manifest = {"written_by": "dvmap_verl", "files": {n: _record(stage / n) for n in names}}
-    write_json(stage / MANIFEST, manifest)
-    names.append(MANIFEST)
-    backup = Path(tempfile.mkdtemp(prefix=f"{BACKUP_PREFIX}{os.getpid()}-", dir=out))
+    backup = out / f"{BACKUP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     placed: list[str] = []
     try:
+        write_json(stage / MANIFEST, {"written_by": "dvmap_verl", "files": {n: _record(stage / n) for n in names}})
+        names.append(MANIFEST)
+        backup.mkdir()
         _journal(out, "backup", backup, names)
         for name in sorted(set(names) | {p.name for p in remove}):
             if (out / name).is_file():
@@ -180,6 +191,7 @@ def commit_staged(stage: Path, out: Path, remove: list[Path] = ()) -> list[str]:
         os.unlink(out / JOURNAL)  # the commit point
     except BaseException as e:
         _roll_back(out, backup, placed)
+        (out / f".{JOURNAL}.{os.getpid()}.tmp").unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise CommitError(f"{out}: could not move the new files into place ({e}); the folder holds the set "
                               f"it held before") from e
