@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dvmap_verl.data import distributions as D
 from dvmap_verl.data.archetypes import extract_archetypes
-from dvmap_verl.data.dataset import _strings, to_verl_table, user_prompts, write_table
+from dvmap_verl.data.dataset import StringColumns, to_verl_table, user_prompts, write_table
 from dvmap_verl.io import (MANIFEST, owned_files, read_manifest, recover_interrupted_commit, staged_dir,
                           write_json)
 from dvmap_verl.data.prompts import template_format_tags, template_system
@@ -58,16 +58,18 @@ def split_summary(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     }
 
 
-def release_table(df: pd.DataFrame, prompts: list[str], source: str, split: str) -> pa.Table:
-    """Release-format columns (plus ``split``) as an Arrow table."""
+def release_table(df: pd.DataFrame, prompts: list[str] | pa.Array, source: str, split: str,
+                  strings: dict[str, pa.Array] | None = None) -> pa.Table:
+    """Release-format columns (plus ``split``) as an Arrow table (``strings``: see :class:`StringColumns`)."""
     cols = {}
+    text = StringColumns(df, strings)
     for c in RELEASE_COLUMNS:
         if c == "prompt":
-            cols[c] = pa.array(prompts, pa.string())
+            cols[c] = prompts if isinstance(prompts, pa.Array) else pa.array(prompts, pa.string())
         elif c == "frequency":
             cols[c] = pa.array(df[c].to_numpy(dtype=np.float64))
         else:
-            cols[c] = _strings(df[c])
+            cols[c] = text[c]
     cols["data_source"] = pa.array([source] * len(df), pa.string())
     cols["split"] = pa.array([split] * len(df), pa.string())
     return pa.table(cols)
@@ -154,13 +156,14 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
     with staged_dir(out_dir, remove=stale) as stage, ThreadPoolExecutor(2) as pool:  # parquet encoding releases the GIL
         jobs, corpus = [], []
         for name, df in splits.items():
-            prompts = user_prompts(df, template, keep_prompt)
+            prompts = pa.array(user_prompts(df, template, keep_prompt), pa.string())  # made once, used twice
+            strings: dict[str, pa.Array] = {}
             table = to_verl_table(df, name, system=system, source=source, prompts=prompts,
-                                  extra_fields=distribution_fields(df))
+                                  extra_fields=distribution_fields(df), strings=strings)
             jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
             written[name] = out_dir / f"{name}.parquet"
             if name not in NOT_IN_CORPUS:
-                corpus.append(release_table(df, prompts, source, name))
+                corpus.append(release_table(df, prompts, source, name, strings))
         jobs.append(pool.submit(write_table, pa.concat_tables(corpus), stage / "corpus.parquet"))
         for name, table in (tables or {}).items():
             jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
@@ -316,7 +319,7 @@ def _prepare(data, out_dir, config, consensus, template, system, stages, overwri
     }
     source = "dvmap-synthetic" if data.synthetic else "dvmap"
     write_outputs(out_dir, splits, stats, source=source, template=template, system=system, stages=stages,
-                  overwrite=overwrite, tables={"distributions": dist.table()})
+                  overwrite=overwrite, tables={"distributions": dist.table(encoded=True)})
     return stats
 
 

@@ -258,7 +258,8 @@ def _check_duplicates(data: WVSData, names: np.ndarray, drop: bool, stats: dict)
     stats["duplicate_respondents_dropped"] = n if drop else 0
     if n and not drop:
         where = pd.Series(names[dup]).fillna("other countries").value_counts()
-        ids = data.frame[ID_VARIABLE].to_numpy()[dup][:3].tolist() if ID_VARIABLE in data.frame.columns else []
+        ids = list(dict.fromkeys(data.frame[ID_VARIABLE].to_numpy()[dup].tolist()))[:3] \
+            if ID_VARIABLE in data.frame.columns else []
         example = (f"{ID_VARIABLE} {', '.join(str(int(i)) if _is_int(i) else str(i) for i in ids)}"
                    if ids and how.startswith("same") else
                    f"data rows {', '.join(str(int(i) + 1) for i in np.flatnonzero(dup)[:3])}")
