@@ -47,17 +47,19 @@ def run_phase(name: str, path: Path, out: Path) -> dict:
     code = (
         "import resource, time, sys\n"
         f"PATH, OUT, COLS = {str(path)!r}, {str(out)!r}, {prepare_columns(path)!r}\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF); c0 = r0.ru_utime + r0.ru_stime\n"
         "t0 = time.perf_counter()\n"
         f"{PHASES[name]}\n"
         "dt = time.perf_counter() - t0\n"
-        "print('RESULT', dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "u = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print('RESULT', dt, u.ru_maxrss, u.ru_utime + u.ru_stime - c0)\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{name} failed:\n{res.stderr[-3000:]}")
     line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT"))
-    _, seconds, rss_kb = line.split()
-    return {"seconds": float(seconds), "peak_rss_mb": int(rss_kb) / 1024}
+    _, seconds, rss_kb, cpu = line.split()
+    return {"seconds": float(seconds), "peak_rss_mb": int(rss_kb) / 1024, "cpu_seconds": float(cpu)}
 
 
 def main() -> None:
@@ -85,13 +87,14 @@ def main() -> None:
         runs = [run_phase(name, path, work / "out") for _ in range(args.repeat)]
         results[name] = min(runs, key=lambda r: r["seconds"])
         each = ", ".join(f"{r['seconds']:.2f}" for r in runs)
-        print(f"{name:>20}: {results[name]['seconds']:6.2f} s   peak RSS {results[name]['peak_rss_mb']:7.0f} MB   "
-              f"(runs: {each})")
+        print(f"{name:>20}: {results[name]['seconds']:6.2f} s   CPU {results[name]['cpu_seconds']:6.2f} s   peak RSS {results[name]['peak_rss_mb']:7.0f} MB   (runs: {each})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     same = results["prepare"]["seconds"] / results["read_prepare_columns"]["seconds"]
     every = results["prepare"]["seconds"] / results["bare_read"]["seconds"]
     print(f"prepare / read of the same columns = {same:.2f}x (goal <= 4x); prepare / read of all columns = "
-          f"{every:.2f}x")
+          f"{every:.2f}x (wall clock, best of {args.repeat})")
+    cpu = results["prepare"]["cpu_seconds"] / results["read_prepare_columns"]["cpu_seconds"]
+    print(f"in CPU seconds (steadier on a loaded machine): prepare / read of the same columns = {cpu:.2f}x")
     stats = json.loads((work / "out" / "stats.json").read_text())
     print("stage seconds:", stats.get("seconds"))
     print("rows:", {k: v["rows"] for k, v in stats["splits"].items()})

@@ -41,6 +41,10 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
     for name, s in stats["splits"].items():
         print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles -> {Path(args.out) / (name + '.parquet')}")
     print(f"corpus and stats -> {Path(args.out) / 'corpus.parquet'}, {Path(args.out) / 'stats.json'}")
+    # What the input lacked or had changed, stated once (all zero/empty for a clean file).
+    print(f"question columns absent: {', '.join(stats['questions_missing']) or 'none'}; duplicated respondents "
+          f"dropped: {stats['duplicate_respondents_dropped']:,}; text mapped to codes: "
+          f"{stats['values_coerced'] or 'none'}; codes out of range (missing): {stats['values_out_of_range'] or 'none'}")
     return 0
 
 
