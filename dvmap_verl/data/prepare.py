@@ -155,6 +155,9 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
     written = {}
     with staged_dir(out_dir, remove=stale) as stage, ThreadPoolExecutor(2) as pool:  # parquet encoding releases the GIL
         jobs, corpus = [], []
+        for name, table in (tables or {}).items():  # the largest (distributions) first: it encodes while we build
+            jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
+            written[name] = out_dir / f"{name}.parquet"
         for name, df in splits.items():
             prompts = pa.array(user_prompts(df, template, keep_prompt), pa.string())  # made once, used twice
             strings: dict[str, pa.Array] = {}
@@ -165,9 +168,6 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
             if name not in NOT_IN_CORPUS:
                 corpus.append(release_table(df, prompts, source, name, strings))
         jobs.append(pool.submit(write_table, pa.concat_tables(corpus), stage / "corpus.parquet"))
-        for name, table in (tables or {}).items():
-            jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
-            written[name] = out_dir / f"{name}.parquet"
         for job in jobs:
             job.result()
         if stages is not None:
