@@ -37,18 +37,27 @@ def profile_keys(df: pd.DataFrame) -> np.ndarray:
 
 def user_prompts(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> list[str]:
     """The user message of every row (``keep_prompt``: the rows' own ``prompt`` text, as in the release)."""
+    return user_prompts_arrow(df, template, keep_prompt).to_pylist()
+
+
+def user_prompts_arrow(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> pa.Array:
+    """:func:`user_prompts` as an Arrow string array: each distinct profile head and question tail is formatted
+    once in Python, and the rows are joined in Arrow (no per-row Python string)."""
     if keep_prompt and "prompt" in df.columns:
-        return df["prompt"].astype(str).tolist()
+        return _strings(df["prompt"].astype(str))
     head, tail = template_parts(template)
     keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
     p_codes, p_first = _first_of_each(keys)
     q_codes, q_first = _first_of_each(df["Question"].astype(str) + "\x1f" + df["Options"].astype(str))
     cols = list(ATTRIBUTE_NAMES)
-    heads = [head.format_map(dict(zip(cols, map(str, row))))
-             for row in df[cols].iloc[p_first].itertuples(index=False, name=None)]
-    tails = [tail.format_map({"Question": str(q), "Options": str(o)})
-             for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)]
-    return [heads[i] + tails[j] for i, j in zip(p_codes.tolist(), q_codes.tolist())]
+    heads = pa.array([head.format_map(dict(zip(cols, map(str, row))))
+                      for row in df[cols].iloc[p_first].itertuples(index=False, name=None)], pa.string())
+    tails = pa.array([tail.format_map({"Question": str(q), "Options": str(o)})
+                      for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)],
+                     pa.string())
+    if not len(df):
+        return pa.array([], pa.string())
+    return pc.binary_join_element_wise(heads.take(pa.array(p_codes)), tails.take(pa.array(q_codes)), "")
 
 
 def _first_of_each(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dvmap_verl.data import distributions as D
 from dvmap_verl.data.archetypes import extract_archetypes
-from dvmap_verl.data.dataset import StringColumns, to_verl_table, user_prompts, write_table
+from dvmap_verl.data.dataset import StringColumns, to_verl_table, user_prompts_arrow, write_table
 from dvmap_verl.io import (MANIFEST, owned_files, read_manifest, recover_interrupted_commit, staged_dir,
                           write_json)
 from dvmap_verl.data.prompts import template_format_tags, template_system
@@ -159,7 +159,7 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
             jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
             written[name] = out_dir / f"{name}.parquet"
         for name, df in splits.items():
-            prompts = pa.array(user_prompts(df, template, keep_prompt), pa.string())  # made once, used twice
+            prompts = user_prompts_arrow(df, template, keep_prompt)  # made once, used twice
             strings: dict[str, pa.Array] = {}
             table = to_verl_table(df, name, system=system, source=source, prompts=prompts,
                                   extra_fields=distribution_fields(df), strings=strings)
