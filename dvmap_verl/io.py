@@ -173,7 +173,10 @@ def commit_staged(stage: Path, out: Path, remove: list[Path] = ()) -> list[str]:
     leaves a journal from which the next run restores the old set (:func:`recover_interrupted_commit`). Returns the
     names placed. Raises :class:`CommitError` (the cause chained) after a rollback.
     """
-    names = sorted(f.name for f in stage.iterdir() if f.is_file() and f.name != MANIFEST)
+    nested = [f.name for f in stage.iterdir() if not f.is_file()]
+    if nested:  # a set is a flat folder of files: anything else would be left behind, unsaid
+        raise ValueError(f"{stage}: staged sets hold files only, not {nested}")
+    names = sorted(f.name for f in stage.iterdir() if f.name != MANIFEST)
     backup = out / f"{BACKUP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     placed: list[str] = []
     try:
