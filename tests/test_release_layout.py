@@ -245,6 +245,16 @@ def test_a_partial_clone_gets_the_full_missing_files_table(clone, tmp_path):
     assert [(e["split"], e["status"]) for e in stats["completeness"]] == [
         ("train", "missing"), ("val", "found"), ("test", "found"), ("cross_demographic", "not under --input"),
         ("cross_country", "not under --input"), ("cross_value", "not under --input")]
+    # A later command names the import that makes what it needs: the checkpoint evaluation on this folder.
+    res = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "eval" / "evaluate_checkpoint.py"),
+                          str(tmp_path / "ckpt"), str(tmp_path / "o2"), str(tmp_path / "run")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert (f"error: none of cross_demographic.parquet, cross_country.parquet, cross_value.parquet in "
+            f"{tmp_path / 'o2'}; {tmp_path / 'o2' / 'cross_demographic.parquet'}: evaluate_checkpoint.py needs the "
+            f"cross_demographic split, absent here: the release import from {root / CORPUS} did not cover it "
+            f"(Triple-Generalization_Evaluation_Benchmark/Cross-Demographic is outside that --input); run "
+            f"`dvmap prepare release --input <the clone root> --out {tmp_path / 'o2'} --overwrite`") in res.stderr
     # Nothing whole under --input: an error carrying the same table, nothing written.
     with pytest.raises(ReleaseInputError, match=r"no release table is whole, nothing imported\n.*benchmark folder"):
         prepare_release(root / BENCH, tmp_path / "o3", quiet=True)

@@ -196,8 +196,12 @@ def require_split(data_dir: str | Path, split: str, command: str = "this command
         src = stats.get("input", "<DVMap clone>")
         gap = next((e for e in stats.get("completeness", []) if isinstance(e, dict) and e.get("split") == split),
                    None)
-        why = (f"the release import from {src} found {gap['path']} {gap['status']}" if gap else
-               f"the release import from {src} had no {split} table")
+        if gap and gap.get("status") == OUTSIDE:
+            why = f"the release import from {src} did not cover it ({gap['path']} is outside that --input)"
+        elif gap:
+            why = f"the release import from {src} found {gap['path']} {gap['status']}"
+        else:
+            why = f"the release import from {src} had no {split} table"
         fix = (f"{'fetch it (' + LFS_HINT + '), then ' if gap and gap.get('status') != OUTSIDE else ''}run "
                f"`dvmap prepare release --input <the clone root> --out {data} --overwrite`")
         raise MissingSplitError(f"{path}: {command} needs the {split} split, absent here: {why}; {fix}")
