@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 def _prepare_wvs(args: argparse.Namespace) -> int:
-    from dvmap_verl.data.prepare import prepare_wvs
+    from dvmap_verl.data.prepare import EmptySplitError, prepare_wvs
     from dvmap_verl.data.splits import SplitConfig
 
     config = SplitConfig(
@@ -23,9 +23,14 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
         cross_demographic_frac=args.cross_demographic_frac,
         seed=args.seed,
     )
-    stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
-                        template=args.template, system=args.system_prompt, overwrite=args.overwrite,
-                        quiet=args.quiet, targets=args.targets, target_smoothing=args.target_smoothing)
+    try:
+        stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
+                            template=args.template, system=args.system_prompt, overwrite=args.overwrite,
+                            quiet=args.quiet, targets=args.targets, target_smoothing=args.target_smoothing,
+                            drop_duplicate_respondents=args.drop_duplicate_respondents)
+    except EmptySplitError as e:  # the input was read fine but yields nothing: exit 1, not a usage error (2)
+        print(f"dvmap: error: {e}", file=sys.stderr)
+        return 1
     if stats.get("synthetic"):
         print(f"NOTE: {stats['note']}")
     a = stats["archetypes"]
@@ -36,6 +41,10 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
     for name, s in stats["splits"].items():
         print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles -> {Path(args.out) / (name + '.parquet')}")
     print(f"corpus and stats -> {Path(args.out) / 'corpus.parquet'}, {Path(args.out) / 'stats.json'}")
+    # What the input lacked or had changed, stated once (all zero/empty for a clean file).
+    print(f"question columns absent: {', '.join(stats['questions_missing']) or 'none'}; duplicated respondents "
+          f"dropped: {stats['duplicate_respondents_dropped']:,}; text mapped to codes: "
+          f"{stats['values_coerced'] or 'none'}; codes out of range (missing): {stats['values_out_of_range'] or 'none'}")
     return 0
 
 
@@ -433,7 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--target-smoothing", type=_unit_interval, default=0.0, metavar="LAMBDA",
                    help="distribution targets: mix a consensus row's point mass with its (country, question, "
                         "gender, life stage) cell: (1 - LAMBDA) * point + LAMBDA * cell (default 0)")
-    w.add_argument("--labels", type=Path, help="JSON {variable: {code: label}} for a CSV's religion/language codes")
+    w.add_argument("--labels", type=Path, help="JSON {variable: {code: label}} for a CSV's religion/language codes, "
+                   "or to map a column exported as label text back to its codes")
+    w.add_argument("--drop-duplicate-respondents", action="store_true",
+                   help="keep the first of duplicated respondents (same country and D_INTERVIEW, or identical rows) "
+                        "and count the rest in stats.json (default: refuse the file)")
     w.add_argument("--template", choices=sorted(USER_TEMPLATES), default="release",
                    help="user prompt: release (byte-exact structured CoT, default), paper (Algorithm 1), free (free "
                         "reasoning) or direct (answer only): the paper's Table 4 settings")

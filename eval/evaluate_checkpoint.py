@@ -70,8 +70,13 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="vllm", choices=["vllm", "hf", "openai"])
     args, rest = ap.parse_known_args(argv)
     data = [args.data_dir / f for f in BENCHMARK if (args.data_dir / f).exists()]
-    if not data:
-        print(f"error: {args.data_dir}: none of {', '.join(BENCHMARK)} found; run dvmap prepare first", file=sys.stderr)
+    if not data:  # say why they are absent and which import makes them (a release clone without git LFS files...)
+        from dvmap_verl.data.release import MissingSplitError, require_split
+
+        try:
+            require_split(args.data_dir, Path(BENCHMARK[0]).stem, "evaluate_checkpoint.py")
+        except MissingSplitError as e:
+            print(f"error: none of {', '.join(BENCHMARK)} in {args.data_dir}; {e}", file=sys.stderr)
         return 2
     try:
         model = ensure_merged(args.checkpoint, args.out)

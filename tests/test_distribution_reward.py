@@ -277,14 +277,22 @@ def test_prepare_with_distribution_targets(tiny_tokenizer_dir, tmp_path):
     extra = pd.DataFrame(list(train["extra_info"]))
     assert "estimate how people who share the character's background answer" in train["prompt"][0][-1]["content"]
     disagree = extra["counts"].map(lambda c: (np.asarray(c) > 0).sum() >= 2)
-    assert disagree.any()  # --consensus all keeps the H > 0 profiles in training
-    for c, t, n in zip(extra["counts"], extra["target"], extra["n"]):
-        c, t = np.asarray(c, float), np.asarray(t)
-        assert t.sum() == pytest.approx(1.0) and len(t) == len(c) and n == c.sum()
+    assert disagree.any() and (~disagree).any()  # --consensus all keeps the H > 0 profiles in training
+    # The coarse cells, read from distributions.parquet (not from the code that mixed the targets).
+    dist = pd.read_parquet(out / "distributions.parquet")
+    coarse = dist[dist["level"] == "coarse"].set_index(["country", "gender", "life_stage", "q_id"])["counts"]
+    smoothed = 0
+    for row in extra.itertuples():
+        c, t = np.asarray(row.counts, float), np.asarray(row.target)
+        assert len(t) == len(c) == len(row.options) and row.n == c.sum()
         if (c > 0).sum() >= 2:
-            assert np.allclose(t, c / c.sum())  # a disagreeing profile: its own counts, unsmoothed
-        else:  # a consensus row: (1 - 0.2) * its point mass + 0.2 * its (country, question, gender, stage) cell
-            assert t[c.argmax()] >= 0.8 - 1e-9
+            expected = c / c.sum()  # a disagreeing profile: its own counts, unsmoothed
+        else:  # a consensus row: (1 - 0.2) * its point mass + 0.2 * its (country, gender, life stage, question) cell
+            cell = np.asarray(coarse[(row.country, row.gender, row.life_stage, row.q_id)], float)
+            expected = 0.8 * np.eye(len(c))[row.answer_index] + 0.2 * cell / cell.sum()
+            smoothed += not np.allclose(cell / cell.sum(), np.eye(len(c))[row.answer_index])
+        assert np.allclose(t, expected), (row.Index, t, expected)
+    assert smoothed > 100  # cells that differ from the point mass: smoothing left out would fail above
     # verl's own dataset class reads the rows, target included.
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset

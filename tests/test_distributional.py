@@ -116,6 +116,7 @@ def _hand_set_wvs(tmp_path):
     frame = frame[frame["B_COUNTRY_ALPHA"] != "TUR"].reset_index(drop=True)
     tur = frame.iloc[[0, 0, 0]].copy()
     tur["B_COUNTRY_ALPHA"], tur["B_COUNTRY"] = "TUR", 792
+    tur["D_INTERVIEW"] = [792000001, 792000002, 792000003]  # three respondents, not one counted thrice
     tur["Q29"] = [1, 1, 3]
     tur["Q36"] = [2, 2, 2]
     frame = pd.concat([frame, tur], ignore_index=True)

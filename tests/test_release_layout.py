@@ -141,7 +141,7 @@ def test_a_used_output_folder_is_refused_or_replaced_whole(clone, tmp_path):
     (out / ".staging-99999999-abc").mkdir()
     (out / ".staging-99999999-abc" / "train.parquet").write_bytes(b"half")
     prepare_release(clone / BENCH, out, overwrite=True, quiet=True)
-    assert sorted(p.name for p in out.iterdir()) == ["corpus.parquet", "cross_country.parquet",
+    assert sorted(p.name for p in out.iterdir()) == [".dvmap-manifest.json", "corpus.parquet", "cross_country.parquet",
                                                      "cross_demographic.parquet", "cross_value.parquet", "stats.json"]
     assert set(pd.read_parquet(out / "corpus.parquet")["split"]) == {"cross_demographic", "cross_country",
                                                                      "cross_value"}
@@ -192,3 +192,70 @@ def test_real_dev_split_across_the_release_layout(release_dev, tmp_path):
     assert users == release_dev["prompt"].tolist()
     freq = pd.concat([pd.DataFrame(list(val["extra_info"])), pd.DataFrame(list(cd["extra_info"]))])["frequency"]
     assert freq.tolist() == release_dev["frequency"].tolist()
+
+
+def test_a_partial_clone_gets_the_full_missing_files_table(clone, tmp_path):
+    """A clone whose large files were not fetched: train.parquet and the three Cross-*/data-00000-of-00001.arrow
+    absent (Cross-Country's first of two shards an LFS pointer). Every gap is named in one table, with the cause and
+    what still works; the whole tables are imported; later commands name the import that would make the rest."""
+    import shutil
+
+    from dvmap_verl.data.completeness import MissingSplitError, require_split
+
+    root = tmp_path / "DVMap"
+    shutil.copytree(clone, root)
+    (root / CORPUS / "train.parquet").unlink()
+    for name in ("Cross-Demographic", "Cross-Value"):
+        (root / BENCH / name / "data-00000-of-00001.arrow").unlink()
+    (root / BENCH / "Cross-Country" / "data-00000-of-00002.arrow").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 1048576\n")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "prepare", "release", "--input", str(root),
+                          "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = res.stderr
+    assert "the release's clone root" in table
+    for line in (f"train              missing                               -  {CORPUS}/train.parquet",
+                 f"val                found                             1,500  {CORPUS}/dev.parquet",
+                 f"test               found                             1,100  {CORPUS}/test.parquet",
+                 f"cross_demographic  incomplete                            -  {BENCH}/Cross-Demographic (absent: "
+                 f"data-00000-of-00001.arrow)",
+                 f"cross_country      not fetched (git LFS pointer)         -  {BENCH}/Cross-Country (absent: "
+                 f"data-00000-of-00002.arrow)",
+                 f"cross_value        incomplete                            -  {BENCH}/Cross-Value (absent: "
+                 f"data-00000-of-00001.arrow)"):
+        assert line in table, table
+    assert (f"missing 4 of 6 tables; files absent: {CORPUS}/train.parquet, {BENCH}/Cross-Demographic/data-00000-of-"
+            f"00001.arrow, {BENCH}/Cross-Country/data-00000-of-00002.arrow, {BENCH}/Cross-Value/data-00000-of-"
+            f"00001.arrow") in table
+    assert "git lfs pull" in table and "without train: training" in table and "still works: validation" in table
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["corpus.parquet", "test.parquet", "val.parquet"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert {e["split"]: e["status"] for e in stats["completeness"]} == {
+        "train": "missing", "val": "found", "test": "found", "cross_demographic": "incomplete",
+        "cross_country": "not fetched (git LFS pointer)", "cross_value": "incomplete"}
+    with pytest.raises(MissingSplitError, match=(
+            rf"train\.parquet: evaluate_checkpoint needs the train split, absent here: the release import from "
+            rf"{root} found .*train\.parquet missing; fetch it .*git lfs pull.*`dvmap prepare release --input <the "
+            rf"clone root> --out {out} --overwrite`")):
+        require_split(out, "train", "evaluate_checkpoint")
+    assert require_split(out, "val") == out / "val.parquet"
+    # The corpus folder alone: train named missing, the benchmark named as outside --input.
+    stats = prepare_release(root / CORPUS, tmp_path / "o2", quiet=True)
+    assert [(e["split"], e["status"]) for e in stats["completeness"]] == [
+        ("train", "missing"), ("val", "found"), ("test", "found"), ("cross_demographic", "not under --input"),
+        ("cross_country", "not under --input"), ("cross_value", "not under --input")]
+    # A later command names the import that makes what it needs: the checkpoint evaluation on this folder.
+    res = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "eval" / "evaluate_checkpoint.py"),
+                          str(tmp_path / "ckpt"), str(tmp_path / "o2"), str(tmp_path / "run")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert (f"error: none of cross_demographic.parquet, cross_country.parquet, cross_value.parquet in "
+            f"{tmp_path / 'o2'}; {tmp_path / 'o2' / 'cross_demographic.parquet'}: evaluate_checkpoint.py needs the "
+            f"cross_demographic split, absent here: the release import from {root / CORPUS} did not cover it "
+            f"(Triple-Generalization_Evaluation_Benchmark/Cross-Demographic is outside that --input); run "
+            f"`dvmap prepare release --input <the clone root> --out {tmp_path / 'o2'} --overwrite`") in res.stderr
+    # Nothing whole under --input: an error carrying the same table, nothing written.
+    with pytest.raises(ReleaseInputError, match=r"no release table is whole, nothing imported\n.*benchmark folder"):
+        prepare_release(root / BENCH, tmp_path / "o3", quiet=True)
+    assert not (tmp_path / "o3").exists()

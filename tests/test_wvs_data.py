@@ -262,7 +262,7 @@ def test_cli_prepare_and_errors(tmp_path, synth_csv):
     assert res.returncode == 0, res.stderr
     assert "NOTE: SYNTHETIC DATA" in res.stdout and "cross_value.parquet" in res.stdout
     assert {p.name for p in out.iterdir()} == {f"{s}.parquet" for s in schema.SPLITS} | {
-        "corpus.parquet", "stats.json", "disagreement.parquet", "distributions.parquet"}
+        "corpus.parquet", "stats.json", "disagreement.parquet", "distributions.parquet", ".dvmap-manifest.json"}
     res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "prepare", "wvs", "--input",
                           str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o2")], capture_output=True, text=True)
     assert res.returncode == 2 and "missing.csv: no such file" in res.stderr and "Traceback" not in res.stderr

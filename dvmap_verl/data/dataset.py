@@ -37,18 +37,27 @@ def profile_keys(df: pd.DataFrame) -> np.ndarray:
 
 def user_prompts(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> list[str]:
     """The user message of every row (``keep_prompt``: the rows' own ``prompt`` text, as in the release)."""
+    return user_prompts_arrow(df, template, keep_prompt).to_pylist()
+
+
+def user_prompts_arrow(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> pa.Array:
+    """:func:`user_prompts` as an Arrow string array: each distinct profile head and question tail is formatted
+    once in Python, and the rows are joined in Arrow (no per-row Python string)."""
     if keep_prompt and "prompt" in df.columns:
-        return df["prompt"].astype(str).tolist()
+        return _strings(df["prompt"].astype(str))
     head, tail = template_parts(template)
     keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
     p_codes, p_first = _first_of_each(keys)
     q_codes, q_first = _first_of_each(df["Question"].astype(str) + "\x1f" + df["Options"].astype(str))
     cols = list(ATTRIBUTE_NAMES)
-    heads = [head.format_map(dict(zip(cols, map(str, row))))
-             for row in df[cols].iloc[p_first].itertuples(index=False, name=None)]
-    tails = [tail.format_map({"Question": str(q), "Options": str(o)})
-             for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)]
-    return [heads[i] + tails[j] for i, j in zip(p_codes.tolist(), q_codes.tolist())]
+    heads = pa.array([head.format_map(dict(zip(cols, map(str, row))))
+                      for row in df[cols].iloc[p_first].itertuples(index=False, name=None)], pa.string())
+    tails = pa.array([tail.format_map({"Question": str(q), "Options": str(o)})
+                      for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)],
+                     pa.string())
+    if not len(df):
+        return pa.array([], pa.string())
+    return pc.binary_join_element_wise(heads.take(pa.array(p_codes)), tails.take(pa.array(q_codes)), "")
 
 
 def _first_of_each(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +65,18 @@ def _first_of_each(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     first = np.full(len(uniques), -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes))[::-1]  # last write wins: the first occurrence
     return codes, first
+
+
+class StringColumns:
+    """``df``'s columns as Arrow strings, each converted once (into ``cache`` when one is given)."""
+
+    def __init__(self, df: pd.DataFrame, cache: dict[str, pa.Array] | None = None):
+        self.df, self.cache = df, cache if cache is not None else {}
+
+    def __getitem__(self, column: str) -> pa.Array:
+        if column not in self.cache:
+            self.cache[column] = _strings(self.df[column])
+        return self.cache[column]
 
 
 def _strings(series: pd.Series) -> pa.Array:
@@ -68,28 +89,36 @@ def _strings(series: pd.Series) -> pa.Array:
 
 
 def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", system: str = "release",
-                  source: str = "dvmap", keep_prompt: bool = False, prompts: list[str] | None = None,
-                  extra_fields: dict[str, pa.Array] | None = None) -> pa.Table:
+                  source: str = "dvmap", keep_prompt: bool = False, prompts: list[str] | pa.Array | None = None,
+                  extra_fields: dict[str, pa.Array] | None = None,
+                  strings: dict[str, pa.Array] | None = None) -> pa.Table:
     """Release-format rows -> a VeRL Arrow table; ``keep_prompt`` uses the rows' own ``prompt`` text verbatim.
-    ``extra_fields``: more ``extra_info`` fields (answer ``counts``, ``n``, a distribution ``target``)."""
+    ``extra_fields``: more ``extra_info`` fields (answer ``counts``, ``n``, a distribution ``target``).
+    ``strings``: a cache of the rows' columns as Arrow strings, shared with other tables built from ``df``."""
     n = len(df)
     sys_msg = system_prompt(system)
+    text = StringColumns(df, strings)
     users = prompts if prompts is not None else user_prompts(df, template, keep_prompt)
-    answers = _strings(df["answer"])
-    options = pc.split_pattern(_strings(df["Options"]), ", ")
+    users = users if isinstance(users, pa.Array) else pa.array(users, pa.string())
+    answers = text["answer"]
+    options = pc.split_pattern(text["Options"], ", ")
     answer_index = _answer_index(df)
 
     # prompt: list<struct<role, content>>: an optional system message, then the user message.
     if sys_msg:
         roles = pa.array(["system", "user"] * n, pa.string())
-        contents = pa.array([m for u in users for m in (sys_msg, u)], pa.string())
+        # Interleave in Arrow (one copy of the prompt bytes), not through a list of Python strings.
+        both = pa.concat_arrays([pa.array([sys_msg], pa.string()), users])
+        order = np.zeros(2 * n, dtype=np.int64)
+        order[1::2] = np.arange(1, n + 1)
+        contents = both.take(pa.array(order))
         step = 2
     else:
-        roles, contents, step = pa.array(["user"] * n, pa.string()), pa.array(users, pa.string()), 1
+        roles, contents, step = pa.array(["user"] * n, pa.string()), users, 1
     messages = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
     prompt = pa.ListArray.from_arrays(pa.array(np.arange(0, n * step + 1, step, dtype=np.int32)), messages)
 
-    qids = _strings(df["Q_id"])
+    qids = text["Q_id"]
     freq = pd.to_numeric(df["frequency"], errors="coerce").to_numpy(dtype=np.float64) if "frequency" in df \
         else np.full(n, np.nan)
     keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
@@ -98,8 +127,8 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
         "index": pa.array(np.arange(n, dtype=np.int64)),
         "split": pa.array([split] * n, pa.string()),
         "q_id": qids,
-        "question": _strings(df["Question"]),
-        "category": _strings(df["Category"]),
+        "question": text["Question"],
+        "category": text["Category"],
         "options": options,
         "answer": answers,
         "answer_index": pa.array(answer_index, pa.int64()),
@@ -108,7 +137,7 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
         "profile_id": _strings(keys.astype(str)),
     }
     for a in ATTRIBUTE_NAMES:
-        fields[ATTRIBUTE_KEYS[a]] = _strings(df[a])
+        fields[ATTRIBUTE_KEYS[a]] = text[a]
     fields.update(extra_fields or {})
     extra = pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
     reward_model = pa.StructArray.from_arrays([pa.array(["rule"] * n, pa.string()), answers],
@@ -141,5 +170,14 @@ def write_table(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
     with atomic_path(path) as tmp:
-        # No dictionary pages: prompts are unique long strings, where dictionary attempts only cost time.
-        pq.write_table(table, tmp, use_dictionary=False, compression="zstd")
+        if any(_has_dictionary(t) for t in table.schema.types):
+            # Dictionary-encoded columns (distributions.parquet: a million rows of a few dozen strings) go out as
+            # parquet dictionary pages; without the stored Arrow schema they read back as plain strings.
+            pq.write_table(table, tmp, compression="zstd", store_schema=False)
+        else:
+            # No dictionary pages: prompts are unique long strings, where dictionary attempts only cost time.
+            pq.write_table(table, tmp, use_dictionary=False, compression="zstd")
+
+
+def _has_dictionary(t: pa.DataType) -> bool:
+    return pa.types.is_dictionary(t) or (pa.types.is_list(t) and _has_dictionary(t.value_type))

@@ -48,14 +48,23 @@ COARSE_ATTRIBUTES = ("Gender", "Life Stage")
 
 
 def entropy(counts: np.ndarray) -> np.ndarray:
-    """Row-wise Shannon entropy (nats) of count vectors (NaN for an empty row)."""
-    counts = np.asarray(counts, dtype=np.float64)
+    """Row-wise Shannon entropy (nats) of count vectors (NaN for an empty row).
+
+    ``H = log n - sum(c log c) / n``: for whole counts ``c log c`` is looked up in a table (one gather per cell
+    instead of a division and a masked log over a million rows)."""
+    counts = np.asarray(counts)
     total = counts.sum(axis=1)
-    p = counts / np.where(total > 0, total, 1.0)[:, None]
-    logp = np.zeros_like(p)
-    nz = p > 0
-    logp[nz] = np.log(p[nz])  # only where p > 0: log(0) over a million rows would cost more than the rest
-    h = 0.0 - (p * logp).sum(axis=1)
+    whole = counts.dtype.kind in "iu" and (counts.size == 0 or (counts.min() >= 0 and counts.max() < 1 << 22))
+    if whole:
+        c = np.arange(int(counts.max()) + 1 if counts.size else 1, dtype=np.float64)
+        xlogx = c * np.log(np.maximum(c, 1.0))  # 0 log 0 = 0
+        s = xlogx[counts].sum(axis=1)
+    else:
+        c = counts.astype(np.float64)
+        s = np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0).sum(axis=1)
+    safe = np.where(total > 0, total, 1).astype(np.float64)
+    h = np.log(safe) - s / safe
+    h[counts.max(axis=1, initial=0) == total] = 0.0  # one option: exactly 0, not a rounding residue
     return np.where(total > 0, h, np.nan)
 
 
@@ -95,9 +104,11 @@ class Coded:
         hit = np.flatnonzero(self.values == value)
         return self.codes == (hit[0] if len(hit) else -2)
 
-    def arrow(self) -> pa.Array:
+    def arrow(self, encoded: bool = False) -> pa.Array:
+        """As Arrow strings (``encoded``: dictionary-encoded, no per-row strings made)."""
         codes = pa.array(self.codes.astype(np.int32), mask=self.codes < 0)
-        return pa.DictionaryArray.from_arrays(codes, pa.array(self.values, pa.string())).dictionary_decode()
+        out = pa.DictionaryArray.from_arrays(codes, pa.array(self.values, pa.string()))
+        return out if encoded else out.dictionary_decode()
 
     @staticmethod
     def concat(parts: list["Coded"]) -> "Coded":
@@ -130,23 +141,27 @@ class Distributions:
     def entropy(self) -> np.ndarray:
         return entropy(self.counts)
 
-    def table(self) -> pa.Table:
-        """The documented Arrow table, built from codes and flat arrays (no per-row Python objects)."""
+    def table(self, encoded: bool = False) -> pa.Table:
+        """The documented Arrow table, built from codes and flat arrays (no per-row Python objects).
+
+        ``encoded``: string columns (and the options' strings) stay dictionary-encoded, as written to parquet (a
+        reader without the stored Arrow schema gets plain strings; see :func:`dataset.write_table`)."""
         k = self.k
         offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
         mask = np.arange(MAX_K)[None, :] < k[:, None]
         counts = pa.ListArray.from_arrays(offsets, pa.array(self.counts[mask].astype(np.int64)))
         qids = list(self.q_id.values)
-        flat_options = [o for q in qids for o in QUESTION_BY_ID[q].options]
+        flat_options = pa.array([o for q in qids for o in QUESTION_BY_ID[q].options], pa.string())
         q_start = np.concatenate([[0], np.cumsum([len(QUESTION_BY_ID[q].options) for q in qids])])[:-1]
         row_start = np.repeat(q_start[self.q_id.codes], k) if len(qids) else np.zeros(0, np.int64)
         within = np.arange(int(k.sum())) - np.repeat(np.concatenate([[0], np.cumsum(k)])[:-1], k)
-        options = pa.ListArray.from_arrays(offsets, pa.array(flat_options, pa.string()).take(
-            pa.array(row_start + within, pa.int64())))
-        return pa.table({"level": self.level.arrow(), "profile_id": self.profile_id.arrow(),
-                         "country": self.country.arrow(), "gender": self.gender.arrow(),
-                         "life_stage": self.life_stage.arrow(), "q_id": self.q_id.arrow(), "options": options,
-                         "counts": counts, "n": pa.array(self.n.astype(np.int64)),
+        option_at = pa.array((row_start + within).astype(np.int32))
+        options = pa.ListArray.from_arrays(offsets, pa.DictionaryArray.from_arrays(option_at, flat_options)
+                                           if encoded else flat_options.take(option_at))
+        text = {name: getattr(self, attr).arrow(encoded) for name, attr in (
+            ("level", "level"), ("profile_id", "profile_id"), ("country", "country"), ("gender", "gender"),
+            ("life_stage", "life_stage"), ("q_id", "q_id"))}
+        return pa.table({**text, "options": options, "counts": counts, "n": pa.array(self.n.astype(np.int64)),
                          "entropy": pa.array(self.entropy()), "consensus": pa.array(self.consensus)})
 
     def frame(self) -> pd.DataFrame:

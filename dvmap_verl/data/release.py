@@ -14,6 +14,7 @@ evaluate on exactly the authors' data: prompts and ``frequency`` are kept verbat
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from dvmap_verl.data.completeness import (MissingSplitError, check_layout, completeness_report,  # noqa: F401
+                                          require_split)
 from dvmap_verl.data.dataset import profile_keys
 from dvmap_verl.data.distributions import cell_distributions
 from dvmap_verl.data.prepare import split_summary, write_outputs
@@ -186,12 +189,20 @@ def prepare_release(input_path: str | Path, out_dir: str | Path, *, template: st
     if template is not None and template not in USER_TEMPLATES:
         raise ReleaseInputError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
     system = system or template_system(template or "release")
-    tables = discover_release(input_path)
-    splits = {}
     if targets not in ("point", "distribution"):
         raise ReleaseInputError(f"unknown targets {targets!r}; known: point, distribution")
+    tables = discover_release(input_path)
+    # Every table the recognised layout should hold, checked before reading any: one import names them all.
+    kind, expected = check_layout(input_path, {t.split: t.path for t in tables})
+    whole = {e.split: e for e in expected if e.ok}
+    tables = [t for t in tables if t.split in whole]
+    if not tables:
+        raise ReleaseInputError("no release table is whole, nothing imported\n" +
+                                completeness_report(input_path, kind, expected))
+    splits = {}
     for t in tables:
         splits[t.split] = read_release_table(t.path)
+        whole[t.split].rows = len(splits[t.split])
         if targets == "distribution":
             splits[t.split] = splits[t.split].assign(target=cell_distributions(splits[t.split]))
         if not quiet:
@@ -208,10 +219,15 @@ def prepare_release(input_path: str | Path, out_dir: str | Path, *, template: st
         "targets": targets if targets == "point" else "distribution (the (country, question) cell within each split: "
                                                       "the release has no respondent data)",
         "splits": split_summary(splits),
+        "layout": kind,
+        "completeness": [e.as_dict() for e in expected],
     }
     write_outputs(out_dir, splits, stats, source="dvmap", template=template or "release", system=system,
                   keep_prompt=template is None, overwrite=overwrite)
     if not quiet:
         for name, s in stats["splits"].items():
             print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles")
+    gaps = any(not e.ok for e in expected)
+    if gaps or not quiet:  # a gap is said even with --quiet: every later command would fail on it
+        print(completeness_report(input_path, kind, expected), file=sys.stderr if gaps else sys.stdout)
     return stats

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Marker column written by ``dvmap synth-wvs``; its presence makes every output say "synthetic".
 SYNTHETIC_MARKER = "DVMAP_SYNTHETIC"
+#: The WVS interview id: with the country, it names one respondent (read when present, for the duplicate check).
+ID_VARIABLE = "D_INTERVIEW"
 
 
 class WVSInputError(ValueError):
@@ -40,7 +42,7 @@ def _wanted_variables() -> list[str]:
     names = [v for a in ATTRIBUTES for v in a.variables]
     for q in QUESTIONS:
         names += [q.qid, q.qid + "P"]
-    return names + [SYNTHETIC_MARKER]
+    return names + [ID_VARIABLE, SYNTHETIC_MARKER]
 
 
 def read_wvs(path: str | Path, labels: str | Path | None = None) -> WVSData:
@@ -188,6 +190,88 @@ def _numeric(frame: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _label_lookup(labels: Mapping[int, str]) -> dict[str, int]:
+    """Label text (case-folded, with and without a leading code) -> code."""
+    lookup: dict[str, int] = {}
+    for code, label in labels.items():
+        for form in (str(label), _clean_label(str(label))):
+            lookup.setdefault(form.strip().casefold(), int(code))
+    return lookup
+
+
+def _codes(data: WVSData, col: str, stats: dict) -> np.ndarray:
+    """Numeric codes of a column that must hold codes (float64, NaN missing).
+
+    Text that is not a number (a file exported with value labels: ``Very important`` in ``Q1P``) is mapped back
+    to its code through the value labels at hand (the .sav/.dta's own, ``--labels``) and counted in
+    ``stats["values_coerced"][col]``; text no label maps is a :class:`WVSInputError` naming the column, its first
+    offending values and the fix. Nothing is turned into missing silently."""
+    s = data.frame[col]
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = s.astype("string").str.strip()
+    codes = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = (text.notna().to_numpy() & np.isnan(codes))
+    if bad.any():
+        words = text[bad]
+        mapped = words.str.casefold().map(_label_lookup(data.value_labels.get(col, {})))
+        if mapped.isna().any():
+            first = list(dict.fromkeys(words[mapped.isna()].tolist()))[:3]
+            raise WVSInputError(
+                f"{data.path}: column {col} must hold numeric codes but holds text in {int(mapped.isna().sum()):,} "
+                f"row(s), first values {first}: the file looks exported with value labels instead of codes. Give "
+                f"the .sav or .dta file (codes and labels both), export codes, or pass --labels with a JSON "
+                f"{{\"{col}\": {{\"<code>\": \"{first[0]}\", ...}}}} that maps each text to its code")
+        codes[bad] = mapped.to_numpy(dtype=np.float64)
+        stats.setdefault("values_coerced", {})[col] = int(bad.sum())
+        log.warning("%s: %s: %d text value(s) mapped back to codes through the value labels", data.path, col,
+                    int(bad.sum()))
+    return codes
+
+
+def _count_out_of_range(stats: dict, col: str, n: int) -> None:
+    if n:
+        stats.setdefault("values_out_of_range", {})[col] = int(n)
+
+
+def _duplicates(data: WVSData, names: np.ndarray) -> tuple[np.ndarray, str]:
+    """Rows that repeat an earlier respondent: same country and D_INTERVIEW (rows with an id), identical in
+    every column read (rows without one). Returns the mask (first occurrences False) and how they were matched."""
+    f = data.frame
+    country = "B_COUNTRY" if "B_COUNTRY" in f.columns else "B_COUNTRY_ALPHA"
+    if ID_VARIABLE in f.columns:
+        has_id = f[ID_VARIABLE].notna().to_numpy()
+        dup = np.zeros(len(f), dtype=bool)
+        dup[has_id] = f.loc[has_id, [country, ID_VARIABLE]].duplicated(keep="first").to_numpy()
+        if not has_id.all():
+            dup[~has_id] = f.loc[~has_id].duplicated(keep="first").to_numpy()
+        return dup, f"same country and {ID_VARIABLE}"
+    return f.duplicated(keep="first").to_numpy(), (
+        f"identical in all {f.shape[1]} columns read; the file has no {ID_VARIABLE}, which would tell two "
+        f"respondents who answered alike apart")
+
+
+def _check_duplicates(data: WVSData, names: np.ndarray, drop: bool, stats: dict) -> np.ndarray:
+    """Mask of rows to keep; duplicated respondents are an error unless ``drop`` (then the first is kept)."""
+    dup, how = _duplicates(data, names)
+    n = int(dup.sum())
+    stats["duplicate_respondents_dropped"] = n if drop else 0
+    if n and not drop:
+        where = pd.Series(names[dup]).fillna("other countries").value_counts()
+        ids = list(dict.fromkeys(data.frame[ID_VARIABLE].to_numpy()[dup].tolist()))[:3] \
+            if ID_VARIABLE in data.frame.columns else []
+        example = (f"{ID_VARIABLE} {', '.join(str(int(i)) if _is_int(i) else str(i) for i in ids)}"
+                   if ids and how.startswith("same") else
+                   f"data rows {', '.join(str(int(i) + 1) for i in np.flatnonzero(dup)[:3])}")
+        raise WVSInputError(
+            f"{data.path}: {n:,} duplicated respondent(s) ({how}) in "
+            f"{', '.join(f'{c} ({k:,})' for c, k in where.items())}, e.g. {example}: a country appended twice? "
+            f"Remove them, or pass --drop-duplicate-respondents to keep the first of each")
+    if n:
+        log.warning("%s: dropped %d duplicated respondent(s) (%s)", data.path, n, how)
+    return ~dup
+
+
 def _country_names(data: WVSData) -> tuple[np.ndarray, dict]:
     f, path = data.frame, data.path
     if "B_COUNTRY" in f.columns:
@@ -228,17 +312,22 @@ def _clean_label(label: str) -> str:
 def _attribute_labels(attr: Attribute, data: WVSData, stats: dict) -> pd.Categorical:
     """Release labels as a Categorical (missing -> "Not Answered", or <NA> when the attribute is required)."""
     var = next(v for v in attr.variables if v in data.frame.columns)
-    codes = _numeric(data.frame, var, data.path)
+    codes = _codes(data, var, stats)
     uniq, inverse = np.unique(codes, return_inverse=True)  # a few dozen distinct codes: label those, not rows
     counts = np.bincount(inverse, minlength=len(uniq))
     labels = {} if attr.bins is not None else _labels_for(attr, data)
     names: list[str | None] = []
     unlabelled: dict[str, int] = {}
+    out_of_range = 0  # codes no bin holds, or not whole numbers: missing, and counted
     for code, n in zip(uniq, counts):
         if not np.isfinite(code) or code < 0:
             name = None
         elif attr.bins is not None:
             name = attr.bins.label(code)
+            out_of_range += int(n) * (name is None)
+        elif code != int(code):
+            name = None
+            out_of_range += int(n)
         else:
             name = labels.get(int(code)) if code == int(code) else None
             if name is None:
@@ -246,6 +335,7 @@ def _attribute_labels(attr: Attribute, data: WVSData, stats: dict) -> pd.Categor
                 unlabelled[str(int(code))] = int(n)
                 name = f"{attr.name} code {int(code)}"
         names.append(name if name is not None else (NOT_ANSWERED if attr.allow_missing else None))
+    _count_out_of_range(stats, var, out_of_range)
     if unlabelled:
         stats.setdefault("unlabelled_codes", {})[attr.name] = unlabelled
         log.warning("%s: %d respondents have %s codes without a label (%s); give --labels or use the SPSS/Stata "
@@ -256,34 +346,51 @@ def _attribute_labels(attr: Attribute, data: WVSData, stats: dict) -> pd.Categor
     return pd.Categorical.from_codes(code_of[inverse] if len(uniq) else np.empty(0, np.int32), categories=categories)
 
 
-def _question_codes(q, frame: pd.DataFrame, path: Path) -> np.ndarray | None:
-    """Option indices of question ``q`` (-1 missing), from ``q`` or its polarity-reversed ``qP`` column."""
+def _question_codes(q, data: WVSData, stats: dict) -> np.ndarray | None:
+    """Option indices of question ``q`` (-1 missing), from ``q`` or its polarity-reversed ``qP`` column.
+
+    Negative codes are WVS's own missing codes; any other code outside the question's scale (99, 2.5) is missing
+    too, and counted in ``stats["values_out_of_range"][column]``."""
+    frame = data.frame
     if q.qid in frame.columns:
-        codes = _numeric(frame, q.qid, path)
+        col = q.qid
+        raw = _codes(data, col, stats)
+        codes = raw
     elif q.qid + "P" in frame.columns:
-        p = _numeric(frame, q.qid + "P", path)
-        codes = np.where(p >= 0, q.reversed_max - p, p)  # negative codes stay missing
+        col = q.qid + "P"
+        raw = _codes(data, col, stats)
+        codes = np.where(raw >= 0, q.reversed_max - raw, raw)  # negative codes stay missing
     else:
         return None
     out = np.full(len(codes), -1, dtype=np.int8)
-    ok = np.isfinite(codes) & (codes >= 0)
+    ok = np.isfinite(raw) & (raw >= 0)
     if q.scale10:
         for i, (lo, hi, _) in enumerate(schema.SCALE10_BINS.edges):
-            out[ok & (codes >= lo) & (codes < hi)] = i
+            out[ok & (codes >= lo) & (codes < hi) & (codes == np.round(codes))] = i
     else:
         idx = codes - 1
         valid = ok & (idx >= 0) & (idx < q.k) & (idx == np.round(idx))
         out[valid] = idx[valid].astype(np.int8)
+    _count_out_of_range(stats, col, int((ok & (out < 0)).sum()))
     return out
 
 
-def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None) -> Respondents:
-    """Map codes to labels and option indices; drop respondents outside ``countries`` or without a required attribute."""
-    stats: dict[str, Any] = {"input": str(data.path), "respondents_read": int(len(data.frame))}
+def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None,
+                      drop_duplicates: bool = False) -> Respondents:
+    """Map codes to labels and option indices; drop respondents outside ``countries`` or without a required attribute.
+
+    Duplicated respondents (see :func:`_duplicates`) are a :class:`WVSInputError` unless ``drop_duplicates`` (the
+    first of each is kept, the count recorded). ``stats`` counts every value turned into something else:
+    ``values_coerced`` (text mapped to codes through labels) and ``values_out_of_range`` (codes outside a scale),
+    per column."""
+    stats: dict[str, Any] = {"input": str(data.path), "respondents_read": int(len(data.frame)),
+                             "values_coerced": {}, "values_out_of_range": {}}
     names, other = _country_names(data)
     stats["other_countries_skipped"] = other
     wanted = set(countries or (c.name for c in schema.COUNTRIES))
-    keep = pd.Series(names).isin(wanted).to_numpy().copy()
+    in_scope = pd.Series(names).isin(wanted).to_numpy()
+    unique = _check_duplicates(data, names, drop_duplicates, stats)
+    keep = in_scope & unique
     if not keep.any():
         raise WVSInputError(f"{data.path}: none of the DVMap countries ({', '.join(sorted(wanted))}) is in the file")
     cols: dict[str, Any] = {"Country": pd.Categorical(names)}
@@ -292,7 +399,7 @@ def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None) -
         keep &= cols[attr.name].codes >= 0
     questions, read_from = [], {}
     for q in QUESTIONS:
-        codes = _question_codes(q, data.frame, data.path)
+        codes = _question_codes(q, data, stats)
         if codes is not None:
             cols[q.qid] = codes
             questions.append(q.qid)
@@ -300,7 +407,7 @@ def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None) -
     stats["questions_missing"] = [q.qid for q in QUESTIONS if q.qid not in questions]
     frame = pd.DataFrame({k: v[keep] for k, v in cols.items()})
     stats["respondents_kept"] = int(len(frame))
-    stats["respondents_dropped_missing_required"] = int((pd.Series(names).isin(wanted)).sum() - len(frame))
+    stats["respondents_dropped_missing_required"] = int((in_scope & unique).sum() - len(frame))
     direction = check_scale_direction(frame, data.path, read_from)
     stats["scale_direction_checked"] = direction["checked"]
     if direction["reversed_columns_without_anchor"]:
