@@ -215,3 +215,20 @@ def test_quiet_switches_off_library_progress_bars(monkeypatch):
     finally:
         tlog.enable_progress_bar()
         transformers.logging.set_verbosity_warning()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CI fails rather than skips (issue 21 item 5)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "1 error"), ("", "1 skipped")])
+def test_missing_release_split_fails_in_ci_and_skips_elsewhere(ci, outcome, tmp_path):
+    env = {**OFFLINE, "DVMAP_SHARED": str(tmp_path / "no_shared"), "CI": ci}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header",
+                          "tests/test_newcomer.py::test_release_dev_as_train_and_part_of_test_is_refused"],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert outcome in res.stdout.splitlines()[-1], res.stdout[-2000:]
+    assert res.returncode == (1 if ci else 0)
+    if ci:
+        assert "in CI (CI=true) the tests that need it must run, not skip" in res.stdout
