@@ -19,8 +19,11 @@ from typing import Any, Iterator, TextIO
 
 import pandas as pd
 
-UNTRAINED_NOTE = ("Demo: SYNTHETIC data and a tiny, untrained model (random weights, taught one fixed reply so that "
-                  "answers parse). Its numbers exercise the pipeline and say nothing about DVMap.")
+FIXED_REPLY = "Very important"
+UNTRAINED_NOTE = ("Demo: SYNTHETIC data and a tiny, untrained model (random weights) taught one fixed reply, "
+                  f"<answer>{FIXED_REPLY}</answer>. That reply is an option only of the importance questions; on "
+                  "every other item it names no option and counts as unparsed. The numbers exercise the pipeline "
+                  "and say nothing about DVMap.")
 
 
 @contextlib.contextmanager
@@ -172,7 +175,7 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
         from dvmap_verl.training.tiny import teach_fixed_reply
 
         examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
-        teach_fixed_reply(model_dir, "<answer>Very important</answer>",
+        teach_fixed_reply(model_dir, f"<answer>{FIXED_REPLY}</answer>",
                           prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
         run_dir = out / "eval"
         shutil.rmtree(run_dir, ignore_errors=True)  # a rerun's model is new: its predictions must be too
@@ -191,7 +194,10 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
 
         report = build_report(run_dir, bootstrap=500)
         m, b = report["model"], report["baselines"]
-        st.done(f"tiny model acc {m['acc']:.3f} vs baselines " +
+        items = pd.read_parquet(run_dir / "items.parquet")
+        fits = int(items.loc[~items["counterfactual"], "options"].map(lambda o: FIXED_REPLY in list(o)).sum())
+        st.done(f"tiny model acc {m['acc']:.3f}, unparsed {m['unparsed_rate']:.3f} (its one reply is an option of "
+                f"{fits} of the {report['n_items']} items) vs baselines " +
                 ", ".join(f"{k} {v['acc']:.3f}" for k, v in b.items()),
                 report=run_dir / "report.md", plots=", ".join(report["plots"]))
 
