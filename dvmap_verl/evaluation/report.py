@@ -186,12 +186,12 @@ def _wrap(text: str, width: int, lines: int = 2) -> str:
     return "\n".join(textwrap.wrap(text, width, max_lines=lines, placeholder="...")) or text
 
 
-def _label_points(fig, ax, xs, ys, labels, fontsize: int = 7) -> int:
+def _label_points(fig, ax, xs, ys, labels, fontsize: int = 7) -> list[str]:
     """Label scatter points without two labels overlapping: each label tries four spots around its point and is
-    left out when all four collide with a label already placed; returns how many were left out."""
+    left out when all four collide with a label already placed (or leave the axes); returns the labels left out."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    placed, hidden = [], 0
+    placed, hidden = [], []
     for x, y, label in zip(xs, ys, labels):
         for dx, dy, ha, va in ((4, 4, "left", "bottom"), (-4, 4, "right", "bottom"), (4, -4, "left", "top"),
                                (-4, -4, "right", "top")):
@@ -204,7 +204,7 @@ def _label_points(fig, ax, xs, ys, labels, fontsize: int = 7) -> int:
                 break
             t.remove()
         else:
-            hidden += 1
+            hidden.append(str(label))
     return hidden
 
 
@@ -252,18 +252,16 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         if not ev.empty:
             fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
             ax.scatter(ev["entropy"], ev["acc"])
-            ax.set_xlabel("option entropy of the real answers (nats)")
             ax.set_ylabel("accuracy")
             ax.set_title(_wrap(f"Entropy vs accuracy per question, r = "
                                f"{out['entropy_vs_accuracy']['pearson_r']:.3f}" + title_suffix, 48), fontsize=10)
             hidden = _label_points(fig, ax, ev["entropy"], ev["acc"], ev["q_id"].astype(str))
-            if hidden:
-                ax.text(0.99, 0.01, f"{hidden} label(s) left out where points crowd", transform=ax.transAxes,
-                        ha="right", va="bottom", fontsize=7, color="grey")
+            ax.set_xlabel("option entropy of the real answers (nats)" + (
+                "\n" + _wrap("unlabelled where points crowd: " + ", ".join(hidden), 70, lines=3) if hidden else ""))
             save(fig, "entropy_vs_accuracy.png")
     if "flip" in out and out["flip"].get("by_category"):
         fl = pd.DataFrame(out["flip"]["by_category"])
-        fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * len(fl)), layout="constrained")
+        fig, ax = plt.subplots(figsize=(7, 2 + 0.5 * len(fl)), layout="constrained")
         y = np.arange(len(fl))
         ax.barh(y, fl["flip_rate"], color="C0")
         ax.set_yticks(y, [_wrap(str(c).capitalize(), 28) for c in fl["category"]], fontsize=8)
@@ -273,7 +271,7 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         ax.set_xlim(0, 1)
         ax.invert_yaxis()
         ax.set_title(_wrap(f"Flip rate when inverting {out['flip']['attribute']}, {out['flip']['pairs']} pairs"
-                           + title_suffix, 60), fontsize=10)
+                           + title_suffix, 72), fontsize=10)
         save(fig, "flip_rate_by_domain.png")
     heads = {}
     if "model" in out:
