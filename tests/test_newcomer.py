@@ -195,6 +195,10 @@ def test_help_shows_defaults():
     assert "(default: None)" not in text and "(default: False)" not in text
     demo = " ".join(sub["demo"].format_help().split())
     assert "synthetic respondents (default: 20000)" in demo
+    pairs = " ".join(sub["eval-pairs"].format_help().split())
+    assert "(default: likelihood judge)" in pairs  # a list default, written as it is typed
+    for name, p in sub.items():  # every sub-command's help renders with the formatter
+        assert "usage: dvmap " + name.split()[0] in p.format_help()
 
 
 def test_quiet_switches_off_library_progress_bars(monkeypatch):
