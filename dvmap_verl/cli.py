@@ -423,8 +423,8 @@ class _HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (default is None or default is False or default == argparse.SUPPRESS or "default" in text or not action.option_strings
-                or isinstance(action, argparse._HelpAction)):
+        unset = default is None or default is False or default == argparse.SUPPRESS
+        if unset or "default" in text or not action.option_strings or isinstance(action, argparse._HelpAction):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
         return f"{text} (default: {shown})"

@@ -49,6 +49,19 @@ def _library_output_to(log_path: Path) -> Iterator[TextIO]:
         console.close()
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _Stage:
     def __init__(self, log: list[dict], n: int, total: int, title: str, console: TextIO):
         self.log, self.n, self.total, self.title, self.console = log, n, total, title, console
@@ -174,18 +187,21 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
         from dvmap_verl.evaluation.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
         from dvmap_verl.training.tiny import teach_fixed_reply
 
-        examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
-        teach_fixed_reply(model_dir, f"<answer>{FIXED_REPLY}</answer>",
-                          prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
-        run_dir = out / "eval"
-        shutil.rmtree(run_dir, ignore_errors=True)  # a rerun's model is new: its predictions must be too
-        config = EvalConfig(backend="hf", model=str(model_dir),
-                            data=[str(data / "cross_demographic.parquet"), str(data / "cross_value.parquet")],
-                            samples=1, temperature=0.0, max_tokens=12, limit=limit, seed=seed,
-                            flip_attribute=DEFAULT_FLIP[0], flip_map=DEFAULT_FLIP[1],
-                            train=str(data / "train.parquet"), note=UNTRAINED_NOTE)
-        status = run_eval(make_backend("hf", str(model_dir), config.generation(), batch_size=8), run_dir, config,
-                          quiet=True)
+        # One torch thread: the tiny model's ops are too small to gain from two, and when anything else holds a
+        # core, two threads spin-wait on each other (measured 2-6x slower then; one thread is steady).
+        with _torch_threads(1):
+            examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
+            teach_fixed_reply(model_dir, f"<answer>{FIXED_REPLY}</answer>",
+                              prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
+            run_dir = out / "eval"
+            shutil.rmtree(run_dir, ignore_errors=True)  # a rerun's model is new: its predictions must be too
+            config = EvalConfig(backend="hf", model=str(model_dir),
+                                data=[str(data / "cross_demographic.parquet"), str(data / "cross_value.parquet")],
+                                samples=1, temperature=0.0, max_tokens=12, limit=limit, seed=seed,
+                                flip_attribute=DEFAULT_FLIP[0], flip_map=DEFAULT_FLIP[1],
+                                train=str(data / "train.parquet"), note=UNTRAINED_NOTE)
+            status = run_eval(make_backend("hf", str(model_dir), config.generation(), batch_size=8), run_dir, config,
+                              quiet=True)
         st.done(f"{status['written']} completions ({limit} items + income-flipped twins)",
                 predictions=run_dir / "predictions.jsonl")
 
