@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+# One OpenMP/BLAS thread per process (tests and the subprocesses they start inherit it) unless the caller chose:
+# the tiny models' ops are too small to gain from more, and with Ray workers or a second process on a 2-core
+# machine, spinning threads made one end-to-end test 196 s instead of 36 s (same assertions).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DVMAP_SHARED", REPO.parent / "shared"))
 RELEASE_DEV = SHARED / "data" / "dvmap_release" / "dev.parquet"
