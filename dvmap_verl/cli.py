@@ -91,6 +91,8 @@ def _eval(args: argparse.Namespace) -> int:
                                                 run_lock)
     from dvmap_verl.evaluation.report import build_report
 
+    if args.backend == "vllm":
+        _preflight_vllm("dvmap eval --backend vllm", args.tensor_parallel_size, args.replicas)
     attribute, mapping = _flip_settings(args)
     args.data = _unique_paths(args.data)
     config = EvalConfig(backend=args.backend, model=args.model, data=[str(p) for p in args.data],
@@ -106,6 +108,8 @@ def _eval(args: argparse.Namespace) -> int:
     items = build_items(config)  # data problems surface before anything is written or a model is loaded
     if not args.quiet:
         print("items: " + "; ".join(describe_sources(items)))
+    if args.train:
+        items = _without_training_items(items, args.train, args.drop_overlap, "dvmap eval")
     engine = {"replicas": args.replicas, "ray_address": args.ray_address or os.environ.get("RAY_ADDRESS") or None}
     if args.backend == "vllm":
         from dvmap_verl.evaluation.backends.vllm import max_model_len_for
@@ -116,14 +120,16 @@ def _eval(args: argparse.Namespace) -> int:
     elif args.backend == "hf":
         engine.update(batch_size=args.batch_size)
     config.engine = engine
+    claimed = _RunClaim(args.out)
     with run_lock(args.out):
         prepare_run(args.out, config, items)
-        backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
-                               api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
-                               max_retries=args.max_retries, batch_size=args.batch_size,
-                               tensor_parallel_size=args.tensor_parallel_size, replicas=args.replicas,
-                               ray_address=engine["ray_address"], max_model_len=engine.get("max_model_len"),
-                               tokenizer=args.tokenizer)
+        with claimed.released_on_error():  # a run whose engine never started leaves no folder behind
+            backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
+                                   api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
+                                   max_retries=args.max_retries, batch_size=args.batch_size,
+                                   tensor_parallel_size=args.tensor_parallel_size, replicas=args.replicas,
+                                   ray_address=engine["ray_address"], max_model_len=engine.get("max_model_len"),
+                                   tokenizer=args.tokenizer)
         if getattr(backend, "settings", None) and isinstance(backend.settings, dict):
             print(f"engine: {backend.settings}")
         status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
@@ -153,6 +159,8 @@ def _eval_pairs(args: argparse.Namespace) -> int:
         pairs = pairs.sample(n=args.limit, random_state=args.seed).sort_index().reset_index(drop=True)
     if not args.quiet:
         print(f"pairs: {args.data}: {len(pairs):,}")
+    if args.backend == "vllm":
+        _preflight_vllm("dvmap eval-pairs --backend vllm", 1, "1")
     settings = GenerationSettings(temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed)
     with run_lock(args.out):
         P.check_pairs_run(args.out, config, pairs)  # another table or other settings: refused before a model loads
@@ -177,7 +185,7 @@ def _pairs_from_corpus(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    from dvmap_verl.evaluation.evaluate import EvalConfig, build_items, prepare_run, run_lock
+    from dvmap_verl.evaluation.evaluate import EvalConfig, build_items, describe_sources, prepare_run, run_lock
     from dvmap_verl.evaluation.report import build_report
 
     if not args.train.exists():
@@ -185,6 +193,8 @@ def _baselines(args: argparse.Namespace) -> int:
     config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in _unique_paths(args.test, "--test")],
                         train=str(args.train), samples=0)
     items = build_items(config)
+    print("test: " + "; ".join(describe_sources(items)))
+    items = _without_training_items(items, args.train, args.drop_overlap, "dvmap baselines")
     with run_lock(args.out):
         prepare_run(args.out, config, items)
         _print_report(build_report(args.out, bootstrap=0), args.out)
@@ -254,6 +264,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _smoke(args: argparse.Namespace) -> int:
     from dvmap_verl.training import smoke
+    if not args.dry_run:
+        smoke.preflight(args.gpus)  # before any step starts or the output folder is made
     steps = smoke.plan(args.out, gpus=args.gpus, recipe=args.recipe, model=args.model, items=args.items)
     if args.dry_run:
         for i, step in enumerate(steps, 1):
@@ -287,7 +299,10 @@ def _merge(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from dvmap_verl.evaluation.compare import _fmt_ci, compare_runs
 
-    out = compare_runs(args.runs, args.out, names=args.names, bootstrap=args.bootstrap, seed=args.seed)
+    out = compare_runs(args.runs, args.out, names=args.names, bootstrap=args.bootstrap, seed=args.seed,
+                       drop_overlap=args.drop_overlap)
+    for line in out["tables_read"]:
+        print(f"read: {line}")
     frame = out["_headline_frame"]
     print(frame.loc["all"].to_string(float_format=lambda v: f"{v:.3f}") if "all" in frame.index else frame)
     for d in out["differences"]:
@@ -335,6 +350,58 @@ def _demo(args: argparse.Namespace) -> int:
 
     run_demo(args.out, respondents=args.respondents, limit=args.limit, seed=args.seed)
     return 0
+
+
+def _preflight_vllm(what: str, tensor_parallel_size: int, replicas: str) -> None:
+    from dvmap_verl.preflight import require
+
+    gpus = tensor_parallel_size * (int(replicas) if replicas != "auto" else 1)
+    require(what, gpus=gpus, packages=["vllm"],
+            instead="--backend hf (transformers; runs on a CPU) or --backend openai --base-url URL (any server)")
+
+
+def _without_training_items(items, train: Path, drop: bool, command: str):
+    """The test items minus those the training table also holds, or an error counting them (see --drop-overlap)."""
+    from dvmap_verl.evaluation.baselines import drop_items, training_overlap
+    from dvmap_verl.evaluation.evaluate import load_items
+
+    train_items = load_items([train])
+    print(f"train: {train}: {len(train_items):,} rows")
+    overlap = training_overlap(train_items, items)
+    if not overlap.any():
+        return items
+    n, total = int(overlap.sum()), int((~items["counterfactual"]).sum())
+    what = (f"{n:,} of the {total:,} test items also occur in the training table {train} (same profile and "
+            f"question, or the same prompt)")
+    if not drop:
+        raise ValueError(f"{command}: {what}; scores on them measure recall, not generalisation. Give a test set "
+                         f"disjoint from --train, or pass --drop-overlap to leave them out (counted)")
+    kept = drop_items(items, overlap)
+    print(f"NOTE: --drop-overlap: {what}; dropped them, {int((~kept['counterfactual']).sum()):,} items left")
+    return kept
+
+
+class _RunClaim:
+    """Whether this command created the run folder; if the run never starts, what it wrote is removed again."""
+
+    def __init__(self, out: Path):
+        from dvmap_verl.evaluation.evaluate import RUN
+
+        self.out, self.existed, self.claimed_before = Path(out), Path(out).exists(), (Path(out) / RUN).exists()
+
+    @__import__("contextlib").contextmanager
+    def released_on_error(self):
+        from dvmap_verl.evaluation.evaluate import ITEMS, LOCK, RUN
+
+        try:
+            yield
+        except BaseException:
+            if not self.claimed_before:
+                for name in (RUN, ITEMS, LOCK):
+                    (self.out / name).unlink(missing_ok=True)
+                if not self.existed and not any(self.out.iterdir()):
+                    self.out.rmdir()
+            raise
 
 
 def _int_at_least(minimum: int):
@@ -405,15 +472,55 @@ _fraction, _unit_interval = _in_unit_interval(False), _in_unit_interval(True)
 READOUTS_CLI = ("sampling", "logprob", "logprob-after-reasoning")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows each option's default, unless there is none, it is a switch, or the help already says."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default == argparse.SUPPRESS
+        if unset or "default" in text or not action.option_strings or isinstance(action, argparse._HelpAction):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and sub-parser (``add_subparsers`` reuses the parent's class) formats help the same way."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def quiet_libraries() -> None:
+    """``--quiet`` for the libraries too: no transformers/Hugging Face Hub/datasets/tqdm progress bars, and
+    transformers' warnings only as errors. Environment variables reach libraries imported later (and worker
+    processes); libraries already imported are switched off directly."""
+    os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", TQDM_DISABLE="1",
+                      TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.data.archetypes import CONSENSUS_RULES
     from dvmap_verl.data.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
     from dvmap_verl.evaluation.report import CORRECTNESS
 
-    parser = argparse.ArgumentParser(prog="dvmap", description=__doc__)
+    parser = _Parser(prog="dvmap", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details; show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
     quiet = {"action": "store_true", "help": "no progress bars or per-split lines"}
+    drop_overlap = {"action": "store_true",
+                    "help": "leave out (and count) test items the training table also holds, instead of refusing"}
     overwrite = {"action": "store_true",
                  "help": "replace a prepared set already in --out (its files that the new set lacks are removed)"}
 
@@ -520,7 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "reasoning_content); recorded in run.json, and a resume must keep it")
     e.add_argument("--tokenizer", help="openai + logprob readouts: tokenizer whose chat template renders the "
                                        "prompt for /completions (default: --model)")
-    e.add_argument("--train", type=Path, help="training split for the baselines in the report")
+    e.add_argument("--train", type=Path, help="training split for the baselines in the report; test items it also "
+                                              "holds (same profile and question, or prompt) are refused")
+    e.add_argument("--drop-overlap", **drop_overlap)
     e.add_argument("--bootstrap", type=_non_negative_int, default=1000,
                    help="bootstrap draws for the 95%% intervals (0 = none)")
     e.add_argument("--no-report", action="store_true", help="only generate; run `dvmap report` later")
@@ -560,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--test", required=True, type=Path, nargs="+",
                    help="items to score: VeRL parquet file(s) or release locations, as for eval --data")
     b.add_argument("--out", required=True, type=Path, help="run folder for metrics.json, report.md and plots")
+    b.add_argument("--drop-overlap", **drop_overlap)
     b.set_defaults(func=_baselines)
 
     rp = sub.add_parser("report", help="metrics.json, report.md and plots for a run folder")
@@ -590,6 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--names", nargs="+", help="a name per run (default: the folder names)")
     cp.add_argument("--bootstrap", type=_non_negative_int, default=1000, help="paired bootstrap draws (0 = none)")
     cp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    cp.add_argument("--drop-overlap", **drop_overlap)
     cp.set_defaults(func=_compare)
 
     an = sub.add_parser("analyze", help="the paper's appendix analyses").add_subparsers(dest="analysis",
@@ -616,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     ut.add_argument("--limit", type=_positive_int, help="first N documents per task (a quick look)")
     ut.add_argument("--include-path", help="folder of extra lm-eval task YAMLs")
     ut.add_argument("--batch-size", default="8", help="lm-eval batch size (a number or 'auto')")
-    ut.add_argument("--device", help="e.g. cuda:0 or cpu (hf backend)")
+    ut.add_argument("--device", help="e.g. cuda:0 or cpu (hf backend); default: cuda if torch sees a GPU, else cpu")
     ut.set_defaults(func=_utility)
 
     dr = sub.add_parser("doctor", help="check GPUs, versions, data, model and prompt lengths before training",
@@ -660,9 +771,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dvmap_verl.evaluation.evaluate import RunLockedError
+    from dvmap_verl.preflight import PreflightError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False):
+        quiet_libraries()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)
@@ -670,7 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything finished is on disk (results are appended as they arrive): the same command resumes.
         print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError) as e:
+    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError, PreflightError) as e:
         # Input problems: one clear line, no traceback (--verbose keeps it).
         if args.verbose:
             raise

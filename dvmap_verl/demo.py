@@ -19,8 +19,11 @@ from typing import Any, Iterator, TextIO
 
 import pandas as pd
 
-UNTRAINED_NOTE = ("Demo: SYNTHETIC data and a tiny, untrained model (random weights, taught one fixed reply so that "
-                  "answers parse). Its numbers exercise the pipeline and say nothing about DVMap.")
+FIXED_REPLY = "Very important"
+UNTRAINED_NOTE = ("Demo: SYNTHETIC data and a tiny, untrained model (random weights) taught one fixed reply, "
+                  f"<answer>{FIXED_REPLY}</answer>. That reply is an option only of the importance questions; on "
+                  "every other item it names no option and counts as unparsed. The numbers exercise the pipeline "
+                  "and say nothing about DVMap.")
 
 
 @contextlib.contextmanager
@@ -44,6 +47,19 @@ def _library_output_to(log_path: Path) -> Iterator[TextIO]:
         for fd in saved:
             os.close(fd)
         console.close()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Stage:
@@ -171,18 +187,21 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
         from dvmap_verl.evaluation.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
         from dvmap_verl.training.tiny import teach_fixed_reply
 
-        examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
-        teach_fixed_reply(model_dir, "<answer>Very important</answer>",
-                          prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
-        run_dir = out / "eval"
-        shutil.rmtree(run_dir, ignore_errors=True)  # a rerun's model is new: its predictions must be too
-        config = EvalConfig(backend="hf", model=str(model_dir),
-                            data=[str(data / "cross_demographic.parquet"), str(data / "cross_value.parquet")],
-                            samples=1, temperature=0.0, max_tokens=12, limit=limit, seed=seed,
-                            flip_attribute=DEFAULT_FLIP[0], flip_map=DEFAULT_FLIP[1],
-                            train=str(data / "train.parquet"), note=UNTRAINED_NOTE)
-        status = run_eval(make_backend("hf", str(model_dir), config.generation(), batch_size=8), run_dir, config,
-                          quiet=True)
+        # One torch thread: the tiny model's ops are too small to gain from two, and when anything else holds a
+        # core, two threads spin-wait on each other (measured 2-6x slower then; one thread is steady).
+        with _torch_threads(1):
+            examples = pd.read_parquet(data / "train.parquet").sample(3, random_state=seed)
+            teach_fixed_reply(model_dir, f"<answer>{FIXED_REPLY}</answer>",
+                              prompts=[[dict(m) for m in p] for p in examples["prompt"]], steps=60, seed=seed)
+            run_dir = out / "eval"
+            shutil.rmtree(run_dir, ignore_errors=True)  # a rerun's model is new: its predictions must be too
+            config = EvalConfig(backend="hf", model=str(model_dir),
+                                data=[str(data / "cross_demographic.parquet"), str(data / "cross_value.parquet")],
+                                samples=1, temperature=0.0, max_tokens=12, limit=limit, seed=seed,
+                                flip_attribute=DEFAULT_FLIP[0], flip_map=DEFAULT_FLIP[1],
+                                train=str(data / "train.parquet"), note=UNTRAINED_NOTE)
+            status = run_eval(make_backend("hf", str(model_dir), config.generation(), batch_size=8), run_dir, config,
+                              quiet=True)
         st.done(f"{status['written']} completions ({limit} items + income-flipped twins)",
                 predictions=run_dir / "predictions.jsonl")
 
@@ -191,7 +210,10 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
 
         report = build_report(run_dir, bootstrap=500)
         m, b = report["model"], report["baselines"]
-        st.done(f"tiny model acc {m['acc']:.3f} vs baselines " +
+        items = pd.read_parquet(run_dir / "items.parquet")
+        fits = int(items.loc[~items["counterfactual"], "options"].map(lambda o: FIXED_REPLY in list(o)).sum())
+        st.done(f"tiny model acc {m['acc']:.3f}, unparsed {m['unparsed_rate']:.3f} (its one reply is an option of "
+                f"{fits} of the {report['n_items']} items) vs baselines " +
                 ", ".join(f"{k} {v['acc']:.3f}" for k, v in b.items()),
                 report=run_dir / "report.md", plots=", ".join(report["plots"]))
 

@@ -18,4 +18,7 @@ pip_install -e ".[test]"
 import torch
 assert torch.version.cuda is None, f"CUDA torch {torch.__version__} in the test venv; the CPU build is required"
 PY
+# One OpenMP/BLAS thread per process (tests/conftest.py sets the same default): on 2 cores, threads that spin while
+# Ray workers or subprocesses hold the other core cost far more than they give to the tiny test models.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec "$VENV/bin/python" -m pytest -q "$@"

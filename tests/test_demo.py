@@ -45,3 +45,9 @@ def test_demo_produces_every_artefact(tmp_path):
     assert {"accuracy_by_country.png", "model_vs_baselines.png"} <= set(metrics["plots"])
     summary = json.loads((out / "demo_summary.json").read_text())
     assert len(summary["stages"]) == 6
+    # The wording matches the numbers: the one taught reply names an option of the importance questions only.
+    items = pd.read_parquet(run / "items.parquet")
+    originals = items[~items["counterfactual"]]
+    fits = sum("Very important" in list(o) for o in originals["options"])
+    assert f"is an option of {fits} of the {len(originals)} items" in res.stdout
+    assert "so that answers parse" not in res.stdout + report and "counts as unparsed" in report

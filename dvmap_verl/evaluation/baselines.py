@@ -63,22 +63,26 @@ def logistic_regression(train: pd.DataFrame, test: pd.DataFrame, max_iter: int =
     """Per question: multinomial logistic regression on the one-hot 11 attributes (unseen values -> all zeros)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder
+    from threadpoolctl import threadpool_limits
 
     out = test.copy()
     out["pred"] = np.nan
-    for qid, part in test.groupby("q_id", observed=True):
-        tr = train[train["q_id"] == qid]
-        if tr.empty:
-            continue
-        classes = tr["truth"].unique()
-        if len(classes) == 1:
-            out.loc[part.index, "pred"] = classes[0]
-            continue
-        enc = OneHotEncoder(handle_unknown="ignore")
-        x = enc.fit_transform(tr[FEATURES].astype(str))
-        model = LogisticRegression(max_iter=max_iter, C=1.0)
-        model.fit(x, tr["truth"].to_numpy())
-        out.loc[part.index, "pred"] = model.predict(enc.transform(part[FEATURES].astype(str)))
+    # Each fit is ~100 features x ~1,000 rows: BLAS threads cost more than they give (measured 4-10x slower on
+    # 2 cores, the same predictions), so one thread.
+    with threadpool_limits(1):
+        for qid, part in test.groupby("q_id", observed=True):
+            tr = train[train["q_id"] == qid]
+            if tr.empty:
+                continue
+            classes = tr["truth"].unique()
+            if len(classes) == 1:
+                out.loc[part.index, "pred"] = classes[0]
+                continue
+            enc = OneHotEncoder(handle_unknown="ignore")
+            x = enc.fit_transform(tr[FEATURES].astype(str))
+            model = LogisticRegression(max_iter=max_iter, C=1.0)
+            model.fit(x, tr["truth"].to_numpy())
+            out.loc[part.index, "pred"] = model.predict(enc.transform(part[FEATURES].astype(str)))
     return out
 
 
@@ -111,3 +115,50 @@ def run_baselines(train: pd.DataFrame, test: pd.DataFrame, names: list[str] | No
         preds["sample"] = 0
         out[name] = preds
     return out
+
+
+def _user_prompt(messages: pd.Series) -> pd.Series:
+    """The last user message of each item's JSON chat (the system message may differ between preparations)."""
+    import json
+
+    return messages.map(lambda m: next((x["content"] for x in reversed(json.loads(m)) if x["role"] == "user"), ""))
+
+
+def training_overlap(train: pd.DataFrame, test: pd.DataFrame) -> pd.Series:
+    """Which test items the training table also holds: the same profile (its 11 attributes) and question, or the
+    same user prompt. Counterfactual (flip) rows are never marked; their originals are.
+
+    ``train``, ``test``: flat item tables (:func:`dvmap_verl.evaluation.evaluate.load_items`). Returns a boolean
+    Series aligned with ``test``.
+
+    >>> row = {k: "x" for k in FEATURES} | {"q_id": "Q1", "messages": '[{"role": "user", "content": "p"}]',
+    ...                                     "counterfactual": False}
+    >>> train = pd.DataFrame([row])
+    >>> test = pd.DataFrame([row, row | {"q_id": "Q2", "messages": '[{"role": "user", "content": "p2"}]'},
+    ...                      row | {"q_id": "Q3"}])
+    >>> training_overlap(train, test).tolist()
+    [True, False, True]
+    """
+    keys = FEATURES + ["q_id"]
+    seen = pd.MultiIndex.from_frame(train[keys].astype(str))
+    same_pair = pd.MultiIndex.from_frame(test[keys].astype(str)).isin(seen)
+    same_prompt = np.zeros(len(test), bool)
+    if "messages" in train and "messages" in test:
+        same_prompt = _user_prompt(test["messages"]).isin(set(_user_prompt(train["messages"]))).to_numpy()
+    original = ~test["counterfactual"].astype(bool).to_numpy() if "counterfactual" in test else True
+    return pd.Series((same_pair | same_prompt) & original, index=test.index)
+
+
+def drop_items(items: pd.DataFrame, drop: pd.Series) -> pd.DataFrame:
+    """``items`` without the rows marked in ``drop`` and their flip twins, ``item`` and ``pair`` renumbered 0..n-1.
+
+    >>> items = pd.DataFrame({"item": [0, 1, 2, 3], "pair": [0, 1, 2, 0], "counterfactual": [False] * 3 + [True]})
+    >>> drop_items(items, pd.Series([True, False, False, False]))[["item", "pair"]].values.tolist()
+    [[0, 0], [1, 1]]
+    """
+    gone = set(items.loc[drop.to_numpy(), "item"])
+    kept = items[~items["item"].isin(gone) & ~items["pair"].isin(gone)].reset_index(drop=True)
+    renumber = {old: new for new, old in enumerate(kept["item"])}
+    kept["item"] = kept["item"].map(renumber)
+    kept["pair"] = kept["pair"].map(renumber)
+    return kept

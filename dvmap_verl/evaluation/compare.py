@@ -73,7 +73,14 @@ def _grouped(a: pd.DataFrame, b: pd.DataFrame, by: str, draws: int, rng) -> pd.D
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Sequence[str] | None = None,
-                 bootstrap: int = 1000, seed: int = 0, baselines: bool = True) -> dict[str, Any]:
+                 bootstrap: int = 1000, seed: int = 0, baselines: bool = True,
+                 drop_overlap: bool = False) -> dict[str, Any]:
+    """Write compare.json, compare.md and the gain plots to ``out_dir``; returns what compare.json holds.
+
+    Raises ValueError when two runs share no item, or when a run's items occur in the reference run's training
+    table (same profile and question, or same prompt) unless ``drop_overlap`` leaves those items out (counted in
+    the notes). Nothing is written before these checks pass.
+    """
     if len(run_dirs) < 1:
         raise ValueError("give at least one run folder")
     names = list(names) if names else [Path(r).name for r in run_dirs]
@@ -84,6 +91,19 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     runs = {n: r for n, (_, r, _) in zip(names, loaded)}
     out: dict[str, Any] = {"runs": {n: str(r) for n, r in zip(names, run_dirs)}, "bootstrap": bootstrap,
                            "reference": names[0]}
+    out["tables_read"] = [f"{r}: {len(o):,} items, {len(s):,} scored (item, sample) rows"
+                          for r, (s, _, o) in zip(run_dirs, loaded)]
+    train = runs[names[0]].get("config", {}).get("train")
+    train_items, leak_notes = None, []
+    if train:
+        from dvmap_verl.evaluation.evaluate import load_items
+
+        train_items = load_items([train])
+        out["tables_read"].append(f"{train} (training split of {names[0]}): {len(train_items):,} rows")
+        loaded, leak_notes = _without_training_items(dict(zip(names, loaded)), train_items, train, drop_overlap)
+        scored = {n: s for n, (s, _, _) in loaded.items()}
+        loaded = list(loaded.values())
+    _require_shared_items(names, scored)
 
     # Headline: every run on its own items, per split and overall.
     table = {}
@@ -95,12 +115,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     for name, s in scored.items():
         for split, part in [("all", s), *s.groupby("split", sort=True)]:
             table[(split, name)] = headline_row(part)
-    train = runs[names[0]].get("config", {}).get("train")
     if baselines and train:
         from dvmap_verl.evaluation.baselines import run_baselines
-        from dvmap_verl.evaluation.evaluate import load_items
 
-        for bname, preds in run_baselines(load_items([train]), loaded[0][2]).items():
+        for bname, preds in run_baselines(train_items, loaded[0][2]).items():
             bs = M.point_scores(preds)
             for split, part in [("all", bs), *bs.groupby("split", sort=True)]:
                 table[(split, f"baseline: {bname}")] = headline_row(part)
@@ -132,7 +150,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     out["by_question"] = {k: v.to_dict("records") for k, v in by_question.items()}
     out["notes"] = [f"{d['run']} vs {names[0]}: compared on the {d['shared_items']:,} items both hold "
                     f"({d['items_ref']:,} and {d['items_run']:,} in all)"
-                    for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])]
+                    for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])] + leak_notes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +161,46 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
         tmp.write_text(_markdown(out, headline, plots))
     out["_headline_frame"] = headline
     return out
+
+
+def _item_set(name: str, scored: pd.DataFrame) -> str:
+    """``name: N items (split n, ...; e.g. profile/question)`` for an error message."""
+    items = scored.drop_duplicates(KEY)
+    splits = ", ".join(f"{k} {v:,}" for k, v in items["split"].value_counts(sort=False).items())
+    example = "; e.g. " + "/".join(map(str, items.iloc[0][KEY])) if len(items) else ""
+    return f"{name}: {len(items):,} items ({splits or 'none'}{example})"
+
+
+def _require_shared_items(names: list[str], scored: dict[str, pd.DataFrame]) -> None:
+    """A difference over no shared item is not a number: refuse, naming both item sets."""
+    ref = pd.MultiIndex.from_frame(scored[names[0]][KEY].astype(str)).unique()
+    for name in names[1:]:
+        other = pd.MultiIndex.from_frame(scored[name][KEY].astype(str)).unique()
+        if not len(ref.intersection(other)):
+            raise ValueError(f"{names[0]} and {name} share no item (items match on split, profile and question), "
+                             f"so there is no difference to compute: {_item_set(names[0], scored[names[0]])}; "
+                             f"{_item_set(name, scored[name])}. Compare runs made on the same benchmark files")
+
+
+def _without_training_items(loaded: dict, train_items: pd.DataFrame, train: str, drop: bool):
+    """Each run's (scored, run, items) without the items the training table holds; refused unless ``drop``."""
+    from dvmap_verl.evaluation.baselines import training_overlap
+
+    kept, notes = {}, []
+    for name, (scored, run, items) in loaded.items():
+        overlap = training_overlap(train_items, items)
+        if overlap.any():
+            what = (f"{name}: {int(overlap.sum()):,} of its {len(items):,} items also occur in the training table "
+                    f"{train} (same profile and question, or the same prompt)")
+            if not drop:
+                raise ValueError(what + "; scores on them measure recall, not generalisation. Compare runs on "
+                                 "held-out items, or pass --drop-overlap to leave them out (counted)")
+            notes.append(what + "; left out (--drop-overlap)")
+            gone = pd.MultiIndex.from_frame(items.loc[overlap.to_numpy(), KEY].astype(str))
+            scored = scored[~pd.MultiIndex.from_frame(scored[KEY].astype(str)).isin(gone)].reset_index(drop=True)
+            items = items[~overlap.to_numpy()].reset_index(drop=True)
+        kept[name] = (scored, run, items)
+    return kept, notes
 
 
 def _fmt_ci(mean: float, lo: float, hi: float) -> str:

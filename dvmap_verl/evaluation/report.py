@@ -268,6 +268,41 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     return out
 
 
+def _wrap(text: str, width: int, lines: int = 2) -> str:
+    r"""``text`` wrapped at ``width`` characters on at most ``lines`` lines (the last one ends in ... if cut).
+
+    >>> _wrap("Not at all important", 12)
+    'Not at all\nimportant'
+    >>> _wrap("SOCIAL VALUES, ATTITUDES & STEREOTYPES", 14)
+    'SOCIAL VALUES,\nATTITUDES &...'
+    """
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, max_lines=lines, placeholder="...")) or text
+
+
+def _label_points(fig, ax, xs, ys, labels, fontsize: int = 7) -> list[str]:
+    """Label scatter points without two labels overlapping: each label tries four spots around its point and is
+    left out when all four collide with a label already placed (or leave the axes); returns the labels left out."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed, hidden = [], []
+    for x, y, label in zip(xs, ys, labels):
+        for dx, dy, ha, va in ((4, 4, "left", "bottom"), (-4, 4, "right", "bottom"), (4, -4, "left", "top"),
+                               (-4, -4, "right", "top")):
+            t = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                            fontsize=fontsize)
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed) and ax.bbox.contains(box.x0, box.y0) \
+                    and ax.bbox.contains(box.x1, box.y1):
+                placed.append(box)
+                break
+            t.remove()
+        else:
+            hidden.append(str(label))
+    return hidden
+
+
 def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> list[Path]:
     import matplotlib
 
@@ -310,21 +345,28 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
     if model is not None and "entropy_vs_accuracy" in out:
         ev = pd.DataFrame(out["entropy_vs_accuracy"]["per_question"])
         if not ev.empty:
-            fig, ax = plt.subplots(figsize=(5, 4))
+            fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
             ax.scatter(ev["entropy"], ev["acc"])
-            for _, r in ev.iterrows():
-                ax.annotate(r["q_id"], (r["entropy"], r["acc"]), fontsize=7)
-            ax.set_xlabel("option entropy of the real answers (nats)")
             ax.set_ylabel("accuracy")
-            ax.set_title(f"Entropy vs accuracy, r = {out['entropy_vs_accuracy']['pearson_r']:.3f}" + title_suffix)
+            ax.set_title(_wrap(f"Entropy vs accuracy per question, r = "
+                               f"{out['entropy_vs_accuracy']['pearson_r']:.3f}" + title_suffix, 48), fontsize=10)
+            hidden = _label_points(fig, ax, ev["entropy"], ev["acc"], ev["q_id"].astype(str))
+            ax.set_xlabel("option entropy of the real answers (nats)" + (
+                "\n" + _wrap("unlabelled where points crowd: " + ", ".join(hidden), 70, lines=3) if hidden else ""))
             save(fig, "entropy_vs_accuracy.png")
     if "flip" in out and out["flip"].get("by_category"):
-        fl = pd.DataFrame(out["flip"]["by_category"]).set_index("category")
-        fig, ax = plt.subplots(figsize=(6, 4))
-        fl["flip_rate"].plot.barh(ax=ax)
-        ax.set_xlabel("value flip rate")
+        fl = pd.DataFrame(out["flip"]["by_category"])
+        fig, ax = plt.subplots(figsize=(7, 2 + 0.5 * len(fl)), layout="constrained")
+        y = np.arange(len(fl))
+        ax.barh(y, fl["flip_rate"], color="C0")
+        ax.set_yticks(y, [_wrap(str(c).capitalize(), 28) for c in fl["category"]], fontsize=8)
+        for yi, rate, n in zip(y, fl["flip_rate"], fl["pairs"]):  # a rate of 0 draws no bar: say it
+            ax.text(rate + 0.01, yi, f"{rate:.3f} (n = {int(n)})", va="center", fontsize=8)
+        ax.set_xlabel("value flip rate (share of pairs whose answer changed)")
         ax.set_xlim(0, 1)
-        ax.set_title(f"Flip rate when inverting {out['flip']['attribute']}" + title_suffix)
+        ax.invert_yaxis()
+        ax.set_title(_wrap(f"Flip rate when inverting {out['flip']['attribute']}, {out['flip']['pairs']} pairs"
+                           + title_suffix, 72), fontsize=10)
         save(fig, "flip_rate_by_domain.png")
     heads = {}
     if "model" in out:
@@ -381,7 +423,7 @@ def distribution_plots(run_dir: Path, out: dict, extras: dict) -> list[Path]:
     items, p = extras.get("items"), extras.get("p")
     if items is not None and len(items):
         cells = items.groupby(["country", "q_id"], observed=True).size().sort_values(ascending=False).head(6)
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6), squeeze=False)
+        fig, axes = plt.subplots(2, 3, figsize=(13, 8), squeeze=False, layout="constrained")
         for ax, (country, qid) in zip(axes.flat, cells.index):
             m = ((items["country"] == country) & (items["q_id"] == qid)).to_numpy()
             k = int(items["k"][m].max())
@@ -391,13 +433,17 @@ def distribution_plots(run_dir: Path, out: dict, extras: dict) -> list[Path]:
             ax.bar(x - 0.2, human, 0.4, label="people (cell's answers)")
             ax.bar(x + 0.2, model, 0.4, label=f"model ({dist['readout']})")
             labels = list(items["options"][m].iloc[0])
-            ax.set_xticks(x, [o[:14] for o in labels], rotation=30, ha="right", fontsize=7)
+            # Whole option names, wrapped; numbered instead when there are too many to fit side by side.
+            ticks = [_wrap(o, 12, lines=3) for o in labels] if k <= 5 else [str(i + 1) for i in range(k)]
+            ax.set_xticks(x, ticks, fontsize=7)
             iso = COUNTRY_BY_NAME[country].iso3 if country in COUNTRY_BY_NAME else str(country)[:12]
-            ax.set_title(f"{iso} {qid} ({int(m.sum())} items)", fontsize=9)
+            ax.set_title(f"{iso} {qid} ({int(m.sum())} items)" + ("" if k <= 5 else "; options by number"),
+                         fontsize=9)
             ax.set_ylim(0, 1)
         for ax in list(axes.flat)[len(cells):]:
             ax.axis("off")
-        axes.flat[0].legend(fontsize=7)
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8)
         fig.suptitle("Predicted vs human answer distribution, biggest cells" + suffix)
         paths.append(save_figure(fig, run_dir / "distributions_by_cell.png"))
     cal = dist.get("calibration", {})

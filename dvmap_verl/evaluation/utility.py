@@ -27,6 +27,24 @@ def _require():
     return lm_eval, TaskManager
 
 
+def pick_device(device: str | None, backend: str = "hf") -> str:
+    """The device lm-eval runs on: ``device`` if given, else ``cuda`` when torch sees a GPU, else ``cpu``.
+
+    Raises :class:`dvmap_verl.preflight.PreflightError` (before anything loads or is written) when lm-eval is not
+    installed, when ``device`` asks for CUDA on a machine without it, or for the vllm backend without a GPU and vLLM.
+    """
+    from dvmap_verl.preflight import cuda_devices, require
+
+    require("dvmap utility", packages=["lm_eval"], install="pip install 'dvmap-verl[analysis]'")
+    if backend == "vllm":
+        require("dvmap utility --backend vllm", gpus=1, packages=["vllm"], instead="--backend hf (picks the CPU)")
+    if device is None:
+        return "cuda" if cuda_devices() else "cpu"
+    if device.startswith("cuda"):
+        require(f"dvmap utility --device {device}", gpus=1, instead="--device cpu, or leave --device out")
+    return device
+
+
 def evaluate_model(path: str, tasks: Sequence[str], backend: str = "hf", limit: int | None = None,
                    include_path: str | None = None, batch_size: int | str = 8, device: str | None = None,
                    seed: int = 0) -> dict[str, Any]:
@@ -61,6 +79,7 @@ def run_utility(model: str, out_dir: str | Path, tasks: Sequence[str] = PAPER_TA
                 backend: str = "hf", limit: int | None = None, include_path: str | None = None,
                 batch_size: int | str = 8, device: str | None = None) -> dict[str, Any]:
     out = Path(out_dir)
+    device = pick_device(device, backend)
     models = {"trained": model, **({"base": base} if base else {})}
     for name, path in models.items():  # a local path that is not there: say so, before lm-eval tries the hub
         if (path.startswith((".", "/", "~")) or Path(path).is_absolute()) and not Path(path).expanduser().exists():

@@ -114,6 +114,10 @@ def _plot(frame: pd.DataFrame, path: Path) -> None:
     ax_len.plot(frame["step"], frame[col], marker="o", markersize=3, color="tab:gray")
     ax_len.set_xlabel("training step")
     ax_len.set_title("Mean response length (" + col.split("_")[1] + ")")
+    from matplotlib.ticker import MaxNLocator
+
+    for a in (ax, ax_len):  # steps are whole numbers: no 1.5 on the axis
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     save_figure(fig, path)
 

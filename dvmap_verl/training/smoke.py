@@ -147,3 +147,16 @@ def run(steps: list[Step], out: Path, emit=print) -> int:
             extra = f"; GRPO step times {', '.join(f'{float(t):.1f}s' for t in times)}" if times else ""
         emit(f"  {name:<22} {status:<18} {dt:6.0f}s{extra}  {log}")
     return 1 if failed else 0
+
+
+def preflight(gpus: int) -> None:
+    """Refuse at once, before any step starts or ``--out`` is made, on a machine that cannot run the smoke test.
+
+    Raises :class:`dvmap_verl.preflight.PreflightError` naming what is missing (CUDA GPUs, vLLM, verl, Ray) and
+    the CPU alternative.
+    """
+    from dvmap_verl.preflight import require
+
+    require("dvmap smoke", gpus=gpus, packages=["verl", "vllm", "ray"],
+            instead="`dvmap demo --out DIR` runs the pipeline at toy size; `dvmap smoke --dry-run` prints the "
+                    "commands")
