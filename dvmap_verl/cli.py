@@ -101,8 +101,10 @@ def _eval(args: argparse.Namespace) -> int:
                         template=args.template, flip_attribute=attribute, flip_map=mapping,
                         train=str(args.train) if args.train else None, readout=args.readout,
                         answer_from_reasoning=args.answer_from_reasoning)
-    if args.train and not args.train.exists():
-        raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
+    if args.train:
+        from dvmap_verl.data.completeness import check_input
+
+        check_input(args.train, "--train", "dvmap eval")
     if args.readout != "sampling" and str(args.replicas) != "1":
         raise ValueError(f"--readout {args.readout} runs on one engine: --replicas is for sampling runs")
     items = build_items(config)  # data problems surface before anything is written or a model is loaded
@@ -187,9 +189,9 @@ def _pairs_from_corpus(args: argparse.Namespace) -> int:
 def _baselines(args: argparse.Namespace) -> int:
     from dvmap_verl.evaluation.evaluate import EvalConfig, build_items, describe_sources, prepare_run, run_lock
     from dvmap_verl.evaluation.report import build_report
+    from dvmap_verl.data.completeness import check_input
 
-    if not args.train.exists():
-        raise FileNotFoundError(f"{args.train}: no such file or folder (--train)")
+    check_input(args.train, "--train", "dvmap baselines")
     config = EvalConfig(backend="none", model="(baselines only)", data=[str(p) for p in _unique_paths(args.test, "--test")],
                         train=str(args.train), samples=0)
     items = build_items(config)

@@ -259,3 +259,15 @@ def test_a_partial_clone_gets_the_full_missing_files_table(clone, tmp_path):
     with pytest.raises(ReleaseInputError, match=r"no release table is whole, nothing imported\n.*benchmark folder"):
         prepare_release(root / BENCH, tmp_path / "o3", quiet=True)
     assert not (tmp_path / "o3").exists()
+    # baselines and eval name it too (the README's commands after a release import without train.parquet).
+    o2 = tmp_path / "o2"
+    for argv, flag in ((["baselines", "--train", str(o2 / "train.parquet"), "--test", str(o2 / "val.parquet"),
+                         "--out", str(tmp_path / "b")], "--train"),
+                       (["eval", "--backend", "hf", "--model", "x", "--data", str(o2 / "cross_value.parquet"),
+                         "--out", str(tmp_path / "e")], "--data")):
+        res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", *argv], capture_output=True, text=True)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+        split = "train" if flag == "--train" else "cross_value"
+        assert f"{o2 / (split + '.parquet')}: " in res.stderr and f"({flag}) needs the {split} split" in res.stderr
+        assert f"`dvmap prepare release --input <the clone root> --out {o2} --overwrite`" in res.stderr
+        assert not (tmp_path / argv[-1]).exists()

@@ -212,3 +212,17 @@ def require_split(data_dir: str | Path, split: str, command: str = "this command
     raise MissingSplitError(f"{path}: {command} needs the {split} split and {data} holds no prepared data: run "
                             f"`dvmap prepare release --input <DVMap clone root> --out {data}` or `dvmap prepare wvs "
                             f"--input <WVS file> --out {data}` first")
+
+
+def check_input(path: str | Path, option: str, command: str) -> Path:
+    """``path`` when it exists; else the error a user can act on: for ``DIR/<split>.parquet`` in a prepared folder,
+    :func:`require_split`'s (why the split is absent, the import that makes it), otherwise one naming the path and
+    ``option``. Raises :class:`MissingSplitError` / FileNotFoundError."""
+    from dvmap_verl.io import MANIFEST
+
+    path = Path(path)
+    if path.exists():
+        return path
+    if path.suffix == ".parquet" and ((path.parent / "stats.json").exists() or (path.parent / MANIFEST).exists()):
+        require_split(path.parent, path.stem, f"{command} ({option})")
+    raise FileNotFoundError(f"{path}: no such file or folder ({option})")

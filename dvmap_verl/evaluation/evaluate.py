@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dvmap_verl.reward.answers import extract_answer, option_set, read_answer  # noqa: F401
+from dvmap_verl.reward.answers import extract_answer, option_set, read_answer  # noqa: F401 (re-exported)
 from dvmap_verl.reward.distribution import parse_distribution
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Reply, Request, as_reply
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
     cut_reasoning, option_request
+from dvmap_verl.data.completeness import check_input
 from dvmap_verl.data.dataset import to_verl_table
 # LOCK, RUN, RunLockedError, RunSettingsError and run_lock are re-exported: their old home is this module.
 from dvmap_verl.evaluation.runs import (LOCK, RUN, JsonlScan, RunFolder, RunLockedError, RunSettingsError,  # noqa: F401
@@ -90,8 +91,7 @@ def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0)
     frames = []
     for path in paths:
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or folder")
+        check_input(path, "--data", "evaluation")
         if path.is_file() and path.suffix == ".parquet" and _is_verl(path):
             frames.append(_flatten(pd.read_parquet(path), path))
             continue
