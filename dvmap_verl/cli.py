@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -391,7 +392,7 @@ class _RunClaim:
 
         self.out, self.existed, self.claimed_before = Path(out), Path(out).exists(), (Path(out) / RUN).exists()
 
-    @__import__("contextlib").contextmanager
+    @contextlib.contextmanager
     def released_on_error(self):
         from dvmap_verl.evaluation.evaluate import ITEMS, LOCK, RUN
 

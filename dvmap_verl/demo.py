@@ -100,7 +100,7 @@ def sample_completions(rows: list[dict]) -> list[str]:
         elif kind == 3:
             out.append(f"I think the answer is {truth}.")
         else:
-            out.append(f"<reasoning>\nThe character's income and religion")
+            out.append("<reasoning>\nThe character's income and religion")
     return out
 
 
