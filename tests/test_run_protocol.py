@@ -91,7 +91,6 @@ def _record(item: int, **kw) -> dict:
 def test_hostile_prediction_lines_are_set_aside_counted_and_named(run):
     out, items = run
     path = out / PREDICTIONS
-    lines = path.read_bytes().splitlines(keepends=True)
     k0 = int(items["k"][0])
     deep = b'{"item": 0, "sample": 1, "completion": "x", "pred": 0, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
     big = b'{"item": 0, "sample": 2, "completion": "x", "pred": ' + b"7" * 5000 + b"}\n"
