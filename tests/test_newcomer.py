@@ -236,3 +236,24 @@ def test_missing_release_split_fails_in_ci_and_skips_elsewhere(ci, outcome, tmp_
     assert res.returncode == (1 if ci else 0)
     if ci:
         assert "in CI (CI=true) the tests that need it must run, not skip" in res.stdout
+
+
+def test_report_of_a_model_run_without_predictions_says_so(data, tmp_path):
+    """A model run that never generated (or whose every sample failed): the report says it holds 0 predictions
+    instead of a model-less report; a baselines-only folder (backend none) is not warned about."""
+    from dvmap_verl.evaluation.report import build_report
+
+    run = tmp_path / "run"
+    items = prepare_run(run, EvalConfig(backend="vllm", model="m", data=[str(data / "val.parquet")], limit=12,
+                                        samples=1))
+    out = build_report(run, bootstrap=0, importance=False)
+    assert "model" not in out and len(items) == 12
+    want = (f"no predictions: {run / PREDICTIONS} holds 0 model predictions of the 12 items (the run never generated, "
+            f"or every sample failed)")
+    assert [w for w in out["warnings"] if w.startswith("no predictions")] == [
+        want + "; this report has no model numbers; rerun the same `dvmap eval` command to generate them"]
+    assert want in (run / "report.md").read_text()
+    base = tmp_path / "base"
+    prepare_run(base, EvalConfig(backend="none", model="(baselines only)", data=[str(data / "val.parquet")],
+                                 limit=12, samples=0))
+    assert not any(w.startswith("no predictions") for w in build_report(base, bootstrap=0)["warnings"])

@@ -203,6 +203,10 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     tables: dict[str, pd.DataFrame] = {}
 
     model = None
+    if preds.empty and cfg.get("backend") not in (None, "none"):  # a model run (not baselines-only) with no output
+        notes.append(f"no predictions: {run_dir / PREDICTIONS} holds 0 model predictions of the {len(original):,} "
+                     f"items (the run never generated, or every sample failed); this report has no model numbers; "
+                     f"rerun the same `dvmap eval` command to generate them")
     if not preds.empty:
         out["replies"] = reply_counts(items, preds)
         scored = _scored(items, preds)
