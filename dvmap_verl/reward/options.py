@@ -45,7 +45,6 @@ NEGATIONS = frozenset({"not", "no", "nope", "never", "neither", "nor", "hardly",
 #: models put in contractions. Replaced before NFKC, which would turn the acute accents into a space and a mark.
 APOSTROPHES = ("\u00b4\u02b9\u02bb\u02bc\u02bd\u0384\u055a\u05f3\u1fbd\u1fbf\u1ffd\u1ffe"
                "\u2018\u2019\u201b\u2032\u2035\uff07")
-_TO_APOSTROPHE = {ord(c): "'" for c in APOSTROPHES}
 #: Words that end a clause for the negation scope, beside the punctuation in :data:`_CLAUSE_PUNCT`.
 CLAUSE_BREAKS = frozenset({"but", "however", "though", "although", "whereas", "instead", "yet"})
 _CLAUSE_PUNCT = frozenset(".,;:!?()[]")
@@ -78,8 +77,12 @@ def normalize_text(text: str) -> str:
     """
     if text.isascii():
         return text
-    # NFKC also maps U+00A0, U+202F, U+3000 to a plain space.
-    text = unicodedata.normalize("NFKC", text.translate(_TO_APOSTROPHE))
+    # Before NFKC, which would make an acute accent a space and a mark. One fast scan per character (str.translate
+    # pays a dict look-up per character of the text).
+    for ch in APOSTROPHES:
+        if ch in text:
+            text = text.replace(ch, "'")
+    text = unicodedata.normalize("NFKC", text)  # also maps U+00A0, U+202F, U+3000 to a plain space
     for ch in _INVISIBLE:
         if ch in text:
             text = text.replace(ch, "")
