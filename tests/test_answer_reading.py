@@ -117,6 +117,36 @@ PHRASINGS = [
     ("None at all.", CON, "None at all"),
     ("Not a great deal", CON, None),
     ("A great deal, not quite a lot", CON, "A great deal"),
+    # Issue 20's follow-up: contractions without an apostrophe or with another apostrophe character.
+    ("I dont agree", AG5, None),
+    ("I didnt agree", AG5, None),
+    ("I cant agree", AG5, None),
+    ("I wouldnt say very important", IMP, None),
+    ("It isnt very important", IMP, "Not very important"),  # as "It isn't very important": not Very important
+    ("I don`t agree", AG5, None),  # backtick
+    ("I don\u00b4t agree", AG5, None),  # acute accent (NFKC alone would make it a space and a mark)
+    ("I don\u02bct agree", AG5, None),  # modifier letter apostrophe
+    ("I don\u2018t agree", AG5, None),
+    ("I don\uff07t agree", AG5, None),  # full-width apostrophe
+    ("I don\u00b4t agree; disagree", AG5, "Disagree"),  # the cue's scope is still its clause
+    ("Dont trust at all", TRU, "Do not trust at all"),  # "dont" inside an option's run is its own word
+    # A cue with no target (after the option, or in a clause without one): no credit rather than a guess.
+    ("Agree? No.", AG5, None),
+    ("Agree. No.", AG5, None),
+    ("Agree? Nope.", AG5, None),
+    ("Agree? No way.", AG5, None),
+    ("Agree - NOT!", AG5, None),
+    ("Agree... not.", AG5, None),
+    ("Agree, or rather not", AG5, None),
+    ("Trust completely? Never.", TRU, None),
+    ("Absolutely not: agree", AG5, None),
+    ("Rather important, not", IMP, None),
+    ("Very important, not", IMP, "Not very important"),  # one run of its words, as "Important? Not at all."
+    ("Not very important - not!", IMP, None),  # "very important - not" reuses the option's words: the cue dangles
+    ("Agree (not Disagree)", AG5, "Agree"),  # the cue has a target: Disagree is not chosen
+    ("Not very important? Yes.", IMP, "Not very important"),  # the option's own negation
+    ("Do not trust at all.", TRU, "Do not trust at all"),
+    ("Neither agree nor disagree!", AG5, "Neither agree nor disagree"),
 ]
 
 
@@ -284,7 +314,9 @@ def test_naming_one_option_resolves_to_it(case):
 
 
 _NEGATIONS = ["not {o}", "I don't say {o}", "I would never choose {o}", "definitely not {o}", "hardly {o}",
-              "I wouldn't say it is {o}", "no, not {o}", "I do not think {o}", "Neither {o}", "it is not {o}"]
+              "I wouldn't say it is {o}", "no, not {o}", "I do not think {o}", "Neither {o}", "it is not {o}",
+              "I dont say {o}", "I wouldnt say {o}", "it isnt {o}", "I don\u00b4t say {o}", "I don`t say {o}",
+              "{o}? No.", "{o} - not!", "{o}, or rather not", "{o}. Nope.", "{o}? Never."]
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -300,6 +332,37 @@ def test_negating_the_truth_never_scores(options, data):
         assert out["acc"] == 0.0, said
 
 
+# Completions that negate the truth (the tester's cases): (completion, options, truth). None of them earns acc.
+NEGATING_ROWS = [
+    ("<answer>I dont agree</answer>", AG5, "Agree"),
+    ("<answer>I didnt agree</answer>", AG5, "Agree"),
+    ("<answer>I cant agree</answer>", AG5, "Agree"),
+    ("<answer>I wouldnt say very important</answer>", IMP, "Very important"),
+    ("<answer>It isnt very important</answer>", IMP, "Very important"),
+    ("<answer>I don`t agree</answer>", AG5, "Agree"),
+    ("<answer>I don\u00b4t agree</answer>", AG5, "Agree"),
+    ("<answer>I don\u02bct agree</answer>", AG5, "Agree"),
+    ("<answer>Agree? No.</answer>", AG5, "Agree"),
+    ("<answer>Agree. No.</answer>", AG5, "Agree"),
+    ("<answer>Agree? Nope.</answer>", AG5, "Agree"),
+    ("<answer>Agree? No way.</answer>", AG5, "Agree"),
+    ("<answer>Agree - NOT!</answer>", AG5, "Agree"),
+    ("<answer>Agree... not.</answer>", AG5, "Agree"),
+    ("<answer>Agree, or rather not</answer>", AG5, "Agree"),
+    ("<answer>Trust completely? Never.</answer>", TRU, "Trust completely"),
+    ("<answer>Absolutely not: agree</answer>", AG5, "Agree"),
+]
+
+
+@pytest.mark.parametrize("completion, options, truth", NEGATING_ROWS)
+def test_negating_rows_never_score(completion, options, truth):
+    got = resolve_completion(completion, options)
+    assert got is None or (completion, options.split(", ")[got]) == ("<answer>It isnt very important</answer>",
+                                                                    "Not very important")
+    for variant in ("binary", "distance", "gaussian"):
+        assert score(completion, truth, options, variant=variant)["acc"] == 0.0, variant
+
+
 # The README's table "How an answer is read", row by row.
 README_ROWS = [
     ("<answer>\uff21\uff47\uff52\uff45\uff45</answer>".replace("<", "\uff1c").replace(">", "\uff1e"), AG5, "Agree"),
@@ -313,6 +376,12 @@ README_ROWS = [
     ("<answer>Strongly agree</answer>", AG5, "Agree strongly"),
     ("<answer>Neither agree nor disagree</answer>", AG5, "Neither agree nor disagree"),
     ("<answer>I don't agree</answer>", AG5, None),
+    ("<answer>Agree? No.</answer>", AG5, None),
+    ("<answer>Agree - not!</answer>", AG5, None),
+    ("<answer>Absolutely not: agree</answer>", AG5, None),
+    ("<answer>Agree (not Disagree)</answer>", AG5, "Agree"),
+    ("<answer>I dont agree</answer>", AG5, None),
+    ("<answer>I don\u00b4t agree</answer>", AG5, None),
     ("<answer>I don't think it is very important, but rather important</answer>", IMP, "Rather important"),
     ("<answer>I'm not very happy</answer>", HAP, "Not very happy"),
     ("<answer>Agree or disagree</answer>", AG5, None),

@@ -76,6 +76,14 @@ SHAPE_TABLE = [
     ("Reasoning: she is devout, 60 years old.\nVery important: 0.6\nRather important: 0.3\n"
      "Not very important: 0.1", _Q),  # prose beside the entries
     ("\uff36ery important: 0.6\nRather important: 0.3\nNot very important: 0.1", _Q),  # NFKC
+    # A checksum line (label exactly total/sum): skipped when it is the entries' sum.
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: 1.0", _Q),
+    ("Very important: 60%\nRather important: 30%\nNot very important: 10%\nTotal: 100%", _Q),
+    ("Very important: 0.6, Rather important: 0.3, Not very important: 0.1, Sum = 1", _Q),
+    ("- **Very important**: 0.6\n- **Rather important**: 0.3\n- **Not very important**: 0.1\n- **Total**: 1.0", _Q),
+    ("| Very important | 60% |\n| Rather important | 30% |\n| Not very important | 10% |\n| **Total** | 100% |", _Q),
+    ("Very important: 60\nRather important: 30\nNot very important: 10\nTOTAL: 100", _Q),  # % without the sign
+    ('{"Very important": 0.6, "Rather important": 0.3, "Not very important": 0.1, "total": 1}', _Q),
     # Refused: ambiguous.
     ("Very important: 0.6\nvery important: 0.3\nNot very important: 0.1", None),  # an option twice
     ("Very important: 0.6, Rather important: 0.3, Important: 0.1", None),  # a label naming no option
@@ -84,6 +92,12 @@ SHAPE_TABLE = [
     ('```json {"Very important": 0.6, "Rather important": "a lot"} ```', None),
     ("| Very important | 0.6 |\n| Very important | 0.4 |", None),
     ("Not very important or very important: 1.0", None),  # a label naming two options
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: 0.5", None),  # not the sum
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: -1", None),
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: 1\nSum: 2", None),
+    ("Total: 1.0", None),  # a checksum alone is no distribution
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal probability: 1.0",
+     None),  # the label is not exactly total: a label naming no option
 ]
 
 

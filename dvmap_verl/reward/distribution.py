@@ -14,9 +14,11 @@ several on one line separated by ``,`` or ``;``; ``=`` for ``:``; a label and a 
 (``Agree 35%``); bullets, numbered lines and bold labels; trailing dots; CRLF line ends; a markdown table (with or
 without a header row); a JSON object, bare or in a one-line or multi-line code fence; percentages (``35%``, or
 numbers that sum to 100); option numbers and the resolver's spellings for the labels; options left out
-(probability 0) and sums off by up to ``SUM_TOLERANCE`` (renormalised). It returns None, never raises, for anything
-ambiguous: an explicit label (``label: value``) that names no option, an option twice, a negative or non-finite
-number, a sum too far from 1, no entry at all, or an answer over the size bounds.
+(probability 0) and sums off by up to ``SUM_TOLERANCE`` (renormalised); a checksum entry labelled exactly ``Total``
+or ``Sum`` (any case, markdown allowed: ``Total: 1.0``, ``Sum = 100%``), which is skipped when it equals the
+entries' sum within ``SUM_TOLERANCE``. It returns None, never raises, for anything ambiguous: an explicit label
+(``label: value``) that names no option, an option twice, a negative or non-finite number, a sum too far from 1, a
+checksum that is not the sum, no entry at all, or an answer over the size bounds.
 
 Linear time: the answer is split once by ``str`` methods and each entry read by slicing; no regular expression that
 could backtrack runs over the answer.
@@ -32,6 +34,8 @@ from typing import Any, Sequence
 from dvmap_verl.reward.answers import option_set
 from dvmap_verl.reward.options import normalize_text
 
+#: Labels of a line that states the sum (``Total: 1.0``, ``**Sum** = 100%``): a checksum, not an option.
+CHECKSUM_LABELS = frozenset({"total", "sum"})
 #: How far the stated probabilities may sum from 1 (or from 100 for percentages) before the answer is refused.
 SUM_TOLERANCE = 0.1
 MAX_ANSWER_CHARS = 4096
@@ -191,10 +195,14 @@ def _probabilities(pairs: list[tuple[str, float, bool, bool]], options: tuple[st
     probs = [0.0] * len(options)
     seen = 0
     any_percent_sign = False
+    checksums: list[tuple[float, bool]] = []
     for label, value, pct, explicit in pairs:
         index = labels.get(label)
         if index is None:
             index = labels.get(label.lower())
+            if index is None and label.lower() in CHECKSUM_LABELS:  # "Total: 1.0": the model's own sum
+                checksums.append((value, pct))
+                continue
             if index is None:
                 index = option_set(options).resolve(label)
                 if index is None:
@@ -220,7 +228,18 @@ def _probabilities(pairs: list[tuple[str, float, bool, bool]], options: tuple[st
         probs = [p / 100.0 for p in probs]
     if not 1.0 - SUM_TOLERANCE <= total <= 1.0 + SUM_TOLERANCE:
         return None
+    if not all(_checksum_holds(value, pct, total) for value, pct in checksums):
+        return None
     return [p / total for p in probs]
+
+
+def _checksum_holds(value: float, pct: bool, total: float) -> bool:
+    """Whether a stated total (``1.0``, ``100%`` or ``100``) is the entries' sum ``total`` (as a probability)
+    within :data:`SUM_TOLERANCE`."""
+    if not 0.0 <= value < math.inf:
+        return False
+    return abs((value / 100.0 if pct else value) - total) <= SUM_TOLERANCE \
+        or (not pct and abs(value / 100.0 - total) <= SUM_TOLERANCE)
 
 
 def ranked_probability_score(p: Sequence[float], t: Sequence[float]) -> float:

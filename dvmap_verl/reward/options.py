@@ -3,13 +3,19 @@
 The rule (README, "How an answer is read"):
 
 - Text is read after Unicode NFKC normalisation (full-width ``Ａｇｒｅｅ`` is ``Agree``), with zero-width characters
-  and the BOM removed and non-breaking spaces made spaces; case, markdown, quotes and punctuation do not matter.
+  and the BOM removed, non-breaking spaces made spaces and apostrophe-like characters (:data:`APOSTROPHES`, and a
+  backtick inside ``don`t``) made ``'``; case, markdown, quotes and punctuation do not matter.
 - An option is named when its words occur as one run of words, in any order (``Strongly agree`` = ``Agree
   strongly``); an option whose run lies inside a longer option's run is part of that option, not named itself
   (``Neither agree nor disagree`` names neither ``Agree`` nor ``Disagree``).
-- A negation cue (:data:`NEGATIONS`, ``n't`` read as ``not``) before an option's run in the same clause, and not
+- A negation cue (:data:`NEGATIONS`: ``not``, ``no``, ``never``, ..., the contractions written without an
+  apostrophe, ``dont``, ``isnt``, ...; ``n't`` read as ``not``) before an option's run in the same clause, and not
   part of that run, means the option is not chosen (``I don't agree``); options whose own words hold a negation
   (``Not very important``) still resolve. Clauses end at ``. , ; : ! ?`` and at ``but``, ``however``, ...
+- A cue with no target, i.e. neither inside an option's run nor before one in its clause, makes the answer
+  unreadable (None): ``Agree? No.``, ``Agree - not!``, ``Agree, or rather not``, ``Absolutely not: agree`` may take
+  the option back, so they get no credit rather than a guess. A cue that has a target keeps its meaning:
+  ``Agree (not Disagree)`` is Agree.
 - Exactly one option named: its index; none or several: None. Option numbers and letters (``B``, ``(2)``,
   ``option 4``) are read when they are the whole answer, except on a Low/Medium/High scale where ``7`` is a point.
 
@@ -28,9 +34,17 @@ MAX_ANSWER_CHARS = 512
 #: An answer with more runs of option words than this is a list, not an answer: it resolves to no option.
 MAX_RUNS = 8
 
+#: Negative contractions written without an apostrophe (``I dont agree``): read as ``do not``, like ``don't``.
+CONTRACTED_NEGATIONS = frozenset({"dont", "doesnt", "didnt", "cant", "cannot", "couldnt", "wont", "wouldnt",
+                                  "shouldnt", "isnt", "arent", "wasnt", "werent", "havent", "hasnt", "hadnt", "aint",
+                                  "mustnt", "neednt"})
 #: Words that negate an option that follows them in the same clause (``n't`` is read as ``not``).
-NEGATIONS = frozenset({"not", "no", "never", "neither", "nor", "hardly", "barely", "scarcely", "rarely", "seldom",
-                       "cannot", "without"})
+NEGATIONS = frozenset({"not", "no", "nope", "never", "neither", "nor", "hardly", "barely", "scarcely", "rarely",
+                       "seldom", "without"}) | CONTRACTED_NEGATIONS
+#: Characters read as an apostrophe (``don´t`` is ``don't``): quotation marks, primes, modifier letters, accents
+#: models put in contractions. Replaced before NFKC, which would turn the acute accents into a space and a mark.
+APOSTROPHES = ("\u00b4\u02b9\u02bb\u02bc\u02bd\u0384\u055a\u05f3\u1fbd\u1fbf\u1ffd\u1ffe"
+               "\u2018\u2019\u201b\u2032\u2035\uff07")
 #: Words that end a clause for the negation scope, beside the punctuation in :data:`_CLAUSE_PUNCT`.
 CLAUSE_BREAKS = frozenset({"but", "however", "though", "although", "whereas", "instead", "yet"})
 _CLAUSE_PUNCT = frozenset(".,;:!?()[]")
@@ -53,15 +67,21 @@ _INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, invisible characters (zero-width, BOM, soft hyphen) removed, non-breaking spaces as spaces.
+    """NFKC, invisible characters (zero-width, BOM, soft hyphen) removed, non-breaking spaces as spaces,
+    apostrophe-like characters (:data:`APOSTROPHES`) as ``'``.
 
     ASCII text is returned as is (nothing in it changes): the reward's hot path pays one ``isascii`` scan.
 
-    >>> normalize_text("\\uff21\\uff47\\uff52\\uff45\\uff45\\u200b\\u00a0!")
-    'Agree !'
+    >>> normalize_text("\\uff21\\uff47\\uff52\\uff45\\uff45\\u200b\\u00a0!"), normalize_text("don\\u00b4t")
+    ('Agree !', "don't")
     """
     if text.isascii():
         return text
+    # Before NFKC, which would make an acute accent a space and a mark. One fast scan per character (str.translate
+    # pays a dict look-up per character of the text).
+    for ch in APOSTROPHES:
+        if ch in text:
+            text = text.replace(ch, "'")
     text = unicodedata.normalize("NFKC", text)  # also maps U+00A0, U+202F, U+3000 to a plain space
     for ch in _INVISIBLE:
         if ch in text:
@@ -73,6 +93,8 @@ def normalize(answer: str) -> str:
     """Lower-case, NFKC, markup-free, single-spaced, without surrounding quotes, trailing punctuation or an
     ``Answer:`` prefix."""
     s = normalize_text(answer).lower()
+    if "`" in s and "n`t" in s:  # "don`t": an apostrophe, not a markdown code span
+        s = s.replace("n`t", "n't")
     if "*" in s or "_" in s or "`" in s or "<" in s:
         s = _MARKUP.sub(" ", s)
     s = " ".join(s.split()).strip(_STRIP_CHARS)
@@ -82,7 +104,8 @@ def normalize(answer: str) -> str:
 
 
 def words_and_clauses(s: str) -> tuple[list[str], list[int]]:
-    """Lower-case words of ``s`` (``n't`` as ``not``) and the clause number of each word."""
+    """Lower-case words of ``s`` (``n't`` as ``not``; ``dont`` as ``do not``, like ``don't``) and the clause number
+    of each word."""
     if "n't" in s or "n’t" in s:
         s = s.replace("n't", " not").replace("n’t", " not")
     words: list[str] = []
@@ -91,6 +114,9 @@ def words_and_clauses(s: str) -> tuple[list[str], list[int]]:
     for tok in _TOKEN.findall(s):
         if tok in _CLAUSE_PUNCT or tok in CLAUSE_BREAKS:
             clause += 1
+        elif tok in CONTRACTED_NEGATIONS:  # "dont trust at all" is the option "Do not trust at all"
+            words += (tok[:-3], "not") if tok == "cannot" else (tok[:-2], "not")
+            clauses += (clause, clause)
         else:
             words.append(tok)
             clauses.append(clause)
@@ -113,6 +139,20 @@ def _negated(words: list[str], clauses: list[int], own: set[int]) -> list[bool]:
         if w in NEGATIONS and k not in own:
             seen = True
     return out
+
+
+def _dangling(words: list[str], clauses: list[int], own: set[int], starts: set[int]) -> bool:
+    """Whether some negation cue (not at a position in ``own``) has no option run starting after it in its clause
+    (one backward pass): ``Agree? No.``, ``Agree - not!``."""
+    later, clause = False, -1
+    for k in range(len(words) - 1, -1, -1):
+        if clauses[k] != clause:
+            later, clause = False, clauses[k]
+        if k in starts:
+            later = True
+        elif not later and words[k] in NEGATIONS and k not in own:
+            return True
+    return False
 
 
 class OptionSet:
@@ -186,7 +226,14 @@ class OptionSet:
         if not NEGATIONS.isdisjoint(words):
             # A cue before a run, in its clause, and not inside it: that option is not chosen. A cue inside some
             # option's run is that option's own word ("Not very important"), not a cue for the runs after it.
-            own = {k for start, end, _ in matches for k in range(start, end) if words[k] in NEGATIONS}
+            # A run that shares words with another run without holding it or lying inside it reads them twice
+            # ("Not very important - not" holds "very important - not"): its cues are not its own (<= 8 runs).
+            own = {k for start, end, _ in matches
+                   if not any(s2 < start < e2 < end or start < s2 < end < e2 for s2, e2, _ in matches)
+                   for k in range(start, end) if words[k] in NEGATIONS}
+            # A cue with no target may take back the option before it ("Agree? No."): no credit, not a guess.
+            if _dangling(words, clauses, own, {m[0] for m in matches}):
+                return None
             negated = _negated(words, clauses, own)
             matches = [m for m in matches if not negated[m[0]]]
         named = {m[2] for m in matches}
@@ -256,5 +303,5 @@ def option_set(options: tuple[str, ...]) -> OptionSet:
     return OptionSet(options)
 
 
-__all__ = ["CLAUSE_BREAKS", "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "OptionSet", "normalize", "normalize_text",
-           "option_set", "words_and_clauses"]
+__all__ = ["APOSTROPHES", "CLAUSE_BREAKS", "CONTRACTED_NEGATIONS", "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS",
+           "OptionSet", "normalize", "normalize_text", "option_set", "words_and_clauses"]
