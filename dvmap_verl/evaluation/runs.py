@@ -209,19 +209,30 @@ def _int(v: Any) -> bool:
     return type(v) is int  # bool is not an item number
 
 
+def run_samples(run: dict | None) -> int | None:
+    """Samples per item a run folder's ``run.json`` asked for (``config.samples``), or None when it names no
+    positive integer (a baselines-only run records 0; an old or hand-made folder may record nothing)."""
+    samples = ((run or {}).get("config") or {}).get("samples")
+    return samples if _int(samples) and samples > 0 else None
+
+
 def _finite(v: Any) -> bool:
     return type(v) in (int, float) and math.isfinite(v)
 
 
-def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: int | None = None) -> str | None:
+def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: int | None = None,
+                       n_samples: int | None = None) -> str | None:
     """Why a prediction record is invalid, or None. ``n_options[item]``: the item's K (``pred`` must lie in
-    [0, K) or be -1; ``probs`` must hold K finite, non-negative values summing to 1)."""
+    [0, K) or be -1; ``probs`` must hold K finite, non-negative values summing to 1). ``n_samples``: the run's
+    samples per item (``sample`` must lie in [0, n_samples)); None or 0 (a baselines-only run) leaves it unbounded."""
     item, sample, pred = rec.get("item"), rec.get("sample"), rec.get("pred")
     if not (_int(item) and _int(sample) and _int(pred)):
         return "item, sample and pred must be integers"
     n = len(n_options) if n_options is not None else n_items
     if item < 0 or sample < 0 or (n is not None and item >= n):
         return f"item {item} or sample {sample} out of range" + (f" (items 0-{n - 1})" if n else "")
+    if n_samples and sample >= n_samples:
+        return f"sample {sample} out of range (the run asked {n_samples} sample(s) per item: 0-{n_samples - 1})"
     if not isinstance(rec.get("completion"), str):
         return "completion must be a string"
     k = n_options[item] if n_options is not None else None
