@@ -231,8 +231,6 @@ def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: i
     n = len(n_options) if n_options is not None else n_items
     if item < 0 or sample < 0 or (n is not None and item >= n):
         return f"item {item} or sample {sample} out of range" + (f" (items 0-{n - 1})" if n else "")
-    if n_samples and sample >= n_samples:
-        return f"sample {sample} out of range (the run asked {n_samples} sample(s) per item: 0-{n_samples - 1})"
     if not isinstance(rec.get("completion"), str):
         return "completion must be a string"
     k = n_options[item] if n_options is not None else None
@@ -247,7 +245,11 @@ def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: i
         return f"reply must be one of {REPLY_KINDS}"
     if "dropped_parts" in rec and not (_int(rec["dropped_parts"]) and rec["dropped_parts"] >= 0):
         return "dropped_parts must be a non-negative integer"
-    return probs_problem(rec.get("probs"), k) if rec.get("probs") is not None else None
+    if rec.get("probs") is not None and (why := probs_problem(rec["probs"], k)):
+        return why
+    if n_samples and sample >= n_samples:
+        return f"sample {sample} out of range (the run asked {n_samples} sample(s) per item: 0-{n_samples - 1})"
+    return None
 
 
 def probs_problem(probs: Any, k: int | None) -> str | None:
