@@ -190,7 +190,7 @@ def test_help_shows_defaults():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices
     text = " ".join(sub["eval"].format_help().split())
-    assert "sampling temperature (paper: 0.7) (default: 0.7)" in text
+    assert "sampling temperature in [0, 2] (paper: 0.7) (default: 0.7)" in text
     assert "seed of sampling and of --limit's subset (default: 0)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
     demo = " ".join(sub["demo"].format_help().split())
