@@ -126,16 +126,18 @@ def _eval(args: argparse.Namespace) -> int:
     claimed = _RunClaim(args.out)
     with run_lock(args.out):
         prepare_run(args.out, config, items)
-        with claimed.released_on_error():  # a run whose engine never started leaves no folder behind
+        # A run whose engine never started, or that failed before its first prediction (the server is down),
+        # leaves no folder behind: a corrected rerun is a new run, not a resume refused for its settings.
+        with claimed.released_on_error():
             backend = make_backend(args.backend, args.model, config.generation(), base_url=args.base_url,
                                    api_key=args.api_key, concurrency=args.concurrency, timeout=args.timeout,
                                    max_retries=args.max_retries, batch_size=args.batch_size,
                                    tensor_parallel_size=args.tensor_parallel_size, replicas=args.replicas,
                                    ray_address=engine["ray_address"], max_model_len=engine.get("max_model_len"),
                                    tokenizer=args.tokenizer)
-        if getattr(backend, "settings", None) and isinstance(backend.settings, dict):
-            print(f"engine: {backend.settings}")
-        status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
+            if getattr(backend, "settings", None) and isinstance(backend.settings, dict):
+                print(f"engine: {backend.settings}")
+            status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
     print(f"predictions -> {Path(args.out) / 'predictions.jsonl'} ({status['written']} new, "
           f"{status['resumed_from']} resumed, {status['failed']} failed)")
     for line in status["errors"]:
@@ -368,7 +370,7 @@ def _without_training_items(items, train: Path, drop: bool, command: str):
     from dvmap_verl.evaluation.baselines import drop_items, training_overlap
     from dvmap_verl.evaluation.evaluate import load_items
 
-    train_items = load_items([train])
+    train_items = load_items([train], test_items=False)
     print(f"train: {train}: {len(train_items):,} rows")
     overlap = training_overlap(train_items, items)
     if not overlap.any():
@@ -394,13 +396,17 @@ class _RunClaim:
 
     @contextlib.contextmanager
     def released_on_error(self):
-        from dvmap_verl.evaluation.evaluate import ITEMS, LOCK, RUN
+        """On an error, remove what this command wrote, unless the folder held a run before or this run wrote a
+        prediction (then it is a partial run that the same command resumes)."""
+        from dvmap_verl.evaluation.evaluate import ITEMS, LOCK, PREDICTIONS, RUN
 
         try:
             yield
         except BaseException:
-            if not self.claimed_before:
-                for name in (RUN, ITEMS, LOCK):
+            predictions = self.out / PREDICTIONS
+            wrote = predictions.exists() and predictions.stat().st_size > 0
+            if not self.claimed_before and not wrote:
+                for name in (RUN, ITEMS, PREDICTIONS, LOCK):
                     (self.out / name).unlink(missing_ok=True)
                 if not self.existed and not any(self.out.iterdir()):
                     self.out.rmdir()
@@ -424,6 +430,19 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0 (NaN, infinity, 0 and negatives are usage errors)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
 
 
 def _temperature(text: str) -> float:
@@ -606,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of sampling and of --limit's subset")
     e.add_argument("--limit", type=_positive_int, help="evaluate a seeded random subset of N items")
     e.add_argument("--concurrency", type=_positive_int, default=16, help="openai: requests in flight")
-    e.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request")
+    e.add_argument("--timeout", type=_positive_seconds, default=120.0, help="openai: seconds per request (> 0)")
     e.add_argument("--max-retries", type=_non_negative_int, default=6, help="openai: retries per request")
     e.add_argument("--batch-size", type=_positive_int, default=8, help="hf: prompts per generate call")
     e.add_argument("--tensor-parallel-size", type=_positive_int, default=1, help="vllm: GPUs per engine")
@@ -773,6 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from dvmap_verl.evaluation.backends.replicas import ReplicaStartError
     from dvmap_verl.evaluation.evaluate import RunLockedError
     from dvmap_verl.preflight import PreflightError
 
@@ -787,7 +807,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything finished is on disk (results are appended as they arrive): the same command resumes.
         print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError, PreflightError) as e:
+    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError, PreflightError,
+            ReplicaStartError) as e:
         # Input problems: one clear line, no traceback (--verbose keeps it).
         if args.verbose:
             raise

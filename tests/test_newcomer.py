@@ -257,3 +257,94 @@ def test_report_of_a_model_run_without_predictions_says_so(data, tmp_path):
     prepare_run(base, EvalConfig(backend="none", model="(baselines only)", data=[str(data / "val.parquet")],
                                  limit=12, samples=0))
     assert not any(w.startswith("no predictions") for w in build_report(base, bootstrap=0)["warnings"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Release locations read for evaluation: layout checked first, train not read as test items
+# ---------------------------------------------------------------------------------------------------------------
+
+CORPUS_DIR = "Demographic_Value_Alignment/DVMap_Corpus"
+BENCH_DIR = "Triple-Generalization_Evaluation_Benchmark"
+MINI = {"train": 30, "dev": 20, "test": 10, "Cross-Demographic": 12, "Cross-Country": 14, "Cross-Value": 16}
+POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 1048576\n"
+
+
+def mini_clone(root: Path, data: Path) -> Path:
+    """The release's layout in small: corpus parquet files and benchmark Arrow folders (Cross-Country in 2 shards),
+    rows with the release's columns from a synthetic prepared corpus."""
+    import datasets
+
+    corpus = pd.read_parquet(data / "corpus.parquet").drop(columns=["split"]).assign(data_source="wvs")
+    start = 0
+    (root / CORPUS_DIR).mkdir(parents=True)
+    for name, n in MINI.items():
+        part = corpus.iloc[start:start + n].reset_index(drop=True)
+        start += n
+        if name in ("train", "dev", "test"):
+            part.to_parquet(root / CORPUS_DIR / f"{name}.parquet", index=False)
+        else:
+            ds = datasets.Dataset.from_pandas(part.drop(columns=["data_source"]), preserve_index=False)
+            ds.save_to_disk(str(root / BENCH_DIR / name), num_shards=2 if name == "Cross-Country" else 1)
+    return root
+
+
+def test_a_partial_clone_to_eval_or_baselines_gets_the_full_table(data, tmp_path):
+    """train.parquet an LFS pointer, Cross-Demographic's and Cross-Value's shard absent, Cross-Country's first shard
+    a pointer: eval --data and baselines --test name every gap in one table with the LFS hint, write nothing."""
+    root = mini_clone(tmp_path / "DVMap", data)
+    (root / CORPUS_DIR / "train.parquet").write_text(POINTER)
+    for name in ("Cross-Demographic", "Cross-Value"):
+        (root / BENCH_DIR / name / "data-00000-of-00001.arrow").unlink()
+    (root / BENCH_DIR / "Cross-Country" / "data-00000-of-00002.arrow").write_text(POINTER)
+    table = [f"train              not fetched (git LFS pointer)         -  {CORPUS_DIR}/train.parquet (LFS pointer: "
+             f"train.parquet)",
+             f"val                found                                 -  {CORPUS_DIR}/dev.parquet",
+             f"test               found                                 -  {CORPUS_DIR}/test.parquet",
+             f"cross_demographic  incomplete                            -  {BENCH_DIR}/Cross-Demographic (absent: "
+             f"data-00000-of-00001.arrow)",
+             f"cross_country      not fetched (git LFS pointer)         -  {BENCH_DIR}/Cross-Country (LFS pointer: "
+             f"data-00000-of-00002.arrow)",
+             f"cross_value        incomplete                            -  {BENCH_DIR}/Cross-Value (absent: "
+             f"data-00000-of-00001.arrow)"]
+    for argv in (["eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", root],
+                 ["baselines", "--train", data / "train.parquet", "--test", root]):
+        out = tmp_path / argv[0]
+        res = dvmap(*argv, "--out", out)
+        assert res.returncode == 2, res.stderr[-3000:]
+        assert (f"dvmap: error: {root}: evaluation would read 3 table(s) that are not whole (cross_demographic, "
+                f"cross_country, cross_value); nothing was read.") in res.stderr
+        for line in table:
+            assert line in res.stderr, res.stderr
+        assert "git lfs pull" in res.stderr and "not a readable datasets.save_to_disk folder" not in res.stderr
+        assert f"NOTE: {root}: its train split ({root / CORPUS_DIR / 'train.parquet'}) is not read" in res.stderr
+        assert not out.exists()
+
+
+def test_prepare_release_says_lfs_pointer_not_absent(data, tmp_path):
+    root = mini_clone(tmp_path / "DVMap", data)
+    (root / CORPUS_DIR / "train.parquet").write_text(POINTER)
+    res = dvmap("prepare", "release", "--input", root, "--out", tmp_path / "out", "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (f"train              not fetched (git LFS pointer)         -  {CORPUS_DIR}/train.parquet (LFS pointer: "
+            f"train.parquet)") in res.stderr
+    assert "absent: train.parquet" not in res.stderr
+
+
+def test_a_clone_root_as_test_items_leaves_its_train_split_out(data, tmp_path, capsys):
+    from dvmap_verl.evaluation.evaluate import load_items
+
+    root = mini_clone(tmp_path / "DVMap", data)
+    items = load_items([root])
+    assert items.groupby("split").size().to_dict() == {"val": 20, "test": 10, "cross_demographic": 12,
+                                                       "cross_country": 14, "cross_value": 16}
+    assert (f"NOTE: {root}: its train split ({root / CORPUS_DIR / 'train.parquet'}) is not read as test items; "
+            f"give that table itself to evaluate it") in capsys.readouterr().err
+    # Named itself, or read as a training table, the train split is read.
+    assert load_items([root / CORPUS_DIR / "train.parquet"]).groupby("split").size().to_dict() == {"train": 30}
+    assert load_items([root], test_items=False).groupby("split").size().to_dict() == {
+        "train": 30, "val": 20, "test": 10, "cross_demographic": 12, "cross_country": 14, "cross_value": 16}
+    # baselines --train ROOT/.../train.parquet --test ROOT: the train rows are not test items (20+10+12+14+16 = 72
+    # items; before, its 30 train rows were test items too and the run was refused as leakage).
+    res = dvmap("baselines", "--train", root / CORPUS_DIR / "train.parquet", "--test", root, "--out", tmp_path / "b")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["n_items"] == 72

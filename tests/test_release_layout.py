@@ -148,7 +148,9 @@ def test_a_used_output_folder_is_refused_or_replaced_whole(clone, tmp_path):
 
 
 def test_eval_and_baselines_use_the_same_discovery(clone, tmp_path):
-    items = load_items([clone])
+    items = load_items([clone])  # as test items: the clone's train split is left out (named, it is read)
+    assert items.groupby("split").size().to_dict() == {OURS[k]: v for k, v in SIZES.items() if k != "train"}
+    items = load_items([clone], test_items=False)
     assert items.groupby("split").size().to_dict() == {OURS[k]: v for k, v in SIZES.items()}
     res = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "baselines", "--train",
                           str(clone / CORPUS / "train.parquet"), "--test", str(clone / BENCH), "--out",
@@ -220,7 +222,7 @@ def test_a_partial_clone_gets_the_full_missing_files_table(clone, tmp_path):
                  f"test               found                             1,100  {CORPUS}/test.parquet",
                  f"cross_demographic  incomplete                            -  {BENCH}/Cross-Demographic (absent: "
                  f"data-00000-of-00001.arrow)",
-                 f"cross_country      not fetched (git LFS pointer)         -  {BENCH}/Cross-Country (absent: "
+                 f"cross_country      not fetched (git LFS pointer)         -  {BENCH}/Cross-Country (LFS pointer: "
                  f"data-00000-of-00002.arrow)",
                  f"cross_value        incomplete                            -  {BENCH}/Cross-Value (absent: "
                  f"data-00000-of-00001.arrow)"):

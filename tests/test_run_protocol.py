@@ -465,3 +465,109 @@ def test_a_pair_run_from_before_fingerprints_still_resumes(tmp_path):
     (out / "run.json").write_text(json.dumps(record))
     with pytest.raises(RunSettingsError, match="is not the table this folder scored"):
         P.run_pairs(StubBackend(), out, _pair_config(other), P.load_pairs(other), quiet=True)
+
+
+# --------------------------------------------------------------------------------------------- fixeval gaps
+
+
+def test_a_sample_beyond_the_runs_samples_is_set_aside(run, tmp_path):
+    """A 1-sample run of 8 right records, item 7's record removed and a wrong `sample 3` of item 6 appended: the
+    report keeps 7 records (acc 1.0, not 7/8 of item means mixed with a 0), names the line, and still says the run
+    is partial (7 of 8); compare reads the same 7; a resume moves the line aside and asks only item 7 again."""
+    from dvmap_verl.evaluation.compare import load_run
+    from dvmap_verl.evaluation.runs import run_samples
+
+    out, items = run
+    path = out / PREDICTIONS
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert [json.loads(x)["item"] for x in lines] == list(range(8))
+    wrong = (int(items["truth"][6]) + 1) % int(items["k"][6])
+    stray = json.dumps(_record(6, sample=3, pred=wrong)).encode() + b"\n"
+    path.write_bytes(b"".join(lines[:7]) + stray)  # line 8 is the stray record
+    report = build_report(out, bootstrap=0, importance=False)
+    assert report["model"]["n_samples"] == 7 and report["model"]["acc"] == 1.0
+    warnings = "\n".join(report["warnings"])
+    assert "line 8: sample 3 out of range (the run asked 1 sample(s) per item: 0-0)" in warnings
+    assert "partial run: 7 of 8 (item, sample) pairs have a prediction" in warnings
+    scored, _, _ = load_run(out)
+    assert len(scored) == 7 and scored["correct"].sum() == 7
+    config = EvalConfig(backend="stub", model="stub", data=json.loads((out / "run.json").read_text())["config"]["data"],
+                        limit=8, samples=1)
+    status = run_eval(StubBackend(), out, config, quiet=True, items=items)
+    assert status["requested"] == 1 and status["set_aside"]["lines"] == [8]
+    assert (out / REJECTED).read_bytes() == stray
+    # Baselines-only runs record samples 0 (no bound); probability readouts run 1 sample.
+    assert [run_samples(r) for r in ({"config": {"samples": 0}}, {"config": {"samples": None}}, {"config": {}},
+                                     {"config": {"samples": True}}, {"config": {"samples": 1}}, None)] == \
+        [None, None, None, None, 1, None]
+
+
+@pytest.mark.slow
+def test_a_replica_that_cannot_load_its_model_is_one_line_and_claims_no_folder(data, tmp_path):
+    """--replicas 2 with a model path that does not exist: the same `dvmap: error:` line and exit 2 as one engine,
+    no Ray traceback, no run folder."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
+    errors = {}
+    for replicas in ("1", "2"):
+        out = tmp_path / f"r{replicas}"
+        res = subprocess.run(CLI + ["eval", "--backend", "hf", "--model", str(tmp_path / "no_such_model"), "--data",
+                                    str(data / "val.parquet"), "--limit", "4", "--out", str(out), "--no-report",
+                                    "--replicas", replicas], capture_output=True, text=True, timeout=240, env=env)
+        assert res.returncode == 2, res.stderr[-3000:]
+        assert "Traceback" not in res.stderr and "RayActorError" not in res.stderr, res.stderr[-3000:]
+        errors[replicas] = [x for x in res.stderr.splitlines() if x.startswith("dvmap: error:")]
+        assert not out.exists()
+    assert len(errors["2"]) == 1 and errors["2"] == errors["1"]
+    assert str(tmp_path / "no_such_model") in errors["2"][0]
+
+
+def test_cause_message_unwraps_ray_errors():
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    from dvmap_verl.evaluation.backends.replicas import cause_message
+
+    died = ray_exceptions.RayActorError(error_msg=(
+        "The actor died because of an error raised in its creation task, \x1b[36mray::_BackendActor.__init__()"
+        "\x1b[39m (pid=1, ip=10.0.0.1)\n  File \"/x/replicas.py\", line 35, in __init__\n    self.backend = "
+        "make_backend(kind, model, settings, **options)\n           ^^^^^^^^^^^^\nOSError: m is not a local folder"
+        "\nand not a model id"), actor_init_failed=True)
+    assert cause_message(died) == "m is not a local folder\nand not a model id"
+    task = ray_exceptions.RayTaskError("f", "Traceback ...", ValueError("bad --model"))
+    assert cause_message(task) == "bad --model"
+    assert cause_message(ray_exceptions.RayActorError(error_msg="The actor died unexpectedly")) == \
+        "The actor died unexpectedly"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the block ends: nothing listens there
+
+
+def test_a_server_down_at_the_start_claims_no_folder(data, tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    out = tmp_path / "run"
+    common = ["eval", "--backend", "openai", "--base-url", url, "--data", data / "val.parquet", "--limit", "4",
+              "--out", out, "--no-report"]
+    res = _cli(*common, "--model", "m", timeout=120)
+    assert res.returncode == 2 and f"dvmap: error: cannot connect to {url}" in res.stderr, res.stderr[-2000:]
+    assert not out.exists()
+    res = _cli(*common, "--model", "m2", timeout=120)  # a corrected rerun is a new run, not a refused resume
+    assert res.returncode == 2 and f"dvmap: error: cannot connect to {url}" in res.stderr, res.stderr[-2000:]
+    assert "was 'm'" not in res.stderr and not out.exists()
+    out.mkdir()  # a folder that held a file of the user's keeps exactly that
+    (out / "notes.txt").write_text("mine\n")
+    before = _hashes(out)
+    res = _cli(*common, "--model", "m", timeout=120)
+    assert res.returncode == 2 and _hashes(out) == before == {"notes.txt": hashlib.sha256(b"mine\n").hexdigest()}
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "0", "-inf"])
+def test_timeouts_are_checked_where_parsed(value, tmp_path):
+    res = _cli("eval", "--backend", "openai", "--model", "m", "--data", tmp_path / "x.parquet", "--out",
+               tmp_path / "o", f"--timeout={value}")
+    assert res.returncode == 2 and f"argument --timeout: must be a finite number of seconds > 0, got {value}" in \
+        res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()

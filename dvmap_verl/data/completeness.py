@@ -142,7 +142,7 @@ def completeness_report(input_path: str | Path, kind: str, expected: list[Expect
              f"  {'split':<18} {'status':<30} {'rows':>8}  file"]
     for e in expected:
         where = _rel(e.path, root)
-        detail = f" (absent: {', '.join(e.missing_files)})" if e.missing_files and e.status != MISSING else ""
+        detail = _detail(e)
         rows = f"{e.rows:,}" if e.rows is not None else "-"
         lines.append(f"  {e.split:<18} {e.status:<30} {rows:>8}  {where}{detail}")
     missing = [e for e in expected if not e.ok and e.status != OUTSIDE]
@@ -163,6 +163,18 @@ def completeness_report(input_path: str | Path, kind: str, expected: list[Expect
     if missing or outside:
         lines.append(f"still works: {'; '.join(USES[s] for s in ok) if ok else 'nothing (no table is whole)'}")
     return "\n".join(lines)
+
+
+def _detail(e: Expected) -> str:
+    """`` (absent: a, b; LFS pointer: c)`` for a table some of whose files are absent or only pointers."""
+    if not e.missing_files or e.status == MISSING:
+        return ""
+    base = e.path if e.path.is_dir() else e.path.parent
+    pointers = [f for f in e.missing_files if (base / f).is_file() and is_lfs_pointer(base / f)]
+    absent = [f for f in e.missing_files if f not in pointers]
+    parts = ([f"absent: {', '.join(absent)}"] if absent else []) + \
+            ([f"LFS pointer: {', '.join(pointers)}"] if pointers else [])
+    return f" ({'; '.join(parts)})"
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dvmap_verl.data.completeness import (MissingSplitError, check_layout, completeness_report,  # noqa: F401
-                                          require_split)
+from dvmap_verl.data.completeness import (CORPUS_DIR, OUTSIDE, MissingSplitError, check_layout,  # noqa: F401
+                                          completeness_report, require_split)
 from dvmap_verl.data.dataset import profile_keys
 from dvmap_verl.data.distributions import cell_distributions
 from dvmap_verl.data.prepare import split_summary, write_outputs
@@ -115,6 +115,41 @@ def discover_release(path: str | Path) -> list[ReleaseTable]:
                                 f"and datasets.save_to_disk folders; the release ships {EXPECTED})")
     order = {s: i for i, s in enumerate(dict.fromkeys(RELEASE_PARTS.values()))}
     return sorted(found.values(), key=lambda t: order[t.split])
+
+
+#: Layouts whose every table is expected: a table of them that is not whole stops a read, even one not found.
+_WHOLE_LAYOUTS = ("the release's clone root", "the release's DVMap_Corpus folder", "the release's benchmark folder")
+
+
+def tables_to_read(path: str | Path, *, test_items: bool, what: str = "this command") -> list[ReleaseTable]:
+    """The release tables at ``path`` that a command reads, after checking the layout with
+    :func:`~dvmap_verl.data.completeness.check_layout`.
+
+    ``test_items``: the tables are read as test items (``eval --data``, ``baselines --test``): a ``train`` table
+    found inside a folder is skipped with a note on stderr (it is read only when ``path`` names it). A table to be
+    read that is missing, an LFS pointer or lacks shards raises :class:`ReleaseInputError` carrying the whole
+    completeness table (:func:`~dvmap_verl.data.completeness.completeness_report`) and the LFS hint; nothing is
+    read. In a recognised release layout (clone root, ``DVMap_Corpus``, benchmark folder) every table it should
+    hold counts (``train`` aside for test items); in any other folder, the tables found."""
+    path = Path(path)
+    tables = discover_release(path)
+    named = path.is_file() or is_hf_folder(path)
+    skipped = [t for t in tables if test_items and not named and t.split == "train"]
+    tables = [t for t in tables if t not in skipped]
+    for t in skipped:
+        print(f"NOTE: {path}: its train split ({t.path}) is not read as test items; give that table itself to "
+              f"evaluate it", file=sys.stderr)
+    kind, expected = check_layout(path, {t.split: t.path for t in tables})
+    reading = {t.split for t in tables}
+    gaps = [e for e in expected if not e.ok and e.status != OUTSIDE and (
+        e.split in reading or (kind in _WHOLE_LAYOUTS and not any(e.split == t.split for t in skipped)
+                               and not (test_items and e.split == "train")))]
+    if gaps:
+        raise ReleaseInputError(
+            f"{path}: {what} would read {len(gaps)} table(s) that are not whole ({', '.join(e.split for e in gaps)}); "
+            f"nothing was read.\n" + completeness_report(path, kind, expected) +
+            f"\nor name the whole tables themselves (e.g. {CORPUS_DIR}/dev.parquet)")
+    return tables
 
 
 def _walk_tables(root: Path) -> list[Path]:

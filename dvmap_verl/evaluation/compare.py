@@ -98,7 +98,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     if train:
         from dvmap_verl.evaluation.evaluate import load_items
 
-        train_items = load_items([train])
+        train_items = load_items([train], test_items=False)
         out["tables_read"].append(f"{train} (training split of {names[0]}): {len(train_items):,} rows")
         loaded, leak_notes = _without_training_items(dict(zip(names, loaded)), train_items, train, drop_overlap)
         scored = {n: s for n, (s, _, _) in loaded.items()}

@@ -85,9 +85,12 @@ class EvalConfig:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0) -> pd.DataFrame:
+def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0,
+               test_items: bool = True) -> pd.DataFrame:
     """Flat items (one row per benchmark item) from VeRL parquet files or release locations (clone root, folders,
-    files: :func:`dvmap_verl.data.release.discover_release`)."""
+    files: :func:`dvmap_verl.data.release.tables_to_read`, which checks the layout first and raises
+    ``ReleaseInputError`` with the completeness table when a table to read is not whole). ``test_items``: a
+    release folder's ``train`` table is skipped (with a note) unless named itself; False for a training table."""
     frames = []
     for path in paths:
         path = Path(path)
@@ -95,9 +98,9 @@ def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0)
         if path.is_file() and path.suffix == ".parquet" and _is_verl(path):
             frames.append(_flatten(pd.read_parquet(path), path))
             continue
-        from dvmap_verl.data.release import discover_release, read_release_table
+        from dvmap_verl.data.release import read_release_table, tables_to_read
 
-        for t in discover_release(path):
+        for t in tables_to_read(path, test_items=test_items, what="evaluation" if test_items else "training"):
             verl = to_verl_table(read_release_table(t.path), t.split, keep_prompt=True).to_pandas()
             frames.append(_flatten(verl, t.path))
     items = pd.concat(frames, ignore_index=True)
@@ -232,8 +235,8 @@ class PredictionScan:
         return (f"{path}: skipped " + " and ".join(parts) + (f" [{why}]" if why else "")) if parts else ""
 
 
-def _validator(n_items: int | None, n_options: list[int] | None):
-    return lambda rec: prediction_problem(rec, n_options, n_items)
+def _validator(n_items: int | None, n_options: list[int] | None, n_samples: int | None = None):
+    return lambda rec: prediction_problem(rec, n_options, n_items, n_samples)
 
 
 def _prediction_key(rec: dict) -> tuple[int, int]:
@@ -252,22 +255,27 @@ def _folder(path: Path) -> RunFolder:
     return RunFolder(path.parent, path.name, REJECTED, fingerprint_key="items_fingerprint")
 
 
-def read_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None) -> pd.DataFrame:
+def read_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None,
+                     n_samples: int | None = None) -> pd.DataFrame:
     """The valid, first-seen (item, sample) records of a predictions file; anything else is skipped, never fatal
     (:func:`scan_predictions` says what was skipped)."""
-    return scan_predictions(path, n_items, n_options).frame
+    return scan_predictions(path, n_items, n_options, n_samples).frame
 
 
-def scan_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None) -> PredictionScan:
-    """``n_options``: each item's K, so that ``pred`` and ``probs`` are checked against the item's options."""
-    return _as_scan(read_jsonl(path, _validator(n_items, n_options), _prediction_key))
+def scan_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None,
+                     n_samples: int | None = None) -> PredictionScan:
+    """``n_options``: each item's K, so that ``pred`` and ``probs`` are checked against the item's options;
+    ``n_samples``: the run's samples per item (``run.json`` config ``samples``), so that a record numbered beyond
+    them is set aside (None: unbounded)."""
+    return _as_scan(read_jsonl(path, _validator(n_items, n_options, n_samples), _prediction_key))
 
 
-def repair_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None) -> PredictionScan:
+def repair_predictions(path: Path, n_items: int | None = None, n_options: list[int] | None = None,
+                       n_samples: int | None = None) -> PredictionScan:
     """Keep every valid record; move the other lines (torn writes, stray edits, invalid records, repeats) into
     ``REJECTED`` beside the file, so that a resume redoes only what is missing and nothing valid is ever deleted."""
     path = Path(path)
-    return _as_scan(_folder(path).repair(_validator(n_items, n_options), _prediction_key))
+    return _as_scan(_folder(path).repair(_validator(n_items, n_options, n_samples), _prediction_key))
 
 
 class PredictionWriter:
@@ -435,7 +443,8 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     if items is None:
         with run_lock(out):
             return run_eval(backend, out, config, quiet, prepare_run(out, config))
-    scan = repair_predictions(out / PREDICTIONS, n_items=len(items), n_options=items["k"].astype(int).tolist())
+    scan = repair_predictions(out / PREDICTIONS, n_items=len(items), n_options=items["k"].astype(int).tolist(),
+                              n_samples=config.samples if config.samples and config.samples > 0 else None)
     if scan.skipped and not quiet:
         print(f"{scan.describe(out / PREDICTIONS)}; moved to {out / REJECTED}; "
               f"{len(scan.frame)} valid record(s) kept, the rest is generated again", file=sys.stderr)

@@ -14,7 +14,7 @@ from dvmap_verl.reward.answers import extract_answer, release_correct, release_r
 from dvmap_verl.evaluation.backends import REPLY_KINDS
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
 from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
-from dvmap_verl.evaluation.runs import load_json_object
+from dvmap_verl.evaluation.runs import load_json_object, run_samples
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
@@ -30,7 +30,9 @@ def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str
     items["options"] = items["options"].map(list)
     run = load_json_object(run_dir / RUN, required=False) or {}
     # pred and probs are checked against each item's own options: an out-of-range record is set aside and named.
-    scan = scan_predictions(run_dir / PREDICTIONS, n_items=len(items), n_options=items["options"].map(len).tolist())
+    # ... and sample numbers against the run's samples per item (a sample 3 of a 1-sample run is not a sample).
+    scan = scan_predictions(run_dir / PREDICTIONS, n_items=len(items), n_options=items["options"].map(len).tolist(),
+                            n_samples=run_samples(run))
     notes = []
     if scan.skipped:
         notes.append(scan.describe(run_dir / PREDICTIONS) + "; rerun `dvmap eval` with the same settings to set "
@@ -244,7 +246,7 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     train_path = train or cfg.get("train")
     base_scored: dict[str, pd.DataFrame] = {}
     if train_path:
-        train_items = load_items([train_path])
+        train_items = load_items([train_path], test_items=False)
         test = original.drop(columns=["messages"]).reset_index(drop=True)
         for name, preds_b in run_baselines(train_items, test).items():
             base_scored[name] = M.point_scores(preds_b)

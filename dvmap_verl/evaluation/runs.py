@@ -209,13 +209,22 @@ def _int(v: Any) -> bool:
     return type(v) is int  # bool is not an item number
 
 
+def run_samples(run: dict | None) -> int | None:
+    """Samples per item a run folder's ``run.json`` asked for (``config.samples``), or None when it names no
+    positive integer (a baselines-only run records 0; an old or hand-made folder may record nothing)."""
+    samples = ((run or {}).get("config") or {}).get("samples")
+    return samples if _int(samples) and samples > 0 else None
+
+
 def _finite(v: Any) -> bool:
     return type(v) in (int, float) and math.isfinite(v)
 
 
-def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: int | None = None) -> str | None:
+def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: int | None = None,
+                       n_samples: int | None = None) -> str | None:
     """Why a prediction record is invalid, or None. ``n_options[item]``: the item's K (``pred`` must lie in
-    [0, K) or be -1; ``probs`` must hold K finite, non-negative values summing to 1)."""
+    [0, K) or be -1; ``probs`` must hold K finite, non-negative values summing to 1). ``n_samples``: the run's
+    samples per item (``sample`` must lie in [0, n_samples)); None or 0 (a baselines-only run) leaves it unbounded."""
     item, sample, pred = rec.get("item"), rec.get("sample"), rec.get("pred")
     if not (_int(item) and _int(sample) and _int(pred)):
         return "item, sample and pred must be integers"
@@ -236,7 +245,11 @@ def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: i
         return f"reply must be one of {REPLY_KINDS}"
     if "dropped_parts" in rec and not (_int(rec["dropped_parts"]) and rec["dropped_parts"] >= 0):
         return "dropped_parts must be a non-negative integer"
-    return probs_problem(rec.get("probs"), k) if rec.get("probs") is not None else None
+    if rec.get("probs") is not None and (why := probs_problem(rec["probs"], k)):
+        return why
+    if n_samples and sample >= n_samples:
+        return f"sample {sample} out of range (the run asked {n_samples} sample(s) per item: 0-{n_samples - 1})"
+    return None
 
 
 def probs_problem(probs: Any, k: int | None) -> str | None:

@@ -79,7 +79,7 @@ def analyze_semantic(train: str | Path, cross_value: str | Path, runs: Sequence[
     if len(runs) != 2:
         raise ValueError(f"--runs takes two run folders, BASE and TRAINED (got {len(runs)})")
     # Data and runs first: a wrong path fails in a second, before an embedding model is loaded.
-    train_q = question_texts(load_items([train]))
+    train_q = question_texts(load_items([train], test_items=False))
     cv_q = {q: t for q, t in question_texts(load_items([cross_value])).items() if q not in train_q}
     if not cv_q:
         raise ValueError(f"{cross_value}: holds no question that is not in {train}")

@@ -17,6 +17,7 @@ orchestration is tested where CI runs.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, as_reply
@@ -53,6 +54,39 @@ class _BackendActor:
         return True
 
 
+class ReplicaStartError(RuntimeError):
+    """A replica's engine could not be built (its actor died in its constructor); the message is the cause's own."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*): ?(.*)$", re.DOTALL)
+
+
+def cause_message(error: BaseException) -> str:
+    """The message of the exception a Ray error wraps, without its type name, so that a replica that cannot load
+    its model fails with the same line as one engine does: ``RayTaskError.cause`` when Ray kept the exception
+    object, else the last exception of the remote traceback that ``RayActorError``/``ActorDiedError`` carries as
+    text (``error_msg``, ANSI colours removed); the error's own last line when neither is found."""
+    for _ in range(8):  # RayTaskError (and its as_instanceof_cause copies) wrap the cause itself
+        inner = getattr(error, "cause", None)
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    if not type(error).__module__.startswith("ray."):
+        return str(error)
+    text = _ANSI.sub("", str(getattr(error, "error_msg", None) or error)).strip()
+    lines = text.splitlines()
+    frames = [i for i, line in enumerate(lines) if line.lstrip().startswith('File "')]
+    if frames:
+        rest = lines[frames[-1] + 1:]
+        while rest and (rest[0].startswith(" ") or not rest[0].strip()):  # the frame's source line and carets
+            rest = rest[1:]
+        match = _EXCEPTION_LINE.match("\n".join(rest).strip())
+        if match:
+            return match.group(2).strip() or match.group(1)
+    return (lines or [type(error).__name__])[-1]
+
+
 def resolve_replicas(replicas: str | int, gpus_per_replica: int, ray_module) -> int:
     """``auto``: every GPU Ray sees divided by the GPUs one replica needs (at least 1)."""
     if str(replicas) != "auto":
@@ -81,7 +115,12 @@ class ReplicatedBackend:
         actor_cls = ray.remote(num_gpus=gpus, num_cpus=cpus_per_replica)(_BackendActor)
         threads = max(int(cpus_per_replica), 1) if kind == "hf" else None
         self.actors = [actor_cls.remote(kind, model, settings, options, threads) for _ in range(self.replicas)]
-        ray.get([a.ready.remote() for a in self.actors])  # fail here, before any request, if an engine cannot start
+        try:
+            ray.get([a.ready.remote() for a in self.actors])  # fail here, before any request, if one cannot start
+        except ray.exceptions.RayError as e:
+            for actor in self.actors:
+                ray.kill(actor)
+            raise ReplicaStartError(cause_message(e)) from None
         self.done_per_replica = [0] * self.replicas
         self.settings = {"replicas": self.replicas, "gpus_per_replica": gpus, "cpus_per_replica": cpus_per_replica,
                          "chunk": self.chunk, "ray_address": ray_address or "local or RAY_ADDRESS"}
