@@ -94,6 +94,11 @@ SHAPE_TABLE = [
     ("Not very important or very important: 1.0", None),  # a label naming two options
     ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: 0.5", None),  # not the sum
     ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: -1", None),
+    # a non-finite checksum or entry refuses the answer (it was skipped as prose, so the rest was accepted)
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: inf", None),
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: nan", None),
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nSum = -inf", None),
+    ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nNot at all important: nan", None),
     ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal: 1\nSum: 2", None),
     ("Total: 1.0", None),  # a checksum alone is no distribution
     ("Very important: 0.6\nRather important: 0.3\nNot very important: 0.1\nTotal probability: 1.0",

@@ -9,7 +9,8 @@ How a completion is read (README, "How an answer is read"):
    it. What is left is the reply.
 3. Tags match in any case. The answer is the content of the **last** ``<answer>`` block of the reply that the
    caller accepts (resolves to an option; parses as a distribution): an empty block, or a tag mentioned in prose,
-   does not override an earlier real answer. A block ends at ``</answer>``, at the next ``<answer>``, or at the end
+   does not override an earlier real answer. A later block that holds a negation cue (``I don't agree``, ``No.``)
+   is a real answer that takes the earlier ones back: the reading stops there, with no answer. A block ends at ``</answer>``, at the next ``<answer>``, or at the end
    of the text (a truncated final block still counts; the format share pays for the missing tag).
 
 Options are resolved by meaning (:mod:`dvmap_verl.reward.options`). The authors' rule (:func:`extract_answer_release`,
@@ -23,8 +24,8 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, normalize,  # noqa: F401
-                                       normalize_text, option_set)
+from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, holds_negation,  # noqa: F401
+                                       normalize, normalize_text, option_set)
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
@@ -161,8 +162,9 @@ class Reply:
             pos = low.rfind(ANSWER_OPEN, 0, pos)  # lazily: only when the caller asks for an earlier block
 
     def answer(self, accept: Callable[[str], T | None]) -> tuple[str | None, T | None]:
-        """(content, accept(content)) of the last block that ``accept`` does not map to None; when there is none,
-        (the last non-blank block, else the last block, else None when there is no block; None)."""
+        """(content, accept(content)) of the last block that ``accept`` does not map to None, unless a later one
+        holds a negation cue (then (that block, None)); when there is none, (the last non-blank block, else the
+        last block, else None when there is no block; None)."""
         first = last = None
         for content in self._blocks():
             if last is None:
@@ -174,6 +176,8 @@ class Reply:
             value = accept(content)
             if value is not None:
                 return content, value
+            if holds_negation(content):  # "<answer>Agree</answer><answer>I don't agree</answer>": taken back
+                return content, None
         return (first if first is not None else last), None
 
     def format_share(self, tags: Sequence[str]) -> float:

@@ -109,9 +109,8 @@ def _entry(segment: str) -> tuple[str, float, bool, bool] | None:
             number = float(value)
         except ValueError:
             pass
-        else:
-            if number - number == 0.0:  # finite; "nan" and "inf" are not numbers here (see _number)
-                return label.strip(_LABEL_STRIP), number, False, True
+        else:  # "nan" and "inf" are kept, so that the entry (or checksum) holding them refuses the answer
+            return label.strip(_LABEL_STRIP), number, False, True
     else:
         parts = segment.rsplit(None, 1)
         if len(parts) != 2:

@@ -37,14 +37,25 @@ MAX_RUNS = 8
 #: Negative contractions written without an apostrophe (``I dont agree``): read as ``do not``, like ``don't``.
 CONTRACTED_NEGATIONS = frozenset({"dont", "doesnt", "didnt", "cant", "cannot", "couldnt", "wont", "wouldnt",
                                   "shouldnt", "isnt", "arent", "wasnt", "werent", "havent", "hasnt", "hadnt", "aint",
-                                  "mustnt", "neednt"})
+                                  "mustnt", "neednt", "shant", "dnt"})
+#: Stems of negative contractions whose apostrophe was written as a space or a quote (``don t``, ``don"t``,
+#: ``don''t``): followed by the word ``t``, read like ``dont``.
+SPLIT_CONTRACTIONS = frozenset({"don", "doesn", "didn", "isn", "aren", "wasn", "weren", "haven", "hasn", "hadn",
+                                "won", "wouldn", "couldn", "shouldn", "can", "mustn", "needn", "ain", "shan"})
 #: Words that negate an option that follows them in the same clause (``n't`` is read as ``not``).
 NEGATIONS = frozenset({"not", "no", "nope", "never", "neither", "nor", "hardly", "barely", "scarcely", "rarely",
-                       "seldom", "without"}) | CONTRACTED_NEGATIONS
+                       "seldom", "without", "nah"}) | CONTRACTED_NEGATIONS
+#: Phrases holding a cue that affirm rather than negate (``Agree, no doubt``): their words are dropped.
+AFFIRMING_IDIOMS = (("no", "doubt"), ("without", "a", "doubt"), ("without", "doubt"), ("no", "question"),
+                    ("without", "question"), ("without", "a", "question"), ("no", "kidding"))
+#: Intensity words: a cue whose only target is these (``Agree, but not strongly``) qualifies, it does not negate,
+#: when they are not part of an option's run. ``really``, ``much`` and ``quite`` are left out on purpose:
+#: ``Agree? Not really.`` / ``Not much.`` / ``Not quite.`` take the answer back.
+INTENSIFIERS = frozenset({"strongly", "very", "completely", "entirely", "fully", "totally"})
 #: Characters read as an apostrophe (``don´t`` is ``don't``): quotation marks, primes, modifier letters, accents
 #: models put in contractions. Replaced before NFKC, which would turn the acute accents into a space and a mark.
 APOSTROPHES = ("\u00b4\u02b9\u02bb\u02bc\u02bd\u0384\u055a\u05f3\u1fbd\u1fbf\u1ffd\u1ffe"
-               "\u2018\u2019\u201b\u2032\u2035\uff07")
+               "\u2018\u2019\u201b\u2032\u2035\uff07\u02ca\ua78c\u02be\uff70")
 #: Words that end a clause for the negation scope, beside the punctuation in :data:`_CLAUSE_PUNCT`.
 CLAUSE_BREAKS = frozenset({"but", "however", "though", "although", "whereas", "instead", "yet"})
 _CLAUSE_PUNCT = frozenset(".,;:!?()[]")
@@ -58,6 +69,8 @@ _PREFIX = re.compile(r"^(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|option|choice)\
 _LABEL_ONLY = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})\)?$")
 # "B) Agree", "2. Agree", "(2) Agree", "option 2: Agree"
 _LABEL_PREFIX = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})[).:]\s*(\S.*)$")
+# Struck-through text (``~~Agree~~``): what the model crossed out is not its answer.
+_STRUCK = re.compile(r"~~[^~]*~~")
 # Markdown/HTML noise inside the answer.
 _MARKUP = re.compile(r"[*_`]+|</?[a-z]+>")
 # Words (letters and digits) and clause punctuation; each alternative consumes what the other cannot: linear.
@@ -95,6 +108,8 @@ def normalize(answer: str) -> str:
     s = normalize_text(answer).lower()
     if "`" in s and "n`t" in s:  # "don`t": an apostrophe, not a markdown code span
         s = s.replace("n`t", "n't")
+    if "~~" in s:
+        s = _STRUCK.sub(" ", s)
     if "*" in s or "_" in s or "`" in s or "<" in s:
         s = _MARKUP.sub(" ", s)
     s = " ".join(s.split()).strip(_STRIP_CHARS)
@@ -114,13 +129,32 @@ def words_and_clauses(s: str) -> tuple[list[str], list[int]]:
     for tok in _TOKEN.findall(s):
         if tok in _CLAUSE_PUNCT or tok in CLAUSE_BREAKS:
             clause += 1
-        elif tok in CONTRACTED_NEGATIONS:  # "dont trust at all" is the option "Do not trust at all"
-            words += (tok[:-3], "not") if tok == "cannot" else (tok[:-2], "not")
+            continue
+        if tok == "t" and words and words[-1] in SPLIT_CONTRACTIONS and clauses[-1] == clause:  # "don t"
+            tok = words.pop() + "t"
+            clauses.pop()
+        if tok in CONTRACTED_NEGATIONS:  # "dont trust at all" is the option "Do not trust at all"
+            words += ("do", "not") if tok == "dnt" else (tok[:-3], "not") if tok == "cannot" else (tok[:-2], "not")
             clauses += (clause, clause)
         else:
             words.append(tok)
             clauses.append(clause)
+    if ("no" in words or "without" in words) and ("doubt" in words or "question" in words or "kidding" in words):
+        _drop_idioms(words, clauses)
     return words, clauses
+
+
+def _drop_idioms(words: list[str], clauses: list[int]) -> None:
+    """Remove :data:`AFFIRMING_IDIOMS` (within one clause) from ``words`` and ``clauses``, in place."""
+    k = 0
+    while k < len(words):
+        for idiom in AFFIRMING_IDIOMS:
+            end = k + len(idiom)
+            if tuple(words[k:end]) == idiom and clauses[k] == clauses[end - 1]:
+                del words[k:end], clauses[k:end]
+                break
+        else:
+            k += 1
 
 
 _MISS = object()
@@ -141,18 +175,26 @@ def _negated(words: list[str], clauses: list[int], own: set[int]) -> list[bool]:
     return out
 
 
-def _dangling(words: list[str], clauses: list[int], own: set[int], starts: set[int]) -> bool:
-    """Whether some negation cue (not at a position in ``own``) has no option run starting after it in its clause
-    (one backward pass): ``Agree? No.``, ``Agree - not!``."""
-    later, clause = False, -1
+def _dangling(words: list[str], clauses: list[int], own: set[int], starts: set[int],
+              covered: set[int]) -> tuple[bool, list[int]]:
+    """(whether some negation cue, not at a position in ``own``, has no option run starting after it in its clause:
+    ``Agree? No.``, ``Agree - not!``; whether some cue only qualifies, i.e. is followed in its clause by nothing but
+    :data:`INTENSIFIERS` outside every run (``covered``): ``Agree, but not strongly``, their positions). One
+    backward pass."""
+    later, clause, intense = False, -1, False
+    qualified: list[int] = []
     for k in range(len(words) - 1, -1, -1):
         if clauses[k] != clause:
-            later, clause = False, clauses[k]
+            later, clause, intense = False, clauses[k], None
         if k in starts:
             later = True
         elif not later and words[k] in NEGATIONS and k not in own:
-            return True
-    return False
+            if not intense:
+                return True, qualified
+            qualified.append(k)
+        if intense is not False:  # None: nothing after k yet in this clause
+            intense = words[k] in INTENSIFIERS and k not in covered
+    return False, qualified
 
 
 class OptionSet:
@@ -163,7 +205,8 @@ class OptionSet:
     (0, None, 2)
     """
 
-    __slots__ = ("options", "normalized", "exact", "fast", "labels_ok", "by_words", "lengths", "vocab", "cache")
+    __slots__ = ("options", "normalized", "exact", "fast", "labels_ok", "by_words", "lengths", "vocab", "cache",
+                 "plain")
 
     def __init__(self, options: tuple[str, ...]):
         self.options = options
@@ -181,6 +224,9 @@ class OptionSet:
             if w:
                 self.by_words.setdefault(w, i)
         self.lengths = sorted({len(k) for k in self.by_words})
+        # Options without intensity or negation words: the only ones a qualifying cue ("not strongly") leaves.
+        self.plain = tuple(INTENSIFIERS.isdisjoint(w) and NEGATIONS.isdisjoint(w)
+                           for w in (words_and_clauses(n)[0] for n in self.normalized))
         self.vocab = frozenset(w for k in self.by_words for w in k)
         # Numbers on a binned 1-10 scale ("7") are scale points, not option numbers: ambiguous, so not accepted.
         self.labels_ok = not any(n in ("low", "medium", "high") for n in self.normalized)
@@ -228,14 +274,26 @@ class OptionSet:
             # option's run is that option's own word ("Not very important"), not a cue for the runs after it.
             # A run that shares words with another run without holding it or lying inside it reads them twice
             # ("Not very important - not" holds "very important - not"): its cues are not its own (<= 8 runs).
-            own = {k for start, end, _ in matches
-                   if not any(s2 < start < e2 < end or start < s2 < end < e2 for s2, e2, _ in matches)
-                   for k in range(start, end) if words[k] in NEGATIONS}
+            solid = [(start, end) for start, end, _ in matches
+                     if not any(s2 < start < e2 < end or start < s2 < end < e2 for s2, e2, _ in matches)]
+            own = {k for start, end in solid for k in range(start, end) if words[k] in NEGATIONS}
             # A cue with no target may take back the option before it ("Agree? No."): no credit, not a guess.
-            if _dangling(words, clauses, own, {m[0] for m in matches}):
+            # One whose only target is an intensity word qualifies the answer ("Agree, not strongly").
+            covered = {k for start, end in solid for k in range(start, end)}
+            dangling, qualified = _dangling(words, clauses, own, {m[0] for m in matches}, covered)
+            if dangling:
                 return None
             negated = _negated(words, clauses, own)
-            matches = [m for m in matches if not negated[m[0]]]
+            # A run holding a qualifying cue reads words across clauses ("important, not very"): not an answer.
+            matches = [m for m in matches if not negated[m[0]] and not any(m[0] <= q < m[1] for q in qualified)]
+            if qualified:
+                index = self._named(matches)
+                # "Agree strongly, not very": the qualifier contradicts an option holding intensity or negation.
+                return None if index is None or not self.plain[index] else index
+        return self._named(matches)
+
+    def _named(self, matches: list[tuple[int, int, int]]) -> int | None:
+        """The one option the runs name (a run inside a longer option's run is part of it), or None."""
         named = {m[2] for m in matches}
         if len(named) <= 1:
             return named.pop() if named else None
@@ -297,11 +355,23 @@ class OptionSet:
         return i if 0 <= i < len(self.options) else None
 
 
+def holds_negation(answer: str | None) -> bool:
+    """Whether an answer (at most :data:`MAX_ANSWER_CHARS` characters) holds a negation cue, read as
+    :meth:`OptionSet.resolve` reads it (idioms such as ``no doubt`` are no cue; struck-through text is ignored).
+
+    >>> holds_negation("I don t agree"), holds_negation("Agree, no doubt"), holds_negation("<answer> tags")
+    (True, False, False)
+    """
+    if not answer or len(answer) > MAX_ANSWER_CHARS:
+        return False
+    return not NEGATIONS.isdisjoint(words_and_clauses(normalize(answer))[0])
+
+
 @lru_cache(maxsize=4096)
 def option_set(options: tuple[str, ...]) -> OptionSet:
     """The cached :class:`OptionSet` of an options tuple (a training set has a handful of distinct ones)."""
     return OptionSet(options)
 
 
-__all__ = ["APOSTROPHES", "CLAUSE_BREAKS", "CONTRACTED_NEGATIONS", "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS",
+__all__ = ["AFFIRMING_IDIOMS", "INTENSIFIERS", "SPLIT_CONTRACTIONS", "APOSTROPHES", "CLAUSE_BREAKS", "CONTRACTED_NEGATIONS", "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "holds_negation",
            "OptionSet", "normalize", "normalize_text", "option_set", "words_and_clauses"]
