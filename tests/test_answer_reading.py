@@ -147,12 +147,56 @@ PHRASINGS = [
     ("Not very important? Yes.", IMP, "Not very important"),  # the option's own negation
     ("Do not trust at all.", TRU, "Do not trust at all"),
     ("Neither agree nor disagree!", AG5, "Neither agree nor disagree"),
+    # Follow-up 2: more apostrophes, the apostrophe written as a space or a quote, more cues, struck-through text.
+    ("I don\u02cat agree", AG5, None),  # modifier letter acute accent
+    ("I don\ua78ct agree", AG5, None),  # Latin small letter saltillo
+    ("I don\u02bet agree", AG5, None),  # modifier letter right half ring
+    ("I don\uff70t agree", AG5, None),  # half-width prolonged sound mark
+    ("I don''t agree", AG5, None),
+    ('I don"t agree', AG5, None),
+    ("I don t agree", AG5, None),
+    ("It isn t very important", IMP, "Not very important"),  # as "It isn't very important"
+    ("I can t agree", AG5, None),
+    ("I won t say very important", IMP, None),
+    ("Don t trust at all", TRU, "Do not trust at all"),  # the option's own words
+    ("I can agree", AG5, "Agree"),  # "can" alone is no cue
+    ("I shant agree", AG5, None),
+    ("I dnt agree", AG5, None),
+    ("Nah, agree", AG5, None),
+    ("Agree? Nah.", AG5, None),
+    ("~~Agree~~ Disagree", AG5, "Disagree"),  # crossed out by the model
+    ("~~Agree~~", AG5, None),
+    ("~~Disagree~~ **Agree**", AG5, "Agree"),
+    # Affirming idioms hold a cue but do not negate.
+    ("Agree, no doubt", AG5, "Agree"),
+    ("Agree, without a doubt", AG5, "Agree"),
+    ("I agree; there's no doubt", AG5, "Agree"),
+    ("Very important - no question", IMP, "Very important"),
+    ("Without question, disagree", AG5, "Disagree"),
+    ("No doubt: agree strongly", AG5, "Agree strongly"),
+    # A cue whose only target is an intensity word outside every option qualifies the answer.
+    ("I agree, but not strongly", AG5, "Agree"),
+    ("Agree (not strongly)", AG5, "Agree"),
+    ("Agree, not very strongly", AG5, "Agree"),
+    ("Rather important, not very", IMP, "Rather important"),
+    ("Trust somewhat, not completely", TRU, "Trust somewhat"),
+    # ... but never turns a negated option into a chosen one, nor leaves an option the qualifier contradicts.
+    ("Not strongly agree", AG5, None),
+    ("Strongly agree, but not completely", AG5, None),
+    ("Agree strongly, not very", AG5, None),
+    ("Trust completely, not fully", TRU, None),
+    ("Agree? Not really.", AG5, None),  # "really", "much", "quite" are no intensity words here: taken back
+    ("Agree? Not much.", AG5, None),
+    ("Never justifiable, never", "Never justifiable, Sometimes justifiable, Always justifiable", None),
+    ("No, not really", "Yes, No", None),  # kept on the safe side
+    ("No, not strongly", "Yes, No", None),  # an option holding a cue is not qualified
 ]
 
 
 def test_the_table_covers_every_question():
     assert len(PHRASINGS) >= 60
-    assert {o for _, o, _ in PHRASINGS} == set(QUESTION_OPTIONS.values())
+    assert {o for _, o, _ in PHRASINGS} - {"Never justifiable, Sometimes justifiable, Always justifiable",
+                                           "Yes, No"} == set(QUESTION_OPTIONS.values())
 
 
 def test_option_sets_are_the_releases(release_dev):
@@ -191,6 +235,18 @@ AGREE = ["Agree", "Disagree"]
     ("\ufeff<answer>Agr\u200bee</answer>", "Agree"),  # BOM, zero-width space
     ("<answer>Agree</answer><answer>Disagree</answer>", "Disagree"),  # two real answers: the last
     ("<answer>Agree</answer><answer>maybe</answer>", "Agree"),  # a later block naming nothing
+    # A later block holding a negation cue is a real answer that takes the earlier ones back.
+    ("<answer>Agree</answer><answer>I don't agree</answer>", None),
+    ("<answer>Agree</answer><answer>No.</answer>", None),
+    ("<answer>Agree</answer><answer>not</answer>", None),
+    ("<answer>Agree</answer><answer>Nah</answer>", None),
+    ("<answer>Agree</answer><answer>I don t know</answer>", None),
+    ("<answer>Agree</answer><answer>Agree? No.</answer>", None),
+    ("<answer>Agree</answer><answer>No doubt</answer>", "Agree"),  # an idiom, no cue: skipped
+    ("<answer>Agree</answer><answer>~~not~~</answer>", "Agree"),  # crossed out: skipped
+    ("<answer>Agree</answer><answer> </answer>", "Agree"),
+    ("<answer>I don't agree</answer><answer>Agree</answer>", "Agree"),  # the last real answer
+    ("<think><answer>No.</answer></think><answer>Agree</answer>", "Agree"),  # thinking removed first
     ("<answer>Agree", "Agree"),  # truncated final block
     ("<THINK>x</THINK><answer>Disagree</answer>", "Disagree"),
     ("no tags, Agree", None),
@@ -316,7 +372,12 @@ def test_naming_one_option_resolves_to_it(case):
 _NEGATIONS = ["not {o}", "I don't say {o}", "I would never choose {o}", "definitely not {o}", "hardly {o}",
               "I wouldn't say it is {o}", "no, not {o}", "I do not think {o}", "Neither {o}", "it is not {o}",
               "I dont say {o}", "I wouldnt say {o}", "it isnt {o}", "I don\u00b4t say {o}", "I don`t say {o}",
-              "{o}? No.", "{o} - not!", "{o}, or rather not", "{o}. Nope.", "{o}? Never."]
+              "{o}? No.", "{o} - not!", "{o}, or rather not", "{o}. Nope.", "{o}? Never.",
+              "I don t say {o}", "I don''t say {o}", 'I don"t say {o}', "I don\u02cat say {o}", "Nah, {o}",
+              "~~{o}~~", "not strongly {o}", "{o}? Not really.",
+              # an earlier clean block of the truth, then a block that takes it back
+              "{o}</answer><answer>I don't agree", "{o}</answer><answer>No.", "{o}</answer><answer>not",
+              "{o}</answer><answer>not {o}", "{o}</answer><answer>Nah"]
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -351,6 +412,21 @@ NEGATING_ROWS = [
     ("<answer>Agree, or rather not</answer>", AG5, "Agree"),
     ("<answer>Trust completely? Never.</answer>", TRU, "Trust completely"),
     ("<answer>Absolutely not: agree</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>I don't agree</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>No.</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>not</answer>", AG5, "Agree"),
+    ("<answer>I don''t agree</answer>", AG5, "Agree"),
+    ('<answer>I don"t agree</answer>', AG5, "Agree"),
+    ("<answer>I don t agree</answer>", AG5, "Agree"),
+    ("<answer>I don\u02cat agree</answer>", AG5, "Agree"),
+    ("<answer>I don\ua78ct agree</answer>", AG5, "Agree"),
+    ("<answer>I don\u02bet agree</answer>", AG5, "Agree"),
+    ("<answer>I don\uff70t agree</answer>", AG5, "Agree"),
+    ("<answer>I shant agree</answer>", AG5, "Agree"),
+    ("<answer>I dnt agree</answer>", AG5, "Agree"),
+    ("<answer>Agree? Nah.</answer>", AG5, "Agree"),
+    ("<answer>~~Agree~~</answer>", AG5, "Agree"),
+    ("<answer>Not strongly agree</answer>", AG5, "Agree strongly"),
 ]
 
 
@@ -380,7 +456,13 @@ README_ROWS = [
     ("<answer>Agree - not!</answer>", AG5, None),
     ("<answer>Absolutely not: agree</answer>", AG5, None),
     ("<answer>Agree (not Disagree)</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>I don't agree</answer>", AG5, None),
+    ("<answer>~~Agree~~ Disagree</answer>", AG5, "Disagree"),
+    ("<answer>Agree, no doubt</answer>", AG5, "Agree"),
+    ("<answer>I agree, but not strongly</answer>", AG5, "Agree"),
+    ("<answer>Not strongly agree</answer>", AG5, None),
     ("<answer>I dont agree</answer>", AG5, None),
+    ("<answer>I don t agree</answer>", AG5, None),
     ("<answer>I don\u00b4t agree</answer>", AG5, None),
     ("<answer>I don't think it is very important, but rather important</answer>", IMP, "Rather important"),
     ("<answer>I'm not very happy</answer>", HAP, "Not very happy"),

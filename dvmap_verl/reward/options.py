@@ -4,18 +4,22 @@ The rule (README, "How an answer is read"):
 
 - Text is read after Unicode NFKC normalisation (full-width ``Ａｇｒｅｅ`` is ``Agree``), with zero-width characters
   and the BOM removed, non-breaking spaces made spaces and apostrophe-like characters (:data:`APOSTROPHES`, and a
-  backtick inside ``don`t``) made ``'``; case, markdown, quotes and punctuation do not matter.
+  backtick inside ``don`t``) made ``'``; case, markdown, quotes and punctuation do not matter; struck-through text
+  (``~~Agree~~``) is ignored.
 - An option is named when its words occur as one run of words, in any order (``Strongly agree`` = ``Agree
   strongly``); an option whose run lies inside a longer option's run is part of that option, not named itself
   (``Neither agree nor disagree`` names neither ``Agree`` nor ``Disagree``).
 - A negation cue (:data:`NEGATIONS`: ``not``, ``no``, ``never``, ..., the contractions written without an
-  apostrophe, ``dont``, ``isnt``, ...; ``n't`` read as ``not``) before an option's run in the same clause, and not
+  apostrophe, ``dont``, ``isnt``, ..., or with a space or quote for it, ``don t``; ``n't`` read as ``not``;
+  affirming idioms such as ``no doubt`` are no cue) before an option's run in the same clause, and not
   part of that run, means the option is not chosen (``I don't agree``); options whose own words hold a negation
   (``Not very important``) still resolve. Clauses end at ``. , ; : ! ?`` and at ``but``, ``however``, ...
 - A cue with no target, i.e. neither inside an option's run nor before one in its clause, makes the answer
   unreadable (None): ``Agree? No.``, ``Agree - not!``, ``Agree, or rather not``, ``Absolutely not: agree`` may take
   the option back, so they get no credit rather than a guess. A cue that has a target keeps its meaning:
-  ``Agree (not Disagree)`` is Agree.
+  ``Agree (not Disagree)`` is Agree. A cue whose only target is intensity words outside every run
+  (:data:`INTENSIFIERS`: ``Agree, but not strongly``) qualifies the answer, unless the option holds an intensity word
+  or a cue (``Agree strongly, not very`` is None).
 - Exactly one option named: its index; none or several: None. Option numbers and letters (``B``, ``(2)``,
   ``option 4``) are read when they are the whole answer, except on a Low/Medium/High scale where ``7`` is a point.
 
