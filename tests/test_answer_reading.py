@@ -262,6 +262,10 @@ def test_extract_answer_names_stay():
     assert extract_answer("<answer>Agree</answer> the <answer> tag") == " tag"  # without options: last non-blank
     assert extract_answer("<think><answer>Agree</answer></think>") is None
     assert read_answer("<answer>maybe</answer>", option_set(("Agree",)).resolve) == ("maybe", None)
+    # Taken back by a negating block: no value; the text is still the last non-blank block.
+    assert read_answer("<answer>Agree</answer><answer>not</answer><answer>hm</answer>",
+                       option_set(("Agree",)).resolve) == ("hm", None)
+    assert extract_answer("<answer>not so</answer> <answer>Agree</answer>") == "Agree"
 
 
 def test_format_share_follows_the_preset():

@@ -162,9 +162,9 @@ class Reply:
             pos = low.rfind(ANSWER_OPEN, 0, pos)  # lazily: only when the caller asks for an earlier block
 
     def answer(self, accept: Callable[[str], T | None]) -> tuple[str | None, T | None]:
-        """(content, accept(content)) of the last block that ``accept`` does not map to None, unless a later one
-        holds a negation cue (then (that block, None)); when there is none, (the last non-blank block, else the
-        last block, else None when there is no block; None)."""
+        """(content, accept(content)) of the last block that ``accept`` does not map to None and that no later block
+        holding a negation cue takes back; when there is none, (the last non-blank block, else the last block, else
+        None when there is no block; None)."""
         first = last = None
         for content in self._blocks():
             if last is None:
@@ -177,7 +177,7 @@ class Reply:
             if value is not None:
                 return content, value
             if holds_negation(content):  # "<answer>Agree</answer><answer>I don't agree</answer>": taken back
-                return content, None
+                break
         return (first if first is not None else last), None
 
     def format_share(self, tags: Sequence[str]) -> float:
