@@ -10,8 +10,9 @@ How a completion is read (README, "How an answer is read"):
 3. Tags match in any case. The answer is the content of the **last** ``<answer>`` block of the reply that the
    caller accepts (resolves to an option; parses as a distribution): an empty block, or a tag mentioned in prose,
    does not override an earlier real answer. A later block that holds a negation cue (``I don't agree``, ``No.``)
-   is a real answer that takes the earlier ones back: the reading stops there, with no answer. A block ends at ``</answer>``, at the next ``<answer>``, or at the end
-   of the text (a truncated final block still counts; the format share pays for the missing tag).
+   is a real answer that takes the earlier ones back: the reading stops there, with no answer. A block ends at
+   ``</answer>``, at the next ``<answer>``, or at the end of the text (a truncated final block still counts; the
+   format share pays for the missing tag).
 
 Options are resolved by meaning (:mod:`dvmap_verl.reward.options`). The authors' rule (:func:`extract_answer_release`,
 :func:`release_correct`) keeps its own extractor, to the character. Model output is adversarial input: every

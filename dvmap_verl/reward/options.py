@@ -377,5 +377,6 @@ def option_set(options: tuple[str, ...]) -> OptionSet:
     return OptionSet(options)
 
 
-__all__ = ["AFFIRMING_IDIOMS", "INTENSIFIERS", "SPLIT_CONTRACTIONS", "APOSTROPHES", "CLAUSE_BREAKS", "CONTRACTED_NEGATIONS", "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "holds_negation",
-           "OptionSet", "normalize", "normalize_text", "option_set", "words_and_clauses"]
+__all__ = ["AFFIRMING_IDIOMS", "APOSTROPHES", "CLAUSE_BREAKS", "CONTRACTED_NEGATIONS", "INTENSIFIERS",
+           "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "SPLIT_CONTRACTIONS", "OptionSet", "holds_negation",
+           "normalize", "normalize_text", "option_set", "words_and_clauses"]
