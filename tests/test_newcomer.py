@@ -69,7 +69,7 @@ def test_release_dev_as_train_and_part_of_test_is_refused(release_dev_path, data
 
 def test_eval_with_train_refuses_before_a_model_loads(data, tmp_path):
     train = data / "train.parquet"
-    res = dvmap("eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", train, "--train", train,
+    res = dvmap("eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", train, "--train", train,
                 "--out", tmp_path / "e")
     assert res.returncode == 2 and not (tmp_path / "e").exists()
     assert f"dvmap eval: {rows(train):,} of the {rows(train):,} test items" in res.stderr
@@ -168,13 +168,13 @@ def test_missing_package_is_named_with_its_install(monkeypatch):
 
 def test_a_run_whose_engine_never_starts_leaves_no_folder(data, tmp_path):
     out = tmp_path / "e"
-    res = dvmap("eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", data / "val.parquet",
+    res = dvmap("eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", data / "val.parquet",
                 "--limit", "3", "--out", out)
     assert res.returncode != 0 and not out.exists()
     # A folder that held something else before keeps it, and only it.
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    dvmap("eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", data / "val.parquet",
+    dvmap("eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", data / "val.parquet",
           "--limit", "3", "--out", out)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
@@ -306,7 +306,7 @@ def test_a_partial_clone_to_eval_or_baselines_gets_the_full_table(data, tmp_path
              f"data-00000-of-00002.arrow)",
              f"cross_value        incomplete                            -  {BENCH_DIR}/Cross-Value (absent: "
              f"data-00000-of-00001.arrow)"]
-    for argv in (["eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", root],
+    for argv in (["eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", root],
                  ["baselines", "--train", data / "train.parquet", "--test", root]):
         out = tmp_path / argv[0]
         res = dvmap(*argv, "--out", out)
