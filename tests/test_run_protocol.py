@@ -504,8 +504,8 @@ def test_a_sample_beyond_the_runs_samples_is_set_aside(run, tmp_path):
 
 @pytest.mark.slow
 def test_a_replica_that_cannot_load_its_model_is_one_line_and_claims_no_folder(data, tmp_path):
-    """--replicas 2 with a model that cannot load (a repo id, offline): the same `dvmap: error:` line and exit 2 as one engine,
-    no Ray traceback, no run folder."""
+    """--replicas 2 with a model that cannot load (a repo id, offline): the same `dvmap: error:` line and exit 2 as
+    one engine, no Ray traceback, no run folder."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
     errors = {}
