@@ -649,7 +649,8 @@ def test_out_of_range_names_the_field():
     from dvmap_verl.evaluation.runs import prediction_problem
 
     rec = {"item": 0, "sample": 0, "pred": 0, "completion": ""}
-    assert prediction_problem({**rec, "sample": -1}, n_items=6) == "sample -1 out of range (samples are numbered from 0)"
+    assert prediction_problem({**rec, "sample": -1}, n_items=6) == \
+        "sample -1 out of range (samples are numbered from 0)"
     assert prediction_problem({**rec, "item": 6}, n_items=6) == "item 6 out of range (items 0-5)"
     assert prediction_problem({**rec, "item": -1}, n_items=6) == "item -1 out of range (items 0-5)"
     assert prediction_problem({**rec, "item": -1}) == "item -1 out of range (items are numbered from 0)"
