@@ -92,6 +92,7 @@ def _eval(args: argparse.Namespace) -> int:
                                                 run_lock)
     from dvmap_verl.evaluation.report import build_report
 
+    _check_local_models(args, "model" if args.backend != "openai" else None, "tokenizer")
     if args.backend == "vllm":
         _preflight_vllm("dvmap eval --backend vllm", args.tensor_parallel_size, args.replicas)
     attribute, mapping = _flip_settings(args)
@@ -138,6 +139,15 @@ def _eval(args: argparse.Namespace) -> int:
             if getattr(backend, "settings", None) and isinstance(backend.settings, dict):
                 print(f"engine: {backend.settings}")
             status = run_eval(backend, args.out, config, quiet=args.quiet, items=items)
+        # Every request failed and nothing was written: the folder is released as when the server is down at
+        # the start, so a rerun with corrected settings (--model, --base-url) is not refused as a resume.
+        released = not status["written"] and status["failed"] and claimed.release()
+    if released:
+        for line in status["errors"]:
+            print(f"  failed: {line}", file=sys.stderr)
+        print(f"dvmap: all {status['failed']} request(s) failed and none was answered; nothing was kept in "
+              f"{args.out}, so this command can be rerun with other settings", file=sys.stderr)
+        return 1
     print(f"predictions -> {Path(args.out) / 'predictions.jsonl'} ({status['written']} new, "
           f"{status['resumed_from']} resumed, {status['failed']} failed)")
     for line in status["errors"]:
@@ -156,6 +166,7 @@ def _eval_pairs(args: argparse.Namespace) -> int:
     from dvmap_verl.evaluation.backends import GenerationSettings, make_backend
     from dvmap_verl.evaluation.evaluate import run_lock
 
+    _check_local_models(args, "model" if args.backend != "openai" else None, "tokenizer")
     config = P.PairsConfig(backend=args.backend, model=args.model, data=str(args.data), readouts=list(args.readout),
                            columns=P.parse_columns(args.columns), temperature=args.temperature,
                            max_tokens=args.max_tokens, seed=args.seed, limit=args.limit)
@@ -340,6 +351,7 @@ def _semantic(args: argparse.Namespace) -> int:
 def _utility(args: argparse.Namespace) -> int:
     from dvmap_verl.evaluation.utility import run_utility
 
+    _check_local_models(args, "model", "base")
     summary = run_utility(args.model, args.out, tasks=[t for t in args.tasks.split(",") if t], base=args.base,
                           backend=args.backend, limit=args.limit, include_path=args.include_path,
                           batch_size=args.batch_size, device=args.device)
@@ -398,19 +410,45 @@ class _RunClaim:
     def released_on_error(self):
         """On an error, remove what this command wrote, unless the folder held a run before or this run wrote a
         prediction (then it is a partial run that the same command resumes)."""
-        from dvmap_verl.evaluation.evaluate import ITEMS, LOCK, PREDICTIONS, RUN
-
         try:
             yield
         except BaseException:
-            predictions = self.out / PREDICTIONS
-            wrote = predictions.exists() and predictions.stat().st_size > 0
-            if not self.claimed_before and not wrote:
-                for name in (RUN, ITEMS, PREDICTIONS, LOCK):
-                    (self.out / name).unlink(missing_ok=True)
-                if not self.existed and not any(self.out.iterdir()):
-                    self.out.rmdir()
+            self.release()
             raise
+
+    def release(self) -> bool:
+        """Remove what this command wrote (and the folder, if it made it) when the folder held no run before and
+        no prediction was written; True when it did."""
+        from dvmap_verl.evaluation.evaluate import ITEMS, LOCK, PREDICTIONS, RUN
+
+        predictions = self.out / PREDICTIONS
+        if self.claimed_before or (predictions.exists() and predictions.stat().st_size > 0):
+            return False
+        for name in (RUN, ITEMS, PREDICTIONS, LOCK):
+            (self.out / name).unlink(missing_ok=True)
+        if not self.existed and not any(self.out.iterdir()):
+            self.out.rmdir()
+        return True
+
+
+def _looks_local(model: str) -> bool:
+    """Whether ``model`` names a local folder rather than a Hugging Face repo id: absolute, ./ ../ or ~, or a
+    relative path whose first part exists here (``Qwen/Qwen3-8B`` is a repo id unless ./Qwen exists)."""
+    if os.path.isabs(model) or model.startswith(("./", "../", "~")) or model in (".", ".."):
+        return True
+    return os.sep in model and Path(model.split(os.sep, 1)[0]).exists()
+
+
+def _check_local_models(args: argparse.Namespace, *options: str | None) -> None:
+    """Refuse a model option that is a local path which does not exist, before any engine or Ray starts.
+
+    Raises ValueError: "--model PATH: no such local folder (...)". Repo ids (org/name) pass unchecked.
+    """
+    for option in options:
+        value = getattr(args, option, None) if option else None
+        if value and _looks_local(value) and not Path(value).expanduser().exists():
+            raise ValueError(f"--{option} {value}: no such local folder (a Hugging Face repo id looks like "
+                             f"org/name)")
 
 
 def _int_at_least(minimum: int):

@@ -23,7 +23,12 @@ FAILURES = ("http500", "slow", "malformed", "drop")
 
 
 class Body(dict):
-    """A whole reply body for ``shape`` to return as is (error objects, bodies without choices)."""
+    """A whole reply body for ``shape`` to return as is (error objects, bodies without choices), with HTTP
+    ``status`` (default 200)."""
+
+    def __init__(self, *args, status: int = 200, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.status = status
 
 
 class FakeServer:
@@ -93,7 +98,7 @@ class FakeServer:
         options = user.split("**Options**: ", 1)[1].split("\n", 1)[0].split(", ") if "**Options**: " in user else ["?"]
         shaped = self.shape(key, attempt, options) if self.shape else None
         if isinstance(shaped, Body):
-            return web.json_response(dict(shaped))
+            return web.json_response(dict(shaped), status=shaped.status)
         if isinstance(shaped, str):
             return web.Response(text=shaped, content_type="application/json")
         if isinstance(shaped, dict):

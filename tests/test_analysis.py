@@ -153,5 +153,6 @@ def test_missing_extra_is_one_line(tmp_path):
 def test_utility_names_a_missing_model_folder(tmp_path):
     res = subprocess.run(CLI + ["utility", "--model", str(tmp_path / "no_model"), "--tasks", "arc_easy", "--out",
                                 str(tmp_path / "u")], capture_output=True, text=True, timeout=120, env=OFFLINE)
-    assert res.returncode == 2 and "no_model: no such model folder (--model)" in res.stderr
+    assert res.returncode == 2 and res.stderr.strip() == (f"dvmap: error: --model {tmp_path / 'no_model'}: no such "
+                                                          f"local folder (a Hugging Face repo id looks like org/name)")
     assert not (tmp_path / "u").exists()

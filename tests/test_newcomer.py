@@ -69,7 +69,7 @@ def test_release_dev_as_train_and_part_of_test_is_refused(release_dev_path, data
 
 def test_eval_with_train_refuses_before_a_model_loads(data, tmp_path):
     train = data / "train.parquet"
-    res = dvmap("eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", train, "--train", train,
+    res = dvmap("eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", train, "--train", train,
                 "--out", tmp_path / "e")
     assert res.returncode == 2 and not (tmp_path / "e").exists()
     assert f"dvmap eval: {rows(train):,} of the {rows(train):,} test items" in res.stderr
@@ -168,13 +168,13 @@ def test_missing_package_is_named_with_its_install(monkeypatch):
 
 def test_a_run_whose_engine_never_starts_leaves_no_folder(data, tmp_path):
     out = tmp_path / "e"
-    res = dvmap("eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", data / "val.parquet",
+    res = dvmap("eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", data / "val.parquet",
                 "--limit", "3", "--out", out)
     assert res.returncode != 0 and not out.exists()
     # A folder that held something else before keeps it, and only it.
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    dvmap("eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", data / "val.parquet",
+    dvmap("eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", data / "val.parquet",
           "--limit", "3", "--out", out)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
@@ -306,7 +306,7 @@ def test_a_partial_clone_to_eval_or_baselines_gets_the_full_table(data, tmp_path
              f"data-00000-of-00002.arrow)",
              f"cross_value        incomplete                            -  {BENCH_DIR}/Cross-Value (absent: "
              f"data-00000-of-00001.arrow)"]
-    for argv in (["eval", "--backend", "hf", "--model", tmp_path / "no_model", "--data", root],
+    for argv in (["eval", "--backend", "hf", "--model", "dvmap-test/no_model", "--data", root],
                  ["baselines", "--train", data / "train.parquet", "--test", root]):
         out = tmp_path / argv[0]
         res = dvmap(*argv, "--out", out)
@@ -348,3 +348,45 @@ def test_a_clone_root_as_test_items_leaves_its_train_split_out(data, tmp_path, c
     res = dvmap("baselines", "--train", root / CORPUS_DIR / "train.parquet", "--test", root, "--out", tmp_path / "b")
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["n_items"] == 72
+
+
+_HF2 = ["eval", "--backend", "hf", "--replicas", "2", "--data", "{data}", "--out", "{out}", "--model"]
+
+
+@pytest.mark.parametrize("argv, model", [
+    (_HF2, "/nonexistent"), (_HF2, "./no_model_here"), (_HF2, "~/no_model_here_dvmap"), (_HF2, "{tmp}/models/x"),
+    (["eval", "--backend", "vllm", "--data", "{data}", "--out", "{out}", "--model"], "../no_model_here"),
+    (["eval", "--backend", "openai", "--data", "{data}", "--out", "{out}", "--model", "m", "--tokenizer"],
+     "/nonexistent"),
+    (["eval-pairs", "--backend", "hf", "--data", "{data}", "--out", "{out}", "--model"], "/nonexistent"),
+    (["utility", "--out", "{out}", "--model", "{tiny}", "--base"], "/nonexistent"),
+])
+def test_a_missing_local_model_folder_is_one_line_before_anything_starts(argv, model, data, tmp_path,
+                                                                         tiny_model_dir):
+    (tmp_path / "models").mkdir()  # the folder's first part exists: a local path, not an org/name repo id
+    out = tmp_path / "out"
+    model = model.format(tmp=tmp_path)
+    t0 = time.perf_counter()
+    res = dvmap(*[a.format(out=out, data=data / "val.parquet", tiny=tiny_model_dir) for a in argv], model,
+                timeout=120)
+    option = "--tokenizer" if "--tokenizer" in argv else "--base" if "--base" in argv else "--model"
+    assert res.returncode == 2 and res.stderr.splitlines() == [
+        f"dvmap: error: {option} {model}: no such local folder (a Hugging Face repo id looks like org/name)"]
+    assert not out.exists() and time.perf_counter() - t0 < 60  # no Ray, no engine
+
+
+def test_repo_ids_are_not_taken_for_local_paths(tmp_path, monkeypatch):
+    import argparse
+
+    from dvmap_verl.cli import _check_local_models, _looks_local
+
+    monkeypatch.chdir(tmp_path)
+    assert [_looks_local(m) for m in ("Qwen/Qwen3-8B", "m", "/x", "./x", "../x", "~/x", "~x")] == \
+        [False, False, True, True, True, True, True]
+    _check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B", base=None), "model", "base")  # not refused
+    (tmp_path / "Qwen").mkdir()  # now Qwen/Qwen3-8B names a local folder that is not there
+    assert _looks_local("Qwen/Qwen3-8B")
+    with pytest.raises(ValueError, match=r"^--model Qwen/Qwen3-8B: no such local folder"):
+        _check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B"), "model")
+    (tmp_path / "Qwen" / "Qwen3-8B").mkdir()
+    _check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B"), "model")  # it exists: accepted

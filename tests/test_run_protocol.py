@@ -504,14 +504,14 @@ def test_a_sample_beyond_the_runs_samples_is_set_aside(run, tmp_path):
 
 @pytest.mark.slow
 def test_a_replica_that_cannot_load_its_model_is_one_line_and_claims_no_folder(data, tmp_path):
-    """--replicas 2 with a model path that does not exist: the same `dvmap: error:` line and exit 2 as one engine,
-    no Ray traceback, no run folder."""
+    """--replicas 2 with a model that cannot load (a repo id, offline): the same `dvmap: error:` line and exit 2 as
+    one engine, no Ray traceback, no run folder."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
     errors = {}
     for replicas in ("1", "2"):
         out = tmp_path / f"r{replicas}"
-        res = subprocess.run(CLI + ["eval", "--backend", "hf", "--model", str(tmp_path / "no_such_model"), "--data",
+        res = subprocess.run(CLI + ["eval", "--backend", "hf", "--model", "dvmap-test/no_such_model", "--data",
                                     str(data / "val.parquet"), "--limit", "4", "--out", str(out), "--no-report",
                                     "--replicas", replicas], capture_output=True, text=True, timeout=240, env=env)
         assert res.returncode == 2, res.stderr[-3000:]
@@ -519,7 +519,9 @@ def test_a_replica_that_cannot_load_its_model_is_one_line_and_claims_no_folder(d
         errors[replicas] = [x for x in res.stderr.splitlines() if x.startswith("dvmap: error:")]
         assert not out.exists()
     assert len(errors["2"]) == 1 and errors["2"] == errors["1"]
-    assert str(tmp_path / "no_such_model") in errors["2"][0]
+    # A repo id (a local path that is not there is refused before Ray starts: test_newcomer) offline: the hub's
+    # own reason, once.
+    assert errors["2"][0].startswith("dvmap: error: We couldn't connect to 'https://huggingface.co' to load")
 
 
 def test_cause_message_unwraps_ray_errors():
@@ -571,3 +573,85 @@ def test_timeouts_are_checked_where_parsed(value, tmp_path):
     assert res.returncode == 2 and f"argument --timeout: must be a finite number of seconds > 0, got {value}" in \
         res.stderr, res.stderr
     assert not (tmp_path / "o").exists()
+
+
+_MODEL_MISSING = {"object": "error", "message": "The model `m` does not exist.", "code": 404}
+
+
+def _nothing_kept(out: Path, n: int) -> str:
+    return (f"dvmap: all {n} request(s) failed and none was answered; nothing was kept in {out}, so this command "
+            f"can be rerun with other settings")
+
+
+@pytest.mark.parametrize("status", [404, 200])
+def test_a_run_whose_every_request_failed_claims_no_folder(status, data, tmp_path):
+    from fake_openai import Body, FakeServer
+
+    out = tmp_path / "run"
+    with FakeServer(fail_every=0, shape=lambda seed, attempt, options: Body(_MODEL_MISSING, status=status)) as srv:
+        common = ["eval", "--backend", "openai", "--base-url", srv.base_url, "--max-retries", "0", "--data",
+                  data / "val.parquet", "--limit", "3", "--out", out, "--quiet"]
+        for model in ("m", "m2"):  # the corrected rerun is a new run, not a resume refused for its settings
+            res = _cli(*common, "--model", model, timeout=120)
+            lines = res.stderr.rstrip().splitlines()
+            assert res.returncode == 1, res.stderr[-2000:]
+            assert [line.split(":")[0] for line in lines[:3]] == ["  failed"] * 3
+            assert all("The model `m` does not exist. (code 404)" in line for line in lines[:3]), lines
+            assert lines[3:] == [_nothing_kept(out, 3)], lines
+            assert "was 'm'" not in res.stderr and not out.exists()
+        out.mkdir()  # a folder that held a file of the user's keeps exactly that
+        (out / "notes.txt").write_text("mine\n")
+        res = _cli(*common, "--model", "m", timeout=120)
+        assert res.returncode == 1 and _nothing_kept(out, 3) in res.stderr
+        assert _hashes(out) == {"notes.txt": hashlib.sha256(b"mine\n").hexdigest()}
+
+
+def test_a_resumed_run_whose_requests_all_fail_keeps_its_folder(data, tmp_path):
+    from fake_openai import Body, FakeServer
+
+    out = tmp_path / "run"
+    common = ["--max-retries", "0", "--data", data / "val.parquet", "--limit", "3", "--out", out, "--quiet",
+              "--no-report", "--model", "m"]
+    # First run, one request at a time: the first two are answered, the third gets an error.
+    answered = {"n": 0}
+
+    def first_two(seed, attempt, options):
+        answered["n"] += 1
+        return None if answered["n"] <= 2 else Body(_MODEL_MISSING, status=404)
+
+    with FakeServer(fail_every=0, shape=first_two) as srv:
+        res = _cli("eval", "--backend", "openai", "--base-url", srv.base_url, "--concurrency", "1", *common)
+    assert res.returncode == 1 and len((out / PREDICTIONS).read_text().splitlines()) == 2, res.stderr[-2000:]
+    before = _hashes(out)
+    with FakeServer(fail_every=0, shape=lambda seed, attempt, options: Body(_MODEL_MISSING, status=404)) as srv:
+        res = _cli("eval", "--backend", "openai", "--base-url", srv.base_url, *common)
+    assert res.returncode == 1 and "nothing was kept" not in res.stderr, res.stderr[-2000:]
+    assert "(0 new, 2 resumed, 1 failed)" in res.stdout
+    after = _hashes(out)  # run.json records the resume; the predictions and items are kept byte for byte
+    assert sorted(after) == sorted(before) == [".lock", "items.parquet", "predictions.jsonl", "run.json"]
+    kept = (PREDICTIONS, "items.parquet")
+    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}
+
+
+def test_a_run_timing_out_against_a_closed_port_claims_no_folder(data, tmp_path):
+    out = tmp_path / "run"
+    common = ["eval", "--backend", "openai", "--base-url", f"http://127.0.0.1:{_closed_port()}/v1", "--timeout",
+              "1e-9", "--max-retries", "0", "--data", data / "val.parquet", "--limit", "3", "--out", out,
+              "--quiet", "--model"]
+    res = _cli(*common, "m", timeout=120)
+    assert res.returncode == 1 and res.stderr.strip().splitlines()[-1] == _nothing_kept(out, 3), res.stderr[-2000:]
+    assert not out.exists()
+    res = _cli(*common, "m2", timeout=120)
+    assert res.returncode == 1 and "was 'm'" not in res.stderr and not out.exists(), res.stderr[-2000:]
+
+
+def test_out_of_range_names_the_field():
+    from dvmap_verl.evaluation.runs import prediction_problem
+
+    rec = {"item": 0, "sample": 0, "pred": 0, "completion": ""}
+    assert prediction_problem({**rec, "sample": -1}, n_items=6) == \
+        "sample -1 out of range (samples are numbered from 0)"
+    assert prediction_problem({**rec, "item": 6}, n_items=6) == "item 6 out of range (items 0-5)"
+    assert prediction_problem({**rec, "item": -1}, n_items=6) == "item -1 out of range (items 0-5)"
+    assert prediction_problem({**rec, "item": -1}) == "item -1 out of range (items are numbered from 0)"
+    assert prediction_problem(rec, n_items=6) is None

@@ -229,8 +229,10 @@ def prediction_problem(rec: dict, n_options: list[int] | None = None, n_items: i
     if not (_int(item) and _int(sample) and _int(pred)):
         return "item, sample and pred must be integers"
     n = len(n_options) if n_options is not None else n_items
-    if item < 0 or sample < 0 or (n is not None and item >= n):
-        return f"item {item} or sample {sample} out of range" + (f" (items 0-{n - 1})" if n else "")
+    if item < 0 or (n is not None and item >= n):
+        return f"item {item} out of range" + (f" (items 0-{n - 1})" if n else " (items are numbered from 0)")
+    if sample < 0:
+        return f"sample {sample} out of range (samples are numbered from 0)"
     if not isinstance(rec.get("completion"), str):
         return "completion must be a string"
     k = n_options[item] if n_options is not None else None
