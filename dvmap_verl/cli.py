@@ -439,6 +439,13 @@ def _looks_local(model: str) -> bool:
     return os.sep in model and Path(model.split(os.sep, 1)[0]).exists()
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).expanduser().exists()
+    except (RuntimeError, OSError):  # "~nouser/x": no such home directory
+        return False
+
+
 def _check_local_models(args: argparse.Namespace, *options: str | None) -> None:
     """Refuse a model option that is a local path which does not exist, before any engine or Ray starts.
 
@@ -446,7 +453,7 @@ def _check_local_models(args: argparse.Namespace, *options: str | None) -> None:
     """
     for option in options:
         value = getattr(args, option, None) if option else None
-        if value and _looks_local(value) and not Path(value).expanduser().exists():
+        if value and _looks_local(value) and not _exists(value):
             raise ValueError(f"--{option} {value}: no such local folder (a Hugging Face repo id looks like "
                              f"org/name)")
 

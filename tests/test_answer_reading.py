@@ -431,6 +431,16 @@ NEGATING_ROWS = [
     ("<answer>Agree? Nah.</answer>", AG5, "Agree"),
     ("<answer>~~Agree~~</answer>", AG5, "Agree"),
     ("<answer>Not strongly agree</answer>", AG5, "Agree strongly"),
+    # the third probe: a later crossed-out or long withdrawing block takes the earlier answer back
+    ("<answer>Agree</answer><answer>~~Agree~~</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>~~Agree~~ (withdrawn)</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer><s>Agree</s></answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer><del>Agree</del></answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>A\u0336g\u0336r\u0336e\u0336e\u0336</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>" + "On reflection, weighing it all. " * 22 + "So no: I do not agree.</answer>",
+     AG5, "Agree"),
+    ("<answer>Agree</answer><answer>no" + " " * 1000 + "</answer>", AG5, "Agree"),
+    ("<answer>Agree</answer><answer>No, " + "really " * 80 + "</answer>", AG5, "Agree"),
 ]
 
 
@@ -443,8 +453,15 @@ def test_negating_rows_never_score(completion, options, truth):
         assert score(completion, truth, options, variant=variant)["acc"] == 0.0, variant
 
 
+def test_white_space_around_a_short_answer_is_not_an_essay():
+    """The 512-character bound applies to the answer, not to the padding around it."""
+    assert score("<answer>Agree" + " " * 1000 + "</answer>", "Agree", AG5)["acc"] == 1.0
+    assert score("<answer>" + "Agree " * 120 + "</answer>", "Agree", AG5)["acc"] == 0.0  # 720 characters of words
+
+
 # The README's table "How an answer is read", row by row.
 README_ROWS = [
+    ("<answer>Agree</answer><answer>~~Agree~~</answer>", AG5, None),
     ("<answer>\uff21\uff47\uff52\uff45\uff45</answer>".replace("<", "\uff1c").replace(">", "\uff1e"), AG5, "Agree"),
     ("<think><answer>Agree</answer></think> Disagree", AG5, None),
     ("<think>maybe <answer>Agree</answer>, but", AG5, None),

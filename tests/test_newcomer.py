@@ -354,7 +354,8 @@ _HF2 = ["eval", "--backend", "hf", "--replicas", "2", "--data", "{data}", "--out
 
 
 @pytest.mark.parametrize("argv, model", [
-    (_HF2, "/nonexistent"), (_HF2, "./no_model_here"), (_HF2, "~/no_model_here_dvmap"), (_HF2, "{tmp}/models/x"),
+    (_HF2, "/nonexistent"), (_HF2, "./no_model_here"), (_HF2, "~/no_model_here_dvmap"), (_HF2, "~nouser_dvmap/x"),
+    (_HF2, "{tmp}/models/x"),
     (["eval", "--backend", "vllm", "--data", "{data}", "--out", "{out}", "--model"], "../no_model_here"),
     (["eval", "--backend", "openai", "--data", "{data}", "--out", "{out}", "--model", "m", "--tokenizer"],
      "/nonexistent"),

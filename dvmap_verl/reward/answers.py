@@ -25,7 +25,7 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, holds_negation,  # noqa: F401
+from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, holds_negation, takes_back,  # noqa: F401
                                        normalize, normalize_text, option_set)
 
 ANSWER_OPEN = "<answer>"
@@ -177,7 +177,7 @@ class Reply:
             value = accept(content)
             if value is not None:
                 return content, value
-            if holds_negation(content):  # "<answer>Agree</answer><answer>I don't agree</answer>": taken back
+            if takes_back(content):  # "<answer>Agree</answer><answer>I don't agree</answer>" or "~~Agree~~": withdrawn
                 break
         return (first if first is not None else last), None
 

@@ -35,6 +35,8 @@ from functools import lru_cache
 
 # An <answer> block longer than this is not an answer but an essay; it resolves to no option.
 MAX_ANSWER_CHARS = 512
+#: A later block up to this long is read for a negation cue (linear); a longer one withdraws the earlier answers.
+MAX_TAKE_BACK_CHARS = 1024
 #: An answer with more runs of option words than this is a list, not an answer: it resolves to no option.
 MAX_RUNS = 8
 
@@ -74,7 +76,9 @@ _LABEL_ONLY = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})\)?$")
 # "B) Agree", "2. Agree", "(2) Agree", "option 2: Agree"
 _LABEL_PREFIX = re.compile(r"^(?:option\s*)?\(?([a-z]|\d{1,2})[).:]\s*(\S.*)$")
 # Struck-through text (``~~Agree~~``): what the model crossed out is not its answer.
-_STRUCK = re.compile(r"~~[^~]*~~")
+# Every crossed-out span of a later block (markdown and HTML forms), its marks removed before reading its words.
+_STRUCK_ANY = re.compile(r"~~[^~]*~~|<(s|del|strike)>[^<]*</\1>")
+_STRUCK_MARK = re.compile(r"~~|</?(?:s|del|strike)>")
 # Markdown/HTML noise inside the answer.
 _MARKUP = re.compile(r"[*_`]+|</?[a-z]+>")
 # Words (letters and digits) and clause punctuation; each alternative consumes what the other cannot: linear.
@@ -112,8 +116,8 @@ def normalize(answer: str) -> str:
     s = normalize_text(answer).lower()
     if "`" in s and "n`t" in s:  # "don`t": an apostrophe, not a markdown code span
         s = s.replace("n`t", "n't")
-    if "~~" in s:
-        s = _STRUCK.sub(" ", s)
+    if "~~" in s or "<s>" in s or "<del>" in s or "<strike>" in s:
+        s = _STRUCK_ANY.sub(" ", s)
     if "*" in s or "_" in s or "`" in s or "<" in s:
         s = _MARKUP.sub(" ", s)
     s = " ".join(s.split()).strip(_STRIP_CHARS)
@@ -239,8 +243,12 @@ class OptionSet:
 
     def resolve(self, answer: str | None) -> int | None:
         """Index of the one option the answer names, or None (no answer, no option, several, or negated)."""
-        if answer is None or len(answer) > MAX_ANSWER_CHARS or not self.options:
+        if answer is None or not self.options:
             return None
+        if len(answer) > MAX_ANSWER_CHARS:
+            answer = answer.strip()  # white space around a short answer does not make it an essay
+            if len(answer) > MAX_ANSWER_CHARS:
+                return None
         hit = self.fast.get(answer)
         if hit is not None:
             return hit
@@ -366,9 +374,31 @@ def holds_negation(answer: str | None) -> bool:
     >>> holds_negation("I don t agree"), holds_negation("Agree, no doubt"), holds_negation("<answer> tags")
     (True, False, False)
     """
-    if not answer or len(answer) > MAX_ANSWER_CHARS:
+    if not answer:
         return False
+    if len(answer) > MAX_TAKE_BACK_CHARS:  # an essay in a later block, not an answer: it reads as withdrawn
+        return True
     return not NEGATIONS.isdisjoint(words_and_clauses(normalize(answer))[0])
+
+
+def takes_back(answer: str | None) -> bool:
+    """Whether a later answer block that names no option withdraws the earlier ones: it holds a negation cue
+    (:func:`holds_negation`, at any length), or crossed-out text (``~~Agree~~``, ``<s>``/``<del>``/``<strike>``,
+    combining strokes), which is the model striking its answer. Linear in the block's length.
+
+    >>> takes_back("~~Agree~~"), takes_back("No, " + "really " * 200), takes_back("(the tags hold my answer)")
+    (True, True, False)
+    """
+    if not answer or answer.isspace():
+        return False
+    low = answer.lower()
+    if "\u0336" in low or "\u0335" in low:
+        return True
+    struck = [m.group(0) for m in _STRUCK_ANY.finditer(low)] if "~~" in low or "<s" in low or "<del" in low else []
+    # Crossing out an answer withdraws it; crossing out only a negation ("~~not~~") withdraws the negation.
+    if any(not set(words_and_clauses(normalize(_STRUCK_MARK.sub(" ", t)))[0]) <= NEGATIONS for t in struck):
+        return True
+    return holds_negation(answer)
 
 
 @lru_cache(maxsize=4096)
@@ -378,5 +408,5 @@ def option_set(options: tuple[str, ...]) -> OptionSet:
 
 
 __all__ = ["AFFIRMING_IDIOMS", "APOSTROPHES", "CLAUSE_BREAKS", "CONTRACTED_NEGATIONS", "INTENSIFIERS",
-           "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "SPLIT_CONTRACTIONS", "OptionSet", "holds_negation",
+           "MAX_ANSWER_CHARS", "MAX_RUNS", "NEGATIONS", "SPLIT_CONTRACTIONS", "OptionSet", "holds_negation", "takes_back", "MAX_TAKE_BACK_CHARS",
            "normalize", "normalize_text", "option_set", "words_and_clauses"]
