@@ -477,32 +477,6 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
-def _positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0 (NaN, infinity, 0 and negatives are usage errors)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return value
-
-
-def _temperature(text: str) -> float:
-    """An argparse type: a finite sampling temperature in [0, 2] (the range OpenAI-compatible servers accept)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"must be a finite number in [0, 2], got {text}")
-    return value
-
-
 def _unique_paths(paths: list[Path], flag: str = "--data") -> list[Path]:
     """``paths`` with repeats (after resolving) collapsed, each one named in a note: a file given twice is read once."""
     seen: dict[Path, Path] = {}
@@ -519,21 +493,32 @@ def _replicas(text: str) -> str:
     return "auto" if text == "auto" else str(_positive_int(text))
 
 
-def _in_unit_interval(closed: bool):
-    """argparse type: a number in [0, 1] (``closed``) or [0, 1)."""
+def _finite_in(low: float, high: float, *, low_open: bool = False, high_open: bool = False, unit: str = ""):
+    """argparse type: a finite number in the interval from ``low`` to ``high`` (open ends as given). NaN, infinities
+    and values outside are usage errors, so nothing of the kind reaches a server or ``run.json``."""
+    import math
+
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    want = f"a finite number of {unit} > {low:g}" if low_open and math.isinf(high) else f"a finite number in {interval}"
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
-            raise argparse.ArgumentTypeError(f"must be in [0, {'1]' if closed else '1)'}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected a number{' of ' + unit if unit else ''}, got {text!r}") \
+                from None
+        inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+        if not math.isfinite(value) or not inside:
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
         return value
 
     return parse
 
 
-_fraction, _unit_interval = _in_unit_interval(False), _in_unit_interval(True)
+_fraction = _finite_in(0.0, 1.0, high_open=True)
+_unit_interval = _finite_in(0.0, 1.0)
+_temperature = _finite_in(0.0, 2.0)  # the range OpenAI-compatible servers accept
+_positive_seconds = _finite_in(0.0, float("inf"), low_open=True, unit="seconds")
 
 
 READOUTS_CLI = ("sampling", "logprob", "logprob-after-reasoning")

@@ -255,10 +255,11 @@ def save_figure(fig: Any, path: str | Path) -> Path:
 
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps``'s ``default`` for numpy scalars and arrays (their Python values)."""
     if hasattr(o, "item"):
         return o.item()
     if hasattr(o, "tolist"):

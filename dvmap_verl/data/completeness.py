@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dvmap_verl.jsonl import load_json_object
+
 CORPUS_DIR = "Demographic_Value_Alignment/DVMap_Corpus"
 BENCH_DIR = "Triple-Generalization_Evaluation_Benchmark"
 #: our split -> the release's file (parquet) or folder (datasets.save_to_disk), per part of the layout.
@@ -198,10 +200,8 @@ def require_split(data_dir: str | Path, split: str, command: str = "this command
                                 f"restores the folder) before {command}")
     if path.is_file():
         return path
-    try:
-        stats = json.loads((data / "stats.json").read_text())
-        if not isinstance(stats, dict):
-            stats = {}
+    try:  # only for the hint: an unreadable stats.json gives the generic one
+        stats = load_json_object(data / "stats.json", required=False) or {}
     except (OSError, ValueError):
         stats = {}
     if stats.get("source") == "release":

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dvmap_verl.data import distributions as D
 from dvmap_verl.data.archetypes import extract_archetypes
 from dvmap_verl.data.dataset import StringColumns, to_verl_table, user_prompts_arrow, write_table
+from dvmap_verl.jsonl import load_json_object
 from dvmap_verl.io import (MANIFEST, owned_files, read_manifest, recover_interrupted_commit, staged_dir,
                           write_json)
 from dvmap_verl.data.prompts import template_format_tags, template_system
@@ -105,10 +106,10 @@ def previous_outputs(out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     if read_manifest(out) is not None:
         return sorted([*owned_files(out), out / MANIFEST])
-    try:
-        listed = json.loads((out / "stats.json").read_text()).get("outputs", [])
-        names = {n for n in listed if isinstance(n, str)} & set(KNOWN_OUTPUTS)
-    except (OSError, ValueError, AttributeError, TypeError):
+    try:  # a broken stats.json names nothing: nothing of it is removed
+        listed = (load_json_object(out / "stats.json", required=False) or {}).get("outputs", [])
+        names = {n for n in listed if isinstance(n, str)} & set(KNOWN_OUTPUTS) if isinstance(listed, list) else set()
+    except (OSError, ValueError):
         names = set()
     return sorted(out / n for n in names if (out / n).is_file())
 

@@ -94,7 +94,7 @@ def load_items(paths: list[str | Path], limit: int | None = None, seed: int = 0,
     frames = []
     for path in paths:
         path = Path(path)
-        check_input(path, "--data", "evaluation")
+        check_input(path, "--data" if test_items else "--train", "evaluation")
         if path.is_file() and path.suffix == ".parquet" and _is_verl(path):
             frames.append(_flatten(pd.read_parquet(path), path))
             continue

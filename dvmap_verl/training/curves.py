@@ -52,7 +52,7 @@ def step_summary(path: Path, step: int, tokenizer: Any = None) -> dict[str, Any]
     """Means of the reward's keys and the response length over one step's rollouts. Lines that cannot be read
     (torn, too long or deep, not an object, a non-finite score: :func:`dvmap_verl.evaluation.runs.read_jsonl`) are
     set aside and counted in ``skipped_lines``; ``skipped_why`` names the first."""
-    from dvmap_verl.evaluation.runs import read_jsonl
+    from dvmap_verl.jsonl import read_jsonl
 
     values: dict[str, list[float]] = {m: [] for m in METRICS}
     lengths, tokens = [], []
