@@ -187,7 +187,8 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(data, tmp_path):
     run = tmp_path / "run"
     args = CLI + ["eval", "--backend", "openai", "--model", "fake", "--data", str(data / "val.parquet"), "--out",
                   str(run), "--limit", "30", "--concurrency", "1", "--no-report", "--quiet"]
-    with FakeServer(fail_every=0, delay=0.1) as server:
+    # 0.3 s a reply: 30 replies outlast the poll below even when a busy machine deschedules the test for seconds
+    with FakeServer(fail_every=0, delay=0.3) as server:
         proc = subprocess.Popen(args + ["--base-url", server.base_url], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
