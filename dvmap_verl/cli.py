@@ -521,9 +521,6 @@ _temperature = _finite_in(0.0, 2.0)  # the range OpenAI-compatible servers accep
 _positive_seconds = _finite_in(0.0, float("inf"), low_open=True, unit="seconds")
 
 
-READOUTS_CLI = ("sampling", "logprob", "logprob-after-reasoning")
-
-
 class _HelpFormatter(argparse.HelpFormatter):
     """``--help`` shows each option's default, unless there is none, it is a switch, or the help already says."""
 
@@ -565,6 +562,7 @@ def quiet_libraries() -> None:
 def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.data.archetypes import CONSENSUS_RULES
     from dvmap_verl.data.prompts import SYSTEM_PROMPTS, USER_TEMPLATES
+    from dvmap_verl.evaluation.readouts import readout_names
     from dvmap_verl.evaluation.report import CORRECTNESS
 
     parser = _Parser(prog="dvmap", description=__doc__)
@@ -669,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--flip", nargs="?", const="Income Bracket", default=None, metavar="ATTRIBUTE",
                    help="also run counterfactual items with ATTRIBUTE inverted (default Income High<->Low)")
     e.add_argument("--flip-map", nargs="+", metavar="FROM=TO", help="value swaps for --flip (both directions)")
-    e.add_argument("--readout", choices=READOUTS_CLI, default="sampling",
+    e.add_argument("--readout", choices=readout_names(selectable=True), default="sampling",
                    help="how the model's distribution over the options is read: sampling (parsed answers of "
                         "--samples samples), logprob (option probabilities right after the prompt, no sampling), "
                         "logprob-after-reasoning (sampled reasoning, then option probabilities); a run made with "

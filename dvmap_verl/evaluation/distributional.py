@@ -153,30 +153,30 @@ def _pad(rows, width: int = MAX_K) -> np.ndarray:
 
 
 def item_probabilities(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """One row per item and its probability vector: the mean of the records' ``probs`` where the readout gives
-    them, else the empirical distribution of the parsed samples (uniform where none parsed, counted in
-    ``unreadable``). Returns (items, P, readout)."""
+    """One row per item and its probability vector, as the records' readout reads them
+    (:meth:`~dvmap_verl.evaluation.readouts.Readout.item_mass`; by default the mean of the records' ``probs`` where
+    they have them, else the empirical distribution of the parsed samples), uniform where the readout yields no
+    mass (counted in ``unreadable``). Returns (items, P (n_items x MAX_K), readout name)."""
+    from dvmap_verl.evaluation.readouts import Readout, find_readout
+
     items = df.drop_duplicates("item").sort_values("item").reset_index(drop=True)
     codes = pd.Index(items["item"]).get_indexer(df["item"])
-    weight = df["weight"].to_numpy(dtype=float) if "weight" in df else np.ones(len(df))
-    has_probs = "probs" in df and df["probs"].notna().any()
-    p = np.zeros((len(items), MAX_K))
-    if has_probs:
-        rows = df["probs"].notna().to_numpy()
-        np.add.at(p, codes[rows], _pad(df["probs"][rows].tolist()) * weight[rows, None])
-        readout = str(df["readout"].dropna().iloc[0]) if "readout" in df and df["readout"].notna().any() \
-            else "probabilities"
-    else:
-        pred = df["pred"].to_numpy().astype(int)
-        ok = pred >= 0
-        np.add.at(p, (codes[ok], pred[ok]), weight[ok])
-        readout = "sampling"
+    name = records_readout(df)
+    p = (find_readout(name) or Readout()).item_mass(df, codes, len(items), MAX_K)
     total = p.sum(axis=1, keepdims=True)
     k = items["k"].to_numpy().astype(int)
     uniform = (np.arange(MAX_K)[None, :] < k[:, None]) / k[:, None]
     items["unreadable"] = total[:, 0] <= 0
     p = np.where(total > 0, p / np.where(total > 0, total, 1), uniform)
-    return items, p, readout
+    return items, p, name
+
+
+def records_readout(df: pd.DataFrame) -> str:
+    """The readout that made a run's records: the first ``readout`` a record names; else ``probabilities`` when
+    records carry ``probs`` (a baseline), ``sampling`` when they do not."""
+    if "readout" in df and df["readout"].notna().any():
+        return str(df["readout"].dropna().iloc[0])
+    return "probabilities" if "probs" in df and df["probs"].notna().any() else "sampling"
 
 
 def _profile_targets(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

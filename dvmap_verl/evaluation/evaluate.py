@@ -28,8 +28,8 @@ from tqdm import tqdm
 from dvmap_verl.reward.answers import extract_answer, option_set, read_answer  # noqa: F401 (re-exported)
 from dvmap_verl.reward.distribution import parse_distribution
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Reply, Request, as_reply
-from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, PROBABILITY_READOUTS, READOUTS, Scores, \
-    cut_reasoning, option_request
+from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, SCORING_CHUNK, ReadoutRun, Scores, \
+    get_readout  # noqa: F401 (SCORING_CHUNK re-exported: its old home is this module)
 from dvmap_verl.data.completeness import check_input
 from dvmap_verl.data.dataset import to_verl_table
 # LOCK, RUN, RunLockedError, RunSettingsError and run_lock are re-exported: their old home is this module.
@@ -64,20 +64,17 @@ class EvalConfig:
     train: str | None = None  # training split, for the baselines shown beside the model
     engine: dict[str, Any] = field(default_factory=dict)  # engine settings (replicas, TP, max_model_len, ...)
     note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
-    readout: str = "sampling"  # how a probability over the options is read (see readouts.READOUTS)
+    readout: str = "sampling"  # how a probability over the options is read (readouts.readout_names())
     answer_from_reasoning: bool = False  # a reply without an answer block is read from its reasoning's last block
 
     def __post_init__(self):
-        if self.readout not in READOUTS:
-            raise ValueError(f"unknown readout {self.readout!r}; known: {READOUTS}")
-        if self.readout == "logprob" and self.samples != 1:
-            raise ValueError("the logprob readout is deterministic (no sampling): use --samples 1")
+        get_readout(self.readout).check(self)  # an unknown readout or settings it cannot run with: InputError
 
     def generation(self) -> GenerationSettings:
-        # After-reasoning readouts stop the reasoning where the answer would begin; the options are scored there.
-        stop = (ANSWER_OPEN,) if self.readout == "logprob-after-reasoning" else ()
+        # A readout may stop generation early (after-reasoning readouts stop where the answer would begin).
         return GenerationSettings(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed,
-                                  chat_template_kwargs={"enable_thinking": self.enable_thinking}, stop=stop)
+                                  chat_template_kwargs={"enable_thinking": self.enable_thinking},
+                                  stop=tuple(get_readout(self.readout).stop))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -331,10 +328,20 @@ class PredictionWriter:
 
     def write_scored(self, r: Request, reasoning: str, scores: Scores, readout: str,
                      reply: Reply | None = None) -> dict[str, Any]:
-        """A probability readout's record: ``probs`` over the options, ``pred`` its argmax, and as ``completion``
-        the reasoning (if any) closed with the argmax in answer tags, so that any parser reads the argmax.
-        ``reply``: the sampled reasoning's reply (``logprob-after-reasoning``), for its finish reason and kind."""
-        probs = scores.probs()
+        """:meth:`write_probs` of the normalised ``scores``."""
+        return self.write_probs(r, scores.probs(), readout, reasoning, reply)
+
+    def write_probs(self, r: Request, probs, readout: str, reasoning: str = "",
+                    reply: Reply | None = None) -> dict[str, Any]:
+        """A probability readout's record: ``probs`` over the options (K floats summing to 1), ``pred`` its argmax,
+        and as ``completion`` the reasoning (if any) closed with the argmax in answer tags, so that any parser reads
+        the argmax. ``reply``: the sampled reasoning's reply (``logprob-after-reasoning``), for its finish reason
+        and kind. :class:`ValueError` when ``probs`` is not a finite distribution over the item's K options."""
+        probs = [float(p) for p in probs]
+        k = len(self.options[r.item])
+        if len(probs) != k or not np.isfinite(probs).all() or min(probs) < 0 or abs(sum(probs) - 1) > 1e-6:
+            raise ValueError(f"item {r.item}: the {readout} readout gave {probs!r}, not a distribution over its "
+                             f"{k} options")
         pred = int(np.argmax(probs))
         answer = self.options[r.item][pred]
         rec = {"item": r.item, "sample": r.sample, "completion": f"{reasoning}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}",
@@ -437,12 +444,16 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     """Generate every missing (item, sample) and append it to predictions.jsonl.
 
     ``items``: from :func:`prepare_run`, when the caller checked the data before loading a model and holds
-    :func:`run_lock`; without them this takes the lock and prepares the folder itself.
+    :func:`run_lock`; without them this takes the lock and prepares the folder itself. The run's readout
+    (:func:`~dvmap_verl.evaluation.readouts.get_readout`) makes the records; a backend it cannot use is refused
+    (:class:`~dvmap_verl.errors.InputError`) before any request.
     """
     out = Path(out_dir)
     if items is None:
         with run_lock(out):
             return run_eval(backend, out, config, quiet, prepare_run(out, config))
+    readout = get_readout(config.readout)
+    readout.check_backend(backend)
     scan = repair_predictions(out / PREDICTIONS, n_items=len(items), n_options=items["k"].astype(int).tolist(),
                               n_samples=config.samples if config.samples and config.samples > 0 else None)
     if scan.skipped and not quiet:
@@ -456,24 +467,8 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     writer = PredictionWriter(out / PREDICTIONS, items, answer_from_reasoning=config.answer_from_reasoning)
     errors: list[str] = []
     bar = tqdm(total=len(requests), desc=f"eval {config.model}", unit="sample", disable=quiet)
-
-    per_replica = getattr(backend, "done_per_replica", None)
-
-    def on_result(r: Request, reply: Reply | str) -> None:
-        writer.write(r, reply)
-        bar.update(1)
-        if per_replica is not None:
-            bar.set_postfix_str("per replica " + "/".join(map(str, per_replica)), refresh=False)
-
-    def on_error(r: Request, e: BaseException) -> None:
-        errors.append(f"item {r.item} sample {r.sample}: {type(e).__name__}: {e}")
-        bar.update(1)
-
     try:
-        if config.readout in PROBABILITY_READOUTS:
-            _run_scoring(backend, requests, items, config.readout, writer, bar, on_error)
-        else:
-            backend.run(requests, on_result, on_error)
+        readout.run(_readout_run(backend, items, config, writer, bar, errors), requests)
     finally:
         writer.close()
         bar.close()
@@ -486,35 +481,32 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
     return status
 
 
-#: Items per reasoning-then-scoring round: a kill loses at most this many.
-SCORING_CHUNK = 32
+def _readout_run(backend: Backend, items: pd.DataFrame, config: EvalConfig, writer: PredictionWriter, bar,
+                 errors: list[str]) -> ReadoutRun:
+    """What the readout writes through: every record and every failure counts one request on the progress bar
+    (with the per-replica counts of a replicated backend); a failure's line is kept in ``errors``."""
+    per_replica = getattr(backend, "done_per_replica", None)
+    readout = config.readout
 
+    def done() -> None:
+        bar.update(1)
+        if per_replica is not None:
+            bar.set_postfix_str("per replica " + "/".join(map(str, per_replica)), refresh=False)
 
-def _run_scoring(backend: Backend, requests: list[Request], items: pd.DataFrame, readout: str,
-                 writer: PredictionWriter, bar, on_error) -> None:
-    """Probability readouts: score every item's options (after sampling its reasoning, for
-    ``logprob-after-reasoning``), one chunk at a time so that finished records land as they finish."""
-    if not hasattr(backend, "score"):
-        raise ValueError(f"the {backend.name} backend cannot read option probabilities; use --readout sampling")
-    options = items["options"].tolist()
-    for start in range(0, len(requests), SCORING_CHUNK):
-        chunk = requests[start:start + SCORING_CHUNK]
-        reasoning: dict[tuple[int, int], str] = {}
-        replies: dict[tuple[int, int], Reply] = {}
-        if readout == "logprob-after-reasoning":
-            backend.run(chunk, lambda r, reply: replies.__setitem__((r.item, r.sample), as_reply(reply)), on_error)
-            chunk = [r for r in chunk if (r.item, r.sample) in replies]
-        by_key = {(r.item, r.sample): r for r in chunk}
-        score_requests = []
-        for r in chunk:
-            reply = replies.get((r.item, r.sample))
-            head = cut_reasoning(reply.text if reply else "")
-            reasoning[(r.item, r.sample)] = head
-            score_requests.append(option_request(r.item, r.sample, r.messages, options[r.item], reasoning=head))
+    def on_error(r: Request, e: BaseException) -> None:
+        errors.append(f"item {r.item} sample {r.sample}: {type(e).__name__}: {e}")
+        bar.update(1)
 
-        def on_scores(sr, scores: Scores) -> None:
-            writer.write_scored(by_key[(sr.item, sr.sample)], reasoning[(sr.item, sr.sample)], scores, readout,
-                                replies.get((sr.item, sr.sample)))
-            bar.update(1)
+    def record_reply(r: Request, reply: Reply | str) -> None:
+        writer.write(r, reply)
+        done()
 
-        backend.score(score_requests, on_scores, on_error)
+    def record_probs(r: Request, probs, reasoning: str = "", reply: Reply | None = None) -> None:
+        try:
+            writer.write_probs(r, probs, readout, reasoning, reply)
+        except ValueError as e:  # a readout's unusable distribution fails its request, counted; a rerun retries
+            on_error(r, e)
+            return
+        done()
+
+    return ReadoutRun(backend, items, config, record_reply, record_probs, on_error)

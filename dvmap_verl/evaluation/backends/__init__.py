@@ -10,7 +10,12 @@ so stub backends in tests and older callers keep working.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
+
+from dvmap_verl.errors import InputError
+
+if TYPE_CHECKING:  # readouts imports this module: the types only, at check time
+    from dvmap_verl.evaluation.readouts.scoring import OnScore, ScoreRequest
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,24 @@ OnResult = Callable[[Request, Reply], None]
 OnError = Callable[[Request, BaseException], None]
 
 
+@runtime_checkable
 class Backend(Protocol):
+    """What every backend does: generate one reply per request, reporting each through ``on_result`` or
+    ``on_error`` as it lands (never raising for one failed request)."""
+
     name: str
 
     def run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError) -> None: ...
 
-    # Backends that can read option probabilities also have
-    # ``score(requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError)`` (see ``readouts``).
+
+@runtime_checkable
+class ScoringBackend(Backend, Protocol):
+    """A backend that can also read option probabilities: per :class:`~dvmap_verl.evaluation.readouts.ScoreRequest`
+    the summed log-probability of each continuation's tokens, exactly tokenised
+    (:mod:`dvmap_verl.evaluation.readouts.scoring`), reported as ``on_result(request, Scores)``. The probability
+    readouts need one (``Readout.needs_scoring``); ``isinstance(backend, ScoringBackend)`` says whether it is one."""
+
+    def score(self, requests: Sequence["ScoreRequest"], on_result: "OnScore", on_error: OnError) -> None: ...
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -90,41 +106,110 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:min(ends)] if ends else text
 
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The backend registry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A registered backend.
+
+    ``factory(model, settings, **options)`` builds it, called with exactly the options named in ``defaults``
+    (an option not given, or given as None, takes its default there: the one place the defaults are stated).
+    ``replica_chunk(options)``: requests per chunk when it runs as Ray replicas
+    (:mod:`dvmap_verl.evaluation.backends.replicas`); None when it cannot (``no_replicas`` says why).
+    """
+
+    name: str
+    factory: Callable[..., Backend]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    replica_chunk: Callable[[dict[str, Any]], int] | None = None
+    no_replicas: str = ""
+
+    def options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """This backend's options from ``given`` (others ignored), defaults where absent or None."""
+        return {k: given[k] if given.get(k) is not None else v for k, v in self.defaults.items()}
+
+
+_BACKENDS: dict[str, BackendSpec] = {}
+
+
+def register_backend(name: str, factory: Callable[..., Backend], defaults: dict[str, Any] | None = None, *,
+                     replica_chunk: Callable[[dict[str, Any]], int] | None = None, no_replicas: str = "",
+                     replace: bool = False) -> BackendSpec:
+    """Add a backend under ``name`` (see :class:`BackendSpec`); a second one of the same name is an error unless
+    ``replace``. Returns the entry."""
+    if name in _BACKENDS and not replace:
+        raise ValueError(f"backend {name!r} is already registered")
+    spec = BackendSpec(name, factory, dict(defaults or {}), replica_chunk, no_replicas)
+    _BACKENDS[name] = spec
+    return spec
+
+
+def backend_names() -> list[str]:
+    """Registered backends, in registration order (plugins loaded first: :mod:`dvmap_verl.plugins`)."""
+    from dvmap_verl.plugins import load_plugins
+
+    load_plugins()
+    return list(_BACKENDS)
+
+
+def get_backend(name: str) -> BackendSpec:
+    """The entry of ``name``; :class:`~dvmap_verl.errors.InputError` naming the known ones otherwise."""
+    names = backend_names()
+    if name not in _BACKENDS:
+        raise InputError(f"unknown backend {name!r}; known: {', '.join(names)}")
+    return _BACKENDS[name]
+
+
 def make_backend(kind: str, model: str, settings: GenerationSettings, **options: Any) -> Backend:
-    """``kind``: ``vllm`` (offline, GPU), ``openai`` (any OpenAI-compatible chat server) or ``hf`` (transformers).
+    """A backend of the registered ``kind`` (``vllm``: offline, GPU; ``openai``: any OpenAI-compatible chat
+    server; ``hf``: transformers) for ``model``, generating with ``settings``; ``options``: the backend's own
+    (:attr:`BackendSpec.defaults`), others ignored.
 
     ``replicas`` (a number or ``auto``) other than 1 runs that many engine copies as Ray actors
     (:mod:`dvmap_verl.evaluation.backends.replicas`); ``ray_address`` joins a running cluster.
     """
+    spec = get_backend(kind)
     replicas = options.pop("replicas", 1)
     ray_address = options.pop("ray_address", None)
     if str(replicas) != "1":
-        if kind == "openai":
-            raise ValueError("--replicas is for local engines (vllm, hf); an OpenAI server scales with --concurrency")
+        if spec.replica_chunk is None:
+            local = ", ".join(n for n, s in _BACKENDS.items() if s.replica_chunk is not None)
+            why = f"; {spec.no_replicas}" if spec.no_replicas else ""
+            raise InputError(f"--replicas is for local engines ({local}){why}")
         from dvmap_verl.evaluation.backends.replicas import ReplicatedBackend
 
-        engine = {k: v for k, v in options.items() if v is not None and k in _ENGINE_OPTIONS[kind]}
-        chunk = int(options.get("batch_size") or 8) if kind == "hf" else int(options.get("chunk") or 256)
-        return ReplicatedBackend(kind, model, settings, replicas=replicas, ray_address=ray_address, chunk=chunk,
-                                 **engine)
-    if kind == "hf":
-        from dvmap_verl.evaluation.backends.hf import HFBackend
-
-        return HFBackend(model, settings, batch_size=options.get("batch_size", 8))
-    if kind == "openai":
-        from dvmap_verl.evaluation.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(model, settings, base_url=options.get("base_url") or "http://127.0.0.1:8000/v1",
-                             api_key=options.get("api_key"), concurrency=options.get("concurrency", 16),
-                             timeout=options.get("timeout", 120.0), max_retries=options.get("max_retries", 6),
-                             tokenizer=options.get("tokenizer"))
-    if kind == "vllm":
-        from dvmap_verl.evaluation.backends.vllm import VLLMBackend
-
-        return VLLMBackend(model, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1),
-                           max_model_len=options.get("max_model_len"))
-    raise ValueError(f"unknown backend {kind!r}; known: vllm, openai, hf")
+        engine = {k: options[k] for k in spec.defaults if options.get(k) is not None}  # the replica fills the rest
+        return ReplicatedBackend(kind, model, settings, replicas=replicas, ray_address=ray_address,
+                                 chunk=spec.replica_chunk(options), **engine)
+    return spec.factory(model, settings, **spec.options(options))
 
 
-#: What each local engine takes, so that a replica gets exactly its own engine's options.
-_ENGINE_OPTIONS = {"hf": {"batch_size"}, "vllm": {"tensor_parallel_size", "max_model_len"}}
+def _hf(model: str, settings: GenerationSettings, **options: Any) -> Backend:
+    from dvmap_verl.evaluation.backends.hf import HFBackend
+
+    return HFBackend(model, settings, **options)
+
+
+def _openai(model: str, settings: GenerationSettings, **options: Any) -> Backend:
+    from dvmap_verl.evaluation.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(model, settings, **options)
+
+
+def _vllm(model: str, settings: GenerationSettings, **options: Any) -> Backend:
+    from dvmap_verl.evaluation.backends.vllm import VLLMBackend
+
+    return VLLMBackend(model, settings, **options)
+
+
+register_backend("vllm", _vllm, {"tensor_parallel_size": 1, "max_model_len": None},
+                 replica_chunk=lambda o: int(o.get("chunk") or 256))
+register_backend("openai", _openai, {"base_url": "http://127.0.0.1:8000/v1", "api_key": None, "concurrency": 16,
+                                     "timeout": 120.0, "max_retries": 6, "tokenizer": None},
+                 no_replicas="an OpenAI server scales with --concurrency")
+register_backend("hf", _hf, {"batch_size": 8}, replica_chunk=lambda o: int(o.get("batch_size") or 8))

@@ -21,6 +21,7 @@ import re
 from typing import Any, Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, as_reply
+from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, as_scoring
 
 
 class _BackendActor:
@@ -38,20 +39,30 @@ class _BackendActor:
 
     def run(self, requests: list[Request]) -> list[tuple[bool, Reply | str]]:
         """Per request: ``(True, Reply)`` or ``(False, the error's text)``."""
-        slot = {(r.item, r.sample): i for i, r in enumerate(requests)}
-        out: list[tuple[bool, Reply | str]] = [(False, "no result")] * len(requests)
+        return _collect(self.backend.run, requests, as_reply)
 
-        def ok(r: Request, reply: Reply | str) -> None:
-            out[slot[r.item, r.sample]] = (True, as_reply(reply))
-
-        def failed(r: Request, e: BaseException) -> None:
-            out[slot[r.item, r.sample]] = (False, f"{type(e).__name__}: {e}")
-
-        self.backend.run(requests, ok, failed)
-        return out
+    def score(self, requests: list[ScoreRequest]) -> list[tuple[bool, Scores | str]]:
+        """Per request: ``(True, Scores)`` or ``(False, the error's text)``; the engine's own ``score``."""
+        return _collect(as_scoring(self.backend).score, requests, lambda scores: scores)
 
     def ready(self) -> bool:
         return True
+
+
+def _collect(method, requests: list, convert) -> list[tuple[bool, Any]]:
+    """``method(requests, on_result, on_error)``'s outcomes in request order: ``(True, convert(result))`` or
+    ``(False, "Type: message")``; a request it never reported is ``(False, "no result")``."""
+    slot = {(r.item, r.sample): i for i, r in enumerate(requests)}
+    out: list[tuple[bool, Any]] = [(False, "no result")] * len(requests)
+
+    def ok(r, result) -> None:
+        out[slot[r.item, r.sample]] = (True, convert(result))
+
+    def failed(r, e: BaseException) -> None:
+        out[slot[r.item, r.sample]] = (False, f"{type(e).__name__}: {e}")
+
+    method(requests, ok, failed)
+    return out
 
 
 class ReplicaStartError(RuntimeError):
@@ -127,6 +138,16 @@ class ReplicatedBackend:
 
     def run(self, requests: Sequence[Request], on_result: OnResult, on_error: OnError,
             progress=None) -> None:
+        self._dispatch("run", requests, on_result, on_error, progress)
+
+    def score(self, requests: Sequence[ScoreRequest], on_result: OnScore, on_error: OnError,
+              progress=None) -> None:
+        """Option scoring (:class:`~dvmap_verl.evaluation.backends.ScoringBackend`) on the replicas, chunked and
+        handed out as :meth:`run` does; a replica whose engine cannot score fails its chunks, counted."""
+        self._dispatch("score", requests, on_result, on_error, progress)
+
+    def _dispatch(self, method: str, requests: Sequence, on_result, on_error: OnError, progress=None) -> None:
+        """The next chunk to whichever replica finishes first; each result passed on as its chunk lands."""
         ray = self._ray
         chunks = [list(requests[i:i + self.chunk]) for i in range(0, len(requests), self.chunk)]
         queue = list(reversed(chunks))
@@ -135,7 +156,7 @@ class ReplicatedBackend:
         def submit(replica: int) -> None:
             if queue:
                 chunk = queue.pop()
-                pending[self.actors[replica].run.remote(chunk)] = (replica, chunk)
+                pending[getattr(self.actors[replica], method).remote(chunk)] = (replica, chunk)
 
         for replica in range(self.replicas):
             for _ in range(2):  # one chunk computing, one queued: no replica waits on the driver

@@ -1,11 +1,4 @@
-"""Readouts: one probability vector over an item's options, from what a model does.
-
-- ``sampling``: the empirical distribution of the parsed answers of the item's samples (computed by the report).
-- ``logprob``: the probability of each option's text right after the prompt and ``<answer>``, normalised over the
-  options; no sampling.
-- ``logprob-after-reasoning``: the model first writes its reasoning (sampled, cut at ``<answer>``), then the options
-  are scored after it, so models trained to reason are read the same way.
-- ``verbalised``: the distribution the model states itself (the ``distribution`` template).
+"""Option scoring, shared by the probability readouts and every scoring backend.
 
 Exact tokenisation. An option is scored as the continuation tokens of the *full* text (prompt + ``<answer>`` +
 option + ``</answer>``), tokenised as one string, never as separately tokenised pieces glued together: a BPE merge
@@ -23,8 +16,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-READOUTS = ("sampling", "logprob", "logprob-after-reasoning", "verbalised")
-PROBABILITY_READOUTS = ("logprob", "logprob-after-reasoning")
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
 
@@ -87,6 +78,8 @@ def scoring_start(prefix_ids: Sequence[int], fulls: Sequence[Sequence[int]]) -> 
 
 
 def normalise(logprobs: Sequence[float]) -> list[float]:
+    """Log-probabilities (K,) as probabilities summing to 1 (softmax); non-finite entries get 0, and uniform when
+    none is finite."""
     x = np.asarray(logprobs, dtype=np.float64)
     if not len(x) or not np.isfinite(x).any():
         return [1.0 / max(len(x), 1)] * len(x)
