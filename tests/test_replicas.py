@@ -49,6 +49,35 @@ def test_two_replicas_give_the_same_predictions_as_one(data, tiny_model_dir, tmp
 
 
 @pytest.mark.slow
+def test_replicas_score_options_as_one_engine_does(data, tiny_model_dir, tmp_path):
+    """The replicated backend is a ScoringBackend: the logprob readout through two replicas gives one engine's
+    probabilities, item for item (the scoring is deterministic)."""
+    import numpy as np
+    import ray
+
+    from dvmap_verl.evaluation.backends import ScoringBackend
+
+    config = EvalConfig(backend="hf", model=str(tiny_model_dir), data=[str(data / "cross_demographic.parquet")],
+                        limit=10, readout="logprob")
+    run_eval(make_backend("hf", str(tiny_model_dir), config.generation(), batch_size=4), tmp_path / "one", config,
+             quiet=True)
+    try:
+        backend = make_backend("hf", str(tiny_model_dir), config.generation(), batch_size=4, replicas=2)
+        assert isinstance(backend, ScoringBackend)
+        status = run_eval(backend, tmp_path / "two", config, quiet=True)
+        assert sum(backend.done_per_replica) == 10 and min(backend.done_per_replica) > 0  # both replicas scored
+    finally:
+        ray.shutdown()
+    assert status["written"] == 10 and status["failed"] == 0
+    a = read_predictions(tmp_path / "one" / PREDICTIONS).sort_values("item")
+    b = read_predictions(tmp_path / "two" / PREDICTIONS).sort_values("item")
+    assert a["item"].tolist() == b["item"].tolist() == list(range(10))
+    for p, q in zip(a["probs"], b["probs"]):
+        assert np.allclose(p, q, atol=1e-6)
+    assert a["pred"].tolist() == b["pred"].tolist()
+
+
+@pytest.mark.slow
 def test_kill_mid_run_with_replicas_then_resume(data, tiny_model_dir, tmp_path):
     run = tmp_path / "run"
     args = CLI + ["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data",
