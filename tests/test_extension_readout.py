@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import dvmap_verl.plugins as plugins
 from dvmap_verl.errors import EnvironmentProblem, InputError
 from dvmap_verl.evaluation import backends as B
 from dvmap_verl.evaluation import readouts as R
-from dvmap_verl.evaluation.backends import GenerationSettings, Request, ScoringBackend, make_backend
+from dvmap_verl.evaluation.backends import GenerationSettings, ScoringBackend, make_backend
 from dvmap_verl.evaluation.evaluate import EvalConfig, read_predictions, run_eval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +178,7 @@ def test_backend_registry_states_defaults_once(monkeypatch):
         R.get_readout("logprob").check_backend(NoScore())
 
 
-def test_logprob_readout_through_a_registered_toy_backend(synthetic_data, tmp_path, monkeypatch):
+def test_logprob_readout_through_a_registered_toy_backend(synthetic_data, tmp_path):
     """Option i scored -i: probabilities exp(-i) / sum_j exp(-j) over the item's K options, worked by hand."""
     data = synthetic_data(3000) / "val.parquet"
     config = EvalConfig(backend="echo", model="m", data=[str(data)], limit=4, readout="logprob")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.errors import InputError
-from dvmap_verl.evaluation.backends import Backend, OnError, Reply, Request, ScoringBackend
+from dvmap_verl.evaluation.backends import Backend, OnError, Request, ScoringBackend
 
 if TYPE_CHECKING:
     from dvmap_verl.evaluation.evaluate import EvalConfig
