@@ -41,7 +41,7 @@ from tqdm import tqdm
 from dvmap_verl.data.prompts import PROFILE_TEMPLATE
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 from dvmap_verl.evaluation.backends import Request, as_reply
-from dvmap_verl.evaluation.readouts import ScoreRequest
+from dvmap_verl.evaluation.readouts import ScoreRequest, as_scoring
 from dvmap_verl.evaluation.runs import (JsonlScan, RunFolder, dumps_line, fingerprint_records, load_json_object,
                                         pair_result_key, pair_result_problem, read_jsonl)
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
@@ -272,7 +272,7 @@ def run_pairs(backend, out_dir: str | Path, config: PairsConfig, pairs: pd.DataF
                       "score": float(chosen > rejected)})
                 bar.update(1)
 
-            backend.score(reqs, scored, failed)
+            as_scoring(backend).score(reqs, scored, failed)  # InputError when it cannot score
             bar.close()
         if "judge" in config.readouts:
             todo = [(i, o) for i in range(len(records)) for o in (0, 1) if ("judge", i, o) not in done]

@@ -14,6 +14,9 @@ How options are scored (exact tokenisation across the answer tag) is :mod:`.scor
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from dvmap_verl.evaluation.readouts.scoring import (ANSWER_CLOSE, ANSWER_OPEN, OnScore, ScoreRequest, Scores,
                                                     common_prefix_len, cut_reasoning, normalise, option_request,
                                                     scoring_start)
@@ -24,6 +27,11 @@ from dvmap_verl.evaluation.readouts.sampling import SamplingReadout
 from dvmap_verl.evaluation.readouts.logprob import SCORING_CHUNK, LogprobReadout
 from dvmap_verl.evaluation.readouts.logprob_after_reasoning import LogprobAfterReasoningReadout
 from dvmap_verl.evaluation.readouts.verbalised import VerbalisedReadout
+
+# Any other module of this package is a readout too: adding one is adding its file (registered after these).
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+del _module
 
 #: The built-in readouts and those that read option probabilities (kept for older imports; the registry,
 #: :func:`readout_names`, also holds the readouts plugins add).
