@@ -12,7 +12,8 @@ unique and a resume redoes exactly what is missing: with ``--samples S``, sample
 ``s % S``-th sample under order ``s // S``, and the run asks ``S * K`` samples per item (:func:`total_samples`).
 Each record carries ``order`` (0-based) and ``permutation``: ``permutation[j]`` is the canonical index of the option
 displayed at position ``j``. Permutations are drawn with ``numpy.random.default_rng([seed, item])`` (item: the
-run's item number), so they are fixed by the run's seed and items, which a resume already guards.
+run's item number), so they are fixed by the run's seed and items, which a resume already guards; they are drawn
+independently, so an item with few options may show the same order twice (K = 3 over 3 options: 3! = 6 orders).
 
 Re-rendering a prompt (:func:`permuted_messages`): an item whose user message is a DVMap template filled with its
 attributes is rendered again with that template; otherwise the options list ``", "``-joined, when it occurs once in
