@@ -192,6 +192,13 @@ def test_logprob_readout_under_reversed_keeps_canonical_probs_and_raw_logprobs(t
     assert pb["by_position"][0]["model_share"] == pytest.approx(share)
 
 
+def test_the_given_order_writes_records_as_before(tmp_path, val):
+    out, items, preds = _run(tmp_path, val, FirstOptionBackend(), limit=4)
+    assert preds["pred"].tolist() == [0, 0, 0, 0]  # the first displayed option is the first canonical one
+    assert "permutation" not in preds and "order" not in preds
+    assert "option_order" not in build_report(out, bootstrap=0, importance=False)
+
+
 def test_a_resume_with_another_order_is_refused(tmp_path, val):
     out = tmp_path / "run"
     base = dict(backend="stub", model="m", data=[val], limit=5)
