@@ -194,7 +194,8 @@ def calibration_report(model: pd.DataFrame, fit: dict[str, Any]) -> dict[str, An
     rest = model[model["split"].astype(str) != str(fit.get("split"))]
     logp, target, k, ok = _fit_rows(rest)
     rest, logp, target, k = rest[ok], logp[ok], target[ok], k[ok]
-    out: dict[str, Any] = {**fit, "eval_items": int(rest["item"].nunique()), "eval_unreadable_records": int((~ok).sum())}
+    out: dict[str, Any] = {**fit, "eval_items": int(rest["item"].nunique()),
+                           "eval_unreadable_records": int((~ok).sum())}
     if rest.empty:
         return out
     codes, uniq = pd.factorize(rest["item"])
