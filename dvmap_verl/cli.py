@@ -102,7 +102,8 @@ def _eval(args: argparse.Namespace) -> int:
                         seed=args.seed, limit=args.limit, enable_thinking=args.enable_thinking,
                         template=args.template, flip_attribute=attribute, flip_map=mapping,
                         train=str(args.train) if args.train else None, readout=args.readout,
-                        answer_from_reasoning=args.answer_from_reasoning)
+                        answer_from_reasoning=args.answer_from_reasoning, option_order=args.option_order,
+                        calibrate_temperature=args.calibrate_temperature, calibrate_on=args.calibrate_on)
     if args.train:
         from dvmap_verl.data.completeness import check_input
 
@@ -114,6 +115,10 @@ def _eval(args: argparse.Namespace) -> int:
         print("items: " + "; ".join(describe_sources(items)))
     if args.train:
         items = _without_training_items(items, args.train, args.drop_overlap, "dvmap eval")
+    if config.calibrate_temperature is not None:
+        from dvmap_verl.evaluation.calibration import check_calibration_split
+
+        check_calibration_split(items, config.calibrate_temperature)
     engine = {"replicas": args.replicas, "ray_address": args.ray_address or os.environ.get("RAY_ADDRESS") or None}
     if args.backend == "vllm":
         from dvmap_verl.evaluation.backends.vllm import max_model_len_for
@@ -152,6 +157,13 @@ def _eval(args: argparse.Namespace) -> int:
           f"{status['resumed_from']} resumed, {status['failed']} failed)")
     for line in status["errors"]:
         print(f"  failed: {line}", file=sys.stderr)
+    if config.calibrate_temperature is not None:
+        from dvmap_verl.evaluation.calibration import calibrate_run
+
+        fit = calibrate_run(args.out, config.calibrate_temperature, config.calibrate_on)
+        print(f"temperature T = {fit['temperature']:.4f} fitted on split {fit['split']} ({fit['records']} "
+              f"record(s)), mean {fit['objective'].upper()} {fit['loss_before']:.4f} -> {fit['loss_after']:.4f}; "
+              f"recorded in {Path(args.out) / 'run.json'}")
     if not args.no_report:
         _print_report(build_report(args.out, bootstrap=args.bootstrap), args.out)
     else:
@@ -675,6 +687,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--answer-from-reasoning", action="store_true",
                    help="a reply with no <answer> block takes the last one in its reasoning (the server's "
                         "reasoning_content); recorded in run.json, and a resume must keep it")
+    e.add_argument("--option-order", default="given", metavar="given|reversed|shuffled:K",
+                   help="show each item's options as given, reversed, or in K seeded permutations (orders ride on "
+                        "the sample axis: --samples per order); answers are mapped back to the canonical order and "
+                        "the report adds position bias and cross-order consistency; a resume must keep it")
+    e.add_argument("--calibrate-temperature", metavar="SPLIT",
+                   help="logprob readouts: fit one temperature on SPLIT's items (softmax(logp / T)), apply it to "
+                        "the other items; recorded in run.json, the report shows ECE, TV and RPS before and after")
+    e.add_argument("--calibrate-on", choices=["rps", "tv"], default="rps",
+                   help="what --calibrate-temperature minimises (default: mean RPS)")
     e.add_argument("--tokenizer", help="openai + logprob readouts: tokenizer whose chat template renders the "
                                        "prompt for /completions (default: --model)")
     e.add_argument("--train", type=Path, help="training split for the baselines in the report; test items it also "

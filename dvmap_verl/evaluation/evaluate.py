@@ -30,6 +30,7 @@ from dvmap_verl.reward.distribution import parse_distribution
 from dvmap_verl.evaluation.backends import Backend, GenerationSettings, Reply, Request, as_reply
 from dvmap_verl.evaluation.readouts import ANSWER_CLOSE, ANSWER_OPEN, SCORING_CHUNK, ReadoutRun, Scores, \
     get_readout  # noqa: F401 (SCORING_CHUNK re-exported: its old home is this module)
+from dvmap_verl.evaluation.option_order import OrderPlan, parse_order, total_samples
 from dvmap_verl.data.completeness import check_input
 from dvmap_verl.data.dataset import to_verl_table
 # LOCK, RUN, RunLockedError, RunSettingsError and run_lock are re-exported: their old home is this module.
@@ -66,9 +67,17 @@ class EvalConfig:
     note: str | None = None  # shown at the top of the report (e.g. "untrained demo model")
     readout: str = "sampling"  # how a probability over the options is read (readouts.readout_names())
     answer_from_reasoning: bool = False  # a reply without an answer block is read from its reasoning's last block
+    option_order: str = "given"  # given | reversed | shuffled:K (see option_order.py; orders on the sample axis)
+    calibrate_temperature: str | None = None  # split whose items fit the log-prob temperature (calibration.py)
+    calibrate_on: str = "rps"  # what that fit minimises: rps or tv
 
     def __post_init__(self):
         get_readout(self.readout).check(self)  # an unknown readout or settings it cannot run with: InputError
+        self.option_order = str(parse_order(self.option_order))
+        if self.calibrate_temperature is not None:
+            from dvmap_verl.evaluation.calibration import check_calibration_settings
+
+            check_calibration_settings(self.readout, self.calibrate_on)
 
     def generation(self) -> GenerationSettings:
         # A readout may stop generation early (after-reasoning readouts stop where the answer would begin).
@@ -285,7 +294,9 @@ class PredictionWriter:
     ``answer_from_reasoning``: a reply with no answer block takes the last block of its reasoning.
     """
 
-    def __init__(self, path: Path, items: pd.DataFrame, sync_every: int = 64, answer_from_reasoning: bool = False):
+    def __init__(self, path: Path, items: pd.DataFrame, sync_every: int = 64, answer_from_reasoning: bool = False,
+                 plan: OrderPlan | None = None):
+        self.plan = plan  # --option-order: answers are read against the displayed options, stored canonical
         self.fh = open(path, "a", encoding="utf-8")
         self.options = items["options"].tolist()
         # Items asked with the distribution template: their answers are stated distributions (verbalised readout).
@@ -298,7 +309,8 @@ class PredictionWriter:
         # The reward's reading (reward/answers.py): thinking removed, the last block that names an option (or, for
         # the distribution template, states a distribution); the reasoning only with --answer-from-reasoning.
         reply = as_reply(completion)
-        options = tuple(self.options[r.item])
+        options = self.plan.displayed(r.item, r.sample, self.options[r.item]) if self.plan else \
+            tuple(self.options[r.item])
         sources = [reply.text] + ([reply.reasoning] if self.answer_from_reasoning and reply.reasoning else [])
         for text in sources:  # the reply first; its reasoning only when the reply holds no answer
             answer, probs, pred = self._read(text, options, self.verbalised[r.item])
@@ -312,6 +324,8 @@ class PredictionWriter:
         }
         if probs is not None:  # the argmax stands for the answer in Acc, LC and the paper's WD
             rec.update(probs=[round(p, 8) for p in probs], readout="verbalised")
+        if self.plan:
+            self.plan.to_canonical(rec)
         self._append(_with_reply(rec, reply))
         return rec
 
@@ -329,14 +343,16 @@ class PredictionWriter:
     def write_scored(self, r: Request, reasoning: str, scores: Scores, readout: str,
                      reply: Reply | None = None) -> dict[str, Any]:
         """:meth:`write_probs` of the normalised ``scores``."""
-        return self.write_probs(r, scores.probs(), readout, reasoning, reply)
+        return self.write_probs(r, scores.probs(), readout, reasoning, reply, scores.logprobs)
 
     def write_probs(self, r: Request, probs, readout: str, reasoning: str = "",
-                    reply: Reply | None = None) -> dict[str, Any]:
+                    reply: Reply | None = None, logprobs=None) -> dict[str, Any]:
         """A probability readout's record: ``probs`` over the options (K floats summing to 1), ``pred`` its argmax,
         and as ``completion`` the reasoning (if any) closed with the argmax in answer tags, so that any parser reads
         the argmax. ``reply``: the sampled reasoning's reply (``logprob-after-reasoning``), for its finish reason
-        and kind. :class:`ValueError` when ``probs`` is not a finite distribution over the item's K options."""
+        and kind. ``logprobs``: the raw summed log-probs behind ``probs`` (a scoring readout's), kept so that a
+        temperature fit can be redone from the records. :class:`ValueError` when ``probs`` is not a finite
+        distribution over the item's K options."""
         probs = [float(p) for p in probs]
         k = len(self.options[r.item])
         if len(probs) != k or not np.isfinite(probs).all() or min(probs) < 0 or abs(sum(probs) - 1) > 1e-6:
@@ -346,6 +362,10 @@ class PredictionWriter:
         answer = self.options[r.item][pred]
         rec = {"item": r.item, "sample": r.sample, "completion": f"{reasoning}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}",
                "answer": answer, "pred": pred, "probs": [round(p, 8) for p in probs], "readout": readout}
+        if logprobs is not None:  # None stands for -inf (JSON has no infinity)
+            rec["logprobs"] = [float(lp) if np.isfinite(lp) else None for lp in logprobs]
+        if self.plan:  # the canonical options were scored after the permuted prompt: probs are canonical already
+            self.plan.annotate(rec)
         self._append(_with_reply(rec, reply or Reply(reasoning, kind="text")))
         return rec
 
@@ -382,7 +402,7 @@ def _with_reply(rec: dict[str, Any], reply: Reply) -> dict[str, Any]:
 #: Settings that decide what a run's completions are: a resume with any of them changed would mix two runs.
 #: (The data itself is guarded by the items' fingerprint, whatever the paths are called.)
 GUARDED_SETTINGS = ("backend", "model", "samples", "temperature", "max_tokens", "seed", "limit", "enable_thinking",
-                    "template", "flip_attribute", "flip_map", "readout", "answer_from_reasoning")
+                    "template", "flip_attribute", "flip_map", "readout", "answer_from_reasoning", "option_order")
 
 
 def build_items(config: EvalConfig) -> pd.DataFrame:
@@ -393,7 +413,15 @@ def build_items(config: EvalConfig) -> pd.DataFrame:
     if config.flip_attribute:
         items = pd.concat([items, counterfactual_items(items, config.flip_attribute, config.flip_map)],
                           ignore_index=True)
+    order_plan(items, config)  # an item whose options cannot be shown in another order fails here
     return items
+
+
+def order_plan(items: pd.DataFrame, config: EvalConfig) -> OrderPlan | None:
+    """The run's option orders (None for ``--option-order given``: records as without the option)."""
+    if config.option_order == "given":
+        return None
+    return OrderPlan(items, config.option_order, config.seed, config.samples)
 
 
 def settings_diff(previous: dict[str, Any], config: EvalConfig) -> list[str]:
@@ -454,17 +482,20 @@ def run_eval(backend: Backend, out_dir: str | Path, config: EvalConfig, quiet: b
             return run_eval(backend, out, config, quiet, prepare_run(out, config))
     readout = get_readout(config.readout)
     readout.check_backend(backend)
+    samples = total_samples(config.samples, config.option_order)  # samples per order x orders per item
     scan = repair_predictions(out / PREDICTIONS, n_items=len(items), n_options=items["k"].astype(int).tolist(),
-                              n_samples=config.samples if config.samples and config.samples > 0 else None)
+                              n_samples=samples if samples and samples > 0 else None)
     if scan.skipped and not quiet:
         print(f"{scan.describe(out / PREDICTIONS)}; moved to {out / REJECTED}; "
               f"{len(scan.frame)} valid record(s) kept, the rest is generated again", file=sys.stderr)
     done = scan.frame
     finished = set(zip(done["item"].astype(int), done["sample"].astype(int)))
     messages = items["messages"].map(lambda m: tuple(json.loads(m))).tolist()
-    requests = [Request(int(i), s, messages[i]) for i in range(len(items)) for s in range(config.samples)
-                if (i, s) not in finished]
-    writer = PredictionWriter(out / PREDICTIONS, items, answer_from_reasoning=config.answer_from_reasoning)
+    plan = order_plan(items, config)
+    requests = [Request(int(i), s, plan.request_messages(i, s) if plan else messages[i])
+                for i in range(len(items)) for s in range(samples) if (i, s) not in finished]
+    writer = PredictionWriter(out / PREDICTIONS, items, answer_from_reasoning=config.answer_from_reasoning,
+                              plan=plan)
     errors: list[str] = []
     bar = tqdm(total=len(requests), desc=f"eval {config.model}", unit="sample", disable=quiet)
     try:
@@ -501,9 +532,9 @@ def _readout_run(backend: Backend, items: pd.DataFrame, config: EvalConfig, writ
         writer.write(r, reply)
         done()
 
-    def record_probs(r: Request, probs, reasoning: str = "", reply: Reply | None = None) -> None:
+    def record_probs(r: Request, probs, reasoning: str = "", reply: Reply | None = None, logprobs=None) -> None:
         try:
-            writer.write_probs(r, probs, readout, reasoning, reply)
+            writer.write_probs(r, probs, readout, reasoning, reply, logprobs)
         except ValueError as e:  # a readout's unusable distribution fails its request, counted; a rerun retries
             on_error(r, e)
             return

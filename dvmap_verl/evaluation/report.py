@@ -10,6 +10,8 @@ import pandas as pd
 
 from dvmap_verl.evaluation import distributional as D
 from dvmap_verl.evaluation import metrics as M
+from dvmap_verl.evaluation import option_order as O
+from dvmap_verl.evaluation.calibration import calibration_markdown, calibration_report
 from dvmap_verl.reward.answers import extract_answer, release_correct, release_rule_applies, resolve_completion
 from dvmap_verl.evaluation.backends import REPLY_KINDS
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
@@ -109,7 +111,8 @@ def _replies_markdown(replies: dict) -> list[str]:
 
 
 def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    extra = [c for c in ("their_is_correct", "uid", "probs", "readout", "reasoning") if c in preds]
+    extra = [c for c in ("their_is_correct", "uid", "probs", "readout", "reasoning", "logprobs", "order",
+                         "permutation") if c in preds]
     df = preds[["item", "sample", "pred", "completion", *extra]].merge(items.drop(columns=["messages"]), on="item",
                                                                         how="inner")
     df["pred"] = df["pred"].astype(int)
@@ -131,11 +134,16 @@ def _reread(df: pd.DataFrame) -> None:
     if any(point):
         at = df.index[point]
         reasoning = df.loc[at, "reasoning"] if "reasoning" in df else pd.Series(None, index=at, dtype=object)
-        df.loc[at, "pred"] = [_reread_one(c, o, stored, r) for c, o, stored, r in
-                              zip(df.loc[at, "completion"], df.loc[at, "options"], df.loc[at, "pred"], reasoning)]
+        perms = df.loc[at, "permutation"] if "permutation" in df else pd.Series(None, index=at, dtype=object)
+        df.loc[at, "pred"] = [_reread_one(c, o, stored, r, perm) for c, o, stored, r, perm in
+                              zip(df.loc[at, "completion"], df.loc[at, "options"], df.loc[at, "pred"], reasoning,
+                                  perms)]
 
 
-def _reread_one(completion: str, options: Any, stored: int, reasoning: Any) -> int:
+def _reread_one(completion: str, options: Any, stored: int, reasoning: Any, perm: Any = None) -> int:
+    if O.valid_permutation(perm, len(options)):  # --option-order: read against the displayed list, map back
+        pred = _reread_one(completion, [options[p] for p in perm], stored, reasoning)
+        return -1 if pred < 0 else int(perm[pred])
     pred = resolve_completion(completion, options)
     if pred is None and stored >= 0 and isinstance(reasoning, str):
         # answered from the reasoning (--answer-from-reasoning): re-read the text the answer came from
@@ -228,7 +236,7 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
         if "their_is_correct" in model:
             out["model"]["imported"] = _imported_agreement(model)
         out["model"]["coverage"] = float(model["item"].nunique() / max(len(original), 1))
-        expected = len(items) * max(int(cfg.get("samples") or 1), 1)
+        expected = len(items) * (run_samples(run) or 1)  # samples per order x orders per item
         if len(scored) < expected:
             notes.append(f"partial run: {len(scored):,} of {expected:,} (item, sample) pairs have a prediction "
                          f"({out['model']['coverage']:.1%} of the {len(original):,} items covered); the numbers are "
@@ -265,6 +273,10 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     dist_out, dist_extras = D.distributional_report(model, base_scored, seed=int(cfg.get("seed") or 0))
     if dist_out.get("model") or dist_out.get("baselines"):
         out["distributional"] = dist_out
+    if model is not None and cfg.get("option_order", "given") != "given":
+        _option_order_readouts(out, model, cfg["option_order"])
+    if model is not None and isinstance(run.get("calibration"), dict):
+        out["temperature_calibration"] = calibration_report(model, run["calibration"])
     plots = make_plots(run_dir, out, tables, model, base_scored)
     plots += distribution_plots(run_dir, out, dist_extras)
     out["plots"] = [p.name for p in plots]
@@ -272,6 +284,16 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     with atomic_path(run_dir / "report.md") as tmp:
         tmp.write_text(render_markdown(out, tables, plots))
     return out
+
+
+def _option_order_readouts(out: dict, model: pd.DataFrame, spec: str) -> None:
+    """``--option-order``: position bias and consistency (``option_order``), and with several orders the
+    order-averaged distribution as its own readout (``distributional.order_averaged``)."""
+    out["option_order"], items, p = O.order_report(model, spec)
+    if out["option_order"]["orders"] > 1 and "distributional" in out:
+        padded = np.zeros((len(p), D.MAX_K))
+        padded[:, :p.shape[1]] = p[:, :D.MAX_K]
+        out["distributional"]["order_averaged"] = D.score_distributions(items, padded)
 
 
 def _wrap(text: str, width: int, lines: int = 2) -> str:
@@ -407,6 +429,8 @@ FLOORED = (("rps_profile", "RPS vs profile"), ("wd_profile", "WD/(K-1) vs profil
 def _systems_and_floors(dist: dict) -> dict[str, dict]:
     """The model, the baselines and the two floors, in the order the table and the plot show them."""
     systems = {"model": dist["model"]} if "model" in dist else {}
+    if "order_averaged" in dist:  # --option-order shuffled:K: each order's distribution, averaged per item
+        systems["model, order-averaged"] = dist["order_averaged"]
     systems.update(dist.get("baselines", {}))
     floors = dist.get("floors", {})
     systems["sampling floor"] = floors.get("sampling", {})
@@ -563,6 +587,10 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
                              .set_index("category")), ""]
     if "distributional" in out:
         lines += _distributional_markdown(out["distributional"])
+    if "option_order" in out:
+        lines += O.order_markdown(out["option_order"])
+    if "temperature_calibration" in out:
+        lines += calibration_markdown(out["temperature_calibration"])
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)

@@ -48,10 +48,16 @@ def _int(v: Any) -> bool:
 
 
 def run_samples(run: dict | None) -> int | None:
-    """Samples per item a run folder's ``run.json`` asked for (``config.samples``), or None when it names no
-    positive integer (a baselines-only run records 0; an old or hand-made folder may record nothing)."""
-    samples = ((run or {}).get("config") or {}).get("samples")
-    return samples if _int(samples) and samples > 0 else None
+    """Samples per item a run folder's ``run.json`` asked for (``config.samples`` times the orders per item of
+    ``config.option_order``), or None when it names no positive integer (a baselines-only run records 0; an old or
+    hand-made folder may record nothing)."""
+    config = (run or {}).get("config") or {}
+    samples = config.get("samples")
+    if not (_int(samples) and samples > 0):
+        return None
+    from dvmap_verl.evaluation.option_order import order_count  # --option-order: orders ride on the sample axis
+
+    return samples * order_count(config.get("option_order"))
 
 
 def _finite(v: Any) -> bool:

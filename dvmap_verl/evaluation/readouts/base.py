@@ -29,8 +29,9 @@ class ReadoutRun:
 
     ``record_reply(request, reply)``: a generated reply, read as the reward reads answers (``pred``, and ``probs``
     with ``readout: verbalised`` when the item's template asks for a stated distribution).
-    ``record_probs(request, probs, reasoning="", reply=None)``: a probability over the item's options (K floats
-    summing to 1); ``pred`` is its argmax and the record carries this readout's name.
+    ``record_probs(request, probs, reasoning="", reply=None, logprobs=None)``: a probability over the item's
+    options (K floats summing to 1); ``pred`` is its argmax and the record carries this readout's name; a scoring
+    readout passes the raw summed ``logprobs`` too (kept for ``--calibrate-temperature``).
     ``on_error(request, exception)``: a request that failed for good (a rerun retries it).
     """
 

@@ -39,7 +39,7 @@ class LogprobReadout(Readout):
 
         def on_scores(sr: ScoreRequest, scores: Scores) -> None:
             key = (sr.item, sr.sample)
-            run.record_probs(by_key[key], scores.probs(), reasoning[key], replies.get(key))
+            run.record_probs(by_key[key], scores.probs(), reasoning[key], replies.get(key), scores.logprobs)
 
         run.scoring_backend().score(self.score_requests(run, chunk, reasoning), on_scores, run.on_error)
 
