@@ -265,6 +265,9 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     dist_out, dist_extras = D.distributional_report(model, base_scored, seed=int(cfg.get("seed") or 0))
     if dist_out.get("model") or dist_out.get("baselines"):
         out["distributional"] = dist_out
+    if model is not None and "benchmark" in model:  # items from dvmap import-benchmark: the peers' own metrics
+        from dvmap_verl.evaluation.benchmark_metrics import benchmark_section
+        out["benchmarks"] = benchmark_section(model, seed=int(cfg.get("seed") or 0))
     plots = make_plots(run_dir, out, tables, model, base_scored)
     plots += distribution_plots(run_dir, out, dist_extras)
     out["plots"] = [p.name for p in plots]
@@ -563,6 +566,9 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
                              .set_index("category")), ""]
     if "distributional" in out:
         lines += _distributional_markdown(out["distributional"])
+    if out.get("benchmarks"):
+        from dvmap_verl.evaluation.benchmark_metrics import benchmark_markdown
+        lines += benchmark_markdown(out["benchmarks"])
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)
