@@ -144,7 +144,7 @@ def _weights(resp: pd.DataFrame, path: Path, wave: str | None, bad) -> tuple[np.
     want = f"WEIGHT_W{wave}" if wave else (cols[0] if len(cols) == 1 else None)
     if want is None or want not in resp.columns:
         raise InputError(f"{path}: no weight column {want or 'WEIGHT_W{wave}'} (has {cols or 'none'})")
-    w = pd.to_numeric(resp[want].replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+    w = pd.to_numeric(resp[want].replace("", np.nan), errors="coerce").to_numpy(dtype=float, copy=True)
     for i in np.flatnonzero(~np.isfinite(w) | (w < 0)):
         bad.add(BadRow(path, int(i) + 1, want, f"not a non-negative weight: {resp[want].iloc[i]!r}"))
         w[i] = 0.0  # skipped (--skip-bad-rows): this respondent counts nowhere
@@ -188,12 +188,14 @@ def read_wave(folder: Path, opts: ImportOptions, stats: dict) -> list[dict]:
             except BadRow:  # no answerable weight in this group: nothing to score, counted
                 stats["empty_groups"] += 1
                 continue
-            stats["answers_not_in_references"] += unknown
+            if attr == OVERALL:  # each respondent once: the groups are subsets of Overall
+                stats["answers_not_in_references"] += unknown
             names = meta.get(attr, [])
             rows.append(item_row(
                 benchmark=NAME, split=NAME, q_id=key, question=q["question"], category=folder.name, t=t,
                 user=prompt(opts.template, attr, group, names, q["question"], t.options),
-                country=f"{attr}={group}", group_attribute=attr, group=group, ordinal=q["ordinal"],
+                country=OVERALL if attr == OVERALL else f"{attr}={group}", group_attribute=attr, group=group,
+                ordinal=q["ordinal"],
                 n=opts.draws or max(n, 1), prompt_format=f"{NAME}:{opts.template}", source=f"{folder.name} ({wcol})",
                 input_file=folder / "info.csv", input_row=q["row"], respondents=n))
     return rows

@@ -155,7 +155,8 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
         raise MissingInputError(f"{path}: no question_metadata.json here or in the two folders above")
     meta = read_metadata(mfile)
     stats = {"missing_answers": 0, "participants_not_found": 0, "groups_without_answers": 0}
-    probe = path if path.is_file() and path.name == "samples.tsv" else _find(path, "probe/samples.tsv")
+    probe = path if path.is_file() and path.name == "samples.tsv" else next(
+        (c for c in (path / "probe" / "samples.tsv", path / "samples.tsv") if c.is_file()), None)
     if probe is not None:
         root = probe.parent.parent
         vfile = _answers(root)
