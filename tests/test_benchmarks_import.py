@@ -118,6 +118,8 @@ def test_opinionqa_wave_weighted_targets_and_refusal_tails(tmp_path):
     o = one(items, q_id="PARKS_W99", group="Overall")
     assert list(o["target"]) == pytest.approx([2 / 5.5, 2 / 5.5, 1.5 / 5.5])
     assert o["refusal_share"] == pytest.approx(0.5 / 6) and o["raw_sum"] == pytest.approx(6.0) and o["n"] == 5
+    # counts: the target as n = 5 whole answers (1.818, 1.818, 1.364 -> largest remainders) for the floors.
+    assert list(o["counts"]) == [2.0, 2.0, 1.0]
     # PARKS Female: Refused 0.5, NS 1.5, VS 1.0: [1, 0, 1.5] / 2.5, refusal 0.5 / 3.
     fem = one(items, q_id="PARKS_W99", group="Female")
     assert list(fem["target"]) == pytest.approx([0.4, 0.0, 0.6]) and fem["refusal_share"] == pytest.approx(1 / 6)
@@ -213,6 +215,7 @@ def test_worldvaluesbench_probe_set_and_country_groups(tmp_path):
     eu = one(items, q_id="Q1", group="Europe | Urban | Lower")  # answers 1, 2, 2.0 on 1..4
     assert list(eu["options"]) == ["1", "2", "3", "4"] and list(eu["target"]) == pytest.approx([1 / 3, 2 / 3, 0, 0])
     assert eu["n"] == 3 and (eu["scale_min"], eu["scale_max"]) == (1.0, 4.0)
+    assert list(eu["counts"]) == [1.0, 2.0, 0.0, 0.0]  # 3 x (1/3, 2/3) is not cut to (0, 1) by float noise
     q2 = one(items, q_id="Q2", group="Europe | Urban | Lower")  # 2, missing, 10 on 1..10
     assert len(q2["options"]) == 10 and q2["target"][1] == pytest.approx(0.5) and q2["target"][9] == \
         pytest.approx(0.5) and q2["n"] == 2

@@ -203,12 +203,25 @@ def messages_json(user: str) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def whole_counts(target: Sequence[float], n: float) -> list[float]:
+    """``target`` times ``n`` as whole answers summing to round(n) (largest remainders): the floors of the
+    evaluation draw and halve whole answers. The exact distribution stays in ``target``."""
+    total = max(int(round(n)), 1)
+    raw = np.asarray(target, dtype=float) * total
+    whole = np.floor(raw + 1e-9)
+    short = total - int(whole.sum())
+    if short > 0:
+        whole[np.argsort(-(raw - whole), kind="stable")[:short]] += 1
+    return [float(x) for x in whole]
+
+
 def item_row(*, benchmark: str, split: str, q_id: str, question: str, category: str, t: Target, user: str,
              country: str, group_attribute: str, group: str, ordinal: Sequence[float] | None, n: float,
              prompt_format: str, source: str, input_file: str | Path, input_row: int | str,
              scale: tuple[float, float] | None = None, **more: Any) -> dict[str, Any]:
     """One item as a dict of ``extra_info`` fields (plus ``prompt``): the truth (``answer_index``) is the target's
-    mode; ``counts`` is the target times ``n``, the benchmark's draw count (the sampling floor's)."""
+    mode; ``counts`` is the target as ``n`` whole answers (``n``: the benchmark's draw count, the sampling
+    floor's; :func:`whole_counts`)."""
     pos, is_ord, why = ordinal_info(ordinal, len(t.options))
     if len(pos) != len(t.options):
         raise BadRow(input_file, input_row, "ordinal", f"{len(pos)} ordinal positions for {len(t.options)} "
@@ -220,7 +233,7 @@ def item_row(*, benchmark: str, split: str, q_id: str, question: str, category: 
         "prompt": messages_json(user), "benchmark": benchmark, "split": split, "q_id": q_id, "question": question,
         "category": category, "options": list(t.options), "answer": t.options[truth], "answer_index": truth,
         "country": country, "group_attribute": group_attribute, "group": group,
-        "target": [float(x) for x in t.target], "counts": [float(x) * n for x in t.target], "n": float(n),
+        "target": [float(x) for x in t.target], "counts": whole_counts(t.target, n), "n": float(n),
         "refusal_options": list(t.refusal_options), "refusal_share": float(t.refusal_share),
         "raw_sum": float(t.raw_sum), "raw_scale": t.scale, "ordinal": pos, "is_ordinal": bool(is_ord),
         "not_ordinal_why": why, "scale_min": float(lo), "scale_max": float(hi), "prompt_format": prompt_format,
