@@ -60,7 +60,7 @@ def test_opinionqa_representativeness_with_out_of_order_ordinals():
     deg = BM.opinionqa_representativeness(rows([0.25] * 4), rows([1, 0, 0, 0]), np.array([4]),
                                           items_with([1.0] * 4, is_ordinal=False))
     assert np.isnan(deg[0])
-    assert not get_metric("opinionqa_representativeness").fn is None
+    assert get_metric("opinionqa_representativeness").higher_is_better
 
 
 def test_subpop_ordinal_emd_drops_non_ordinal_options():
