@@ -160,3 +160,8 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
         assert own["not_computed"] == len(items) - scored
         assert "## Peer benchmarks" in (run / "report.md").read_text()
         assert metrics["distributional"]["model"]["profile_items"] >= 1
+    # Both runs hold the same items (split, profile_id, q_id): compare pairs all of them.
+    assert main(["compare", str(tmp_path / "logprob"), str(tmp_path / "sampling"), "--out", str(tmp_path / "cmp"),
+                 "--bootstrap", "0"]) == 0
+    diff = json.loads((tmp_path / "cmp" / "compare.json").read_text())["differences"][0]
+    assert diff["shared_items"] == len(items)

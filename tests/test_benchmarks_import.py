@@ -46,6 +46,7 @@ def test_globalopinionqa_targets_refusals_qualifiers_and_scales(tmp_path):
     assert list(a["target"]) == pytest.approx([0.626506, 0.373494], abs=1e-6)
     assert a["refusal_share"] == pytest.approx(0.17) and a["raw_sum"] == pytest.approx(1.0)
     assert a["answer"] == "Yes" and a["truth"] == 0 and a["raw_scale"] == "fraction"
+    assert a["profile_id"] == "country=Atlantis" and a["data_source"] == "globalopinionqa/globalopinionqa"
     # The qualifier stays in the group and is cut from the prompt's country.
     f = one(items, country="Freedonia (non-national sample)")
     assert f["country_name"] == "Freedonia" and f["country_qualifier"] == "non-national sample"

@@ -172,7 +172,7 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
     for bench in sorted(items["benchmark"].astype(str).unique()):
         m = (items["benchmark"].astype(str) == bench).to_numpy()
         sub = items[m].reset_index(drop=True)
-        res = {"items": int(m.sum()), "refusal_share_mean": float(np.nanmean(sub["refusal_share"]))
+        res = {"items": int(m.sum()), "unreadable_items": int(sub["unreadable"].sum()), "refusal_share_mean": float(np.nanmean(sub["refusal_share"]))
                if sub["refusal_share"].notna().any() else None, "metrics": {}}
         fns = {name: (fn, higher) for name, (fn, higher, *_rest) in BENCHMARK_METRICS.items()}
         fns["total_variation"] = (total_variation, False)
@@ -201,6 +201,9 @@ def benchmark_markdown(section: dict[str, Any] | None) -> list[str]:
              "|---|---|---:|---:|---:|---:|---:|"]
     fmt = (lambda x: "" if x is None else f"{x:.4f}")
     for bench, res in section["by_benchmark"].items():
+        if res.get("unreadable_items"):
+            lines[4:4] = [f"_{bench}: {res['unreadable_items']} of {res['items']} item(s) had no readable answer and "
+                          f"count as uniform (there, every score is the uniform floor's)._", ""]
         for name, r in res["metrics"].items():
             fl = r["floors"]
             lines.append(f"| {bench} | {name}{' *' if r['own'] else ''} | {fmt(r['value'])} | {r['scored_items']} "

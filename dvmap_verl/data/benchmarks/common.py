@@ -233,6 +233,7 @@ def item_row(*, benchmark: str, split: str, q_id: str, question: str, category: 
         "prompt": messages_json(user), "benchmark": benchmark, "split": split, "q_id": q_id, "question": question,
         "category": category, "options": list(t.options), "answer": t.options[truth], "answer_index": truth,
         "country": country, "group_attribute": group_attribute, "group": group,
+        "profile_id": f"{group_attribute}={group}",  # with split and q_id, what dvmap compare pairs runs on
         "target": [float(x) for x in t.target], "counts": whole_counts(t.target, n), "n": float(n),
         "refusal_options": list(t.refusal_options), "refusal_share": float(t.refusal_share),
         "raw_sum": float(t.raw_sum), "raw_scale": t.scale, "ordinal": pos, "is_ordinal": bool(is_ord),
