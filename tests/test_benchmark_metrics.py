@@ -125,6 +125,7 @@ def direct_mean(metric: str, items: pd.DataFrame, probs: dict[int, np.ndarray]) 
     return float(np.mean(vals)), len(vals)
 
 
+B_TEMPLATES = {"globalopinionqa": "default", "opinionqa": "qa", "subpop": "qa", "worldvaluesbench": "default"}
 WRITERS = {"globalopinionqa": lambda d: B.write_goqa(d), "opinionqa": B.write_opinionqa,
            "subpop": B.write_subpop, "worldvaluesbench": B.write_wvb}
 
@@ -142,6 +143,9 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
                      "--bootstrap", "0", "--quiet", "--no-report"]) == 0
         assert main(["report", str(run), "--bootstrap", "0"]) == 0
         metrics = json.loads((run / "metrics.json").read_text())
+        # The prompt format is in the items file's name, which run.json keeps.
+        assert json.loads((run / "run.json").read_text())["config"]["data"] == [parquet]
+        assert Path(parquet).name == f"{bench}_{B_TEMPLATES[bench]}.parquet"
         section = metrics["benchmarks"]["by_benchmark"][bench]
         items = pd.read_parquet(run / "items.parquet")
         preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]

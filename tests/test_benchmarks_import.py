@@ -247,3 +247,19 @@ def test_cli_imports_and_refuses_in_one_line(tmp_path, capsys):
     assert main(["import-benchmark", "globalopinionqa", "--input", str(path), "--out", str(tmp_path / "o"),
                  "--template", "qa"]) == 2
     assert "unknown --template 'qa'; known: ['default', 'cross-national', 'persona']" in capsys.readouterr().err
+
+
+def test_draws_override_and_items_beyond_the_evaluation_width_are_set_aside(tmp_path):
+    wide = [f"o{i}" for i in range(17)]  # 17 answerable options: more than the evaluation's 16
+    shares = [round(1 / 17, 6)] * 16 + [round(1 - 16 * round(1 / 17, 6), 6)]
+    text = B.GOQA_CSV + f'"Wide?","defaultdict(<class \'list\'>, {{\'Atlantis\': {shares}}})","{wide}",GAS\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "global_opinions.csv").write_text(text)
+    stats = import_benchmark("globalopinionqa", tmp_path / "in", tmp_path / "out", draws=100)
+    assert stats["items"] == 4 and stats["set_aside"] == [
+        {"q_id": stats["set_aside"][0]["q_id"], "group": "Atlantis", "country": "Atlantis", "options": 17,
+         "why": "more than 16 answerable options"}]
+    items = items_of(tmp_path / "out", stats)
+    a = one(items, country="Atlantis", question="Should the town build bike lanes?")
+    # 100 draws: 62.65 and 37.35 as whole answers (largest remainders) -> 63 and 37.
+    assert a["n"] == 100 and list(a["counts"]) == [63.0, 37.0] and stats["draws"] == [100.0]
