@@ -98,6 +98,14 @@ def test_python_repr_is_read_with_literal_eval_never_eval(tmp_path):
     assert not marker.exists()
 
 
+def test_repeated_options_are_a_bad_row(tmp_path):
+    text = B.GOQA_CSV + '"Q?","defaultdict(<class \'list\'>, {\'Atlantis\': [0.5, 0.5]})","[\'Yes\', \'Yes\']",GAS\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "global_opinions.csv").write_text(text)
+    with pytest.raises(InputError, match=r"row 4, .*options must be distinct and non-empty: \['Yes', 'Yes'\]"):
+        import_benchmark("globalopinionqa", tmp_path / "in", tmp_path / "out")
+
+
 def test_shares_that_are_neither_fractions_nor_percentages_are_refused(tmp_path):
     text = B.GOQA_CSV + '"Q?","defaultdict(<class \'list\'>, {\'Atlantis\': [3.0, 4.0]})","[\'Yes\', \'No\']",GAS\n'
     (tmp_path / "in").mkdir()

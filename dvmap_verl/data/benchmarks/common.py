@@ -134,6 +134,9 @@ def make_target(options: Sequence[str], values: Sequence[float], refusal: Sequen
     is an error (say which with ``scale``). Negative values, and no answerable mass, are errors."""
     if len(options) != len(values):
         raise BadRow(file, row, column, f"{len(values)} values for {len(options)} options")
+    labels = [str(o).strip() for o in options]
+    if "" in labels or len(set(labels)) < len(labels):
+        raise BadRow(file, row, column, f"options must be distinct and non-empty: {list(options)}")
     if any(v < 0 for v in values):
         raise BadRow(file, row, column, f"a negative share: {list(values)}")
     raw = float(sum(values))
