@@ -837,6 +837,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed")
     d.set_defaults(func=_demo)
 
+    from dvmap_verl.commands import import_benchmark  # a command module (dvmap_verl/commands/)
+    import_benchmark.add_parser(sub).set_defaults(func=import_benchmark.run)
+
     return parser
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from dvmap_verl.evaluation.metrics import jensen_shannon
 
-MAX_K = 8
+MAX_K = 16  # options per item the evaluation holds (imported benchmarks reach 11: 0-10 scales)
 ECE_BINS = 10
 
 

@@ -52,3 +52,7 @@ def get_metric(name: str) -> Optional[Metric]:
 def metrics(level: str | None = None) -> list[Metric]:
     """Registered metrics in registration order, optionally of one level."""
     return [m for m in _REGISTRY.values() if level is None or m.level == level]
+
+
+# The peer benchmarks' own metrics (GlobalOpinionQA, OpinionQA, SubPOP, WorldValuesBench) register themselves.
+from dvmap_verl.evaluation import benchmark_metrics  # noqa: E402,F401

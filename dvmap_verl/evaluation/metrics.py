@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-MAX_K = 8
+MAX_K = 16  # options per item the evaluation holds (imported benchmarks reach 11: 0-10 scales)
 
 
 def point_scores(df: pd.DataFrame) -> pd.DataFrame:

@@ -277,6 +277,9 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
         _option_order_readouts(out, model, cfg["option_order"])
     if model is not None and isinstance(run.get("calibration"), dict):
         out["temperature_calibration"] = calibration_report(model, run["calibration"])
+    if model is not None and "benchmark" in model:  # items from dvmap import-benchmark: the peers' own metrics
+        from dvmap_verl.evaluation.benchmark_metrics import benchmark_section
+        out["benchmarks"] = benchmark_section(model, seed=int(cfg.get("seed") or 0))
     plots = make_plots(run_dir, out, tables, model, base_scored)
     plots += distribution_plots(run_dir, out, dist_extras)
     out["plots"] = [p.name for p in plots]
@@ -591,6 +594,9 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
         lines += O.order_markdown(out["option_order"])
     if "temperature_calibration" in out:
         lines += calibration_markdown(out["temperature_calibration"])
+    if out.get("benchmarks"):
+        from dvmap_verl.evaluation.benchmark_metrics import benchmark_markdown
+        lines += benchmark_markdown(out["benchmarks"])
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""The peer benchmarks' own metrics against direct computations (scipy, as the sources used), with worked values;
+their floors; and every benchmark imported -> dvmap eval (HF backend, tiny local model; logprob and sampling
+readouts) -> dvmap report, with the report's numbers recomputed here from predictions.jsonl."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import wasserstein_distance
+
+sys.path.insert(0, str(Path(__file__).parent))
+import benchmark_files as B  # noqa: E402
+
+from dvmap_verl.cli import main  # noqa: E402
+from dvmap_verl.evaluation import benchmark_metrics as BM  # noqa: E402
+from dvmap_verl.evaluation.metric_registry import get_metric  # noqa: E402
+
+
+def rows(*vectors, width=16):
+    out = np.zeros((len(vectors), width))
+    for i, v in enumerate(vectors):
+        out[i, :len(v)] = v
+    return out
+
+
+def items_with(ordinal, is_ordinal=True, scale=(float("nan"), float("nan"))):
+    return pd.DataFrame({"ordinal": [ordinal], "is_ordinal": [is_ordinal], "scale_min": [scale[0]],
+                         "scale_max": [scale[1]]})
+
+
+def test_goqa_similarity_is_one_minus_scipy_jensenshannon_natural_log():
+    p, t = rows([1, 0], [0.5, 0.5]), rows([0, 1], [0.9, 0.1])
+    got = BM.js_similarity(p, t, np.array([2, 2]))
+    # Disjoint: JSD = ln 2 (natural log), so the similarity is 1 - sqrt(ln 2) = 0.167445.
+    assert got[0] == pytest.approx(1 - math.sqrt(math.log(2))) and got[0] == pytest.approx(0.167445, abs=1e-6)
+    assert got[1] == pytest.approx(1 - jensenshannon([0.5, 0.5], [0.9, 0.1]))
+    # Not base 2 (which would give 0 for disjoint distributions).
+    assert got[0] != pytest.approx(1 - jensenshannon([1, 0], [0, 1], base=2))
+    m = get_metric("goqa_similarity")
+    assert m.higher_is_better and "natural log" in m.description and m.level == "item"
+
+
+def test_opinionqa_representativeness_with_out_of_order_ordinals():
+    # TRUSTB: options Trust, Distrust, Neither at ordinal 1, 2, 1.5. Sorted: Trust, Neither, Distrust.
+    # p = 1/3 each, t = [2/9, 3/9, 4/9]: CDFs at 1 and 1.5: (1/3, 2/3) vs (2/9, 6/9): W1 = 1/9 * 0.5 = 1/18.
+    p, t = rows([1 / 3, 1 / 3, 1 / 3]), rows([2 / 9, 3 / 9, 4 / 9])
+    items = items_with([1.0, 2.0, 1.5])
+    got = BM.opinionqa_representativeness(p, t, np.array([3]), items)[0]
+    assert got == pytest.approx(1 - 1 / 18)
+    direct = wasserstein_distance([1, 2, 1.5], [1, 2, 1.5], [1 / 3] * 3, [2 / 9, 3 / 9, 4 / 9]) / (2 - 1)
+    assert got == pytest.approx(1 - direct)
+    # Degenerate [1, 1, 1, 1] (max WD 0 in the source: a division by zero) and non-ordinal items: nan.
+    deg = BM.opinionqa_representativeness(rows([0.25] * 4), rows([1, 0, 0, 0]), np.array([4]),
+                                          items_with([1.0] * 4, is_ordinal=False))
+    assert np.isnan(deg[0])
+    assert get_metric("opinionqa_representativeness").higher_is_better
+
+
+def test_subpop_ordinal_emd_drops_non_ordinal_options():
+    # livinst: ordinal [1, 2, -1] (stored as nan). t = [0.2, 0.5 | 0.3] -> [2/7, 5/7]; p uniform -> [1/2, 1/2].
+    # EMD = |1/2 - 2/7| * 1 / (2 - 1) = 3/14.
+    p, t = rows([1 / 3, 1 / 3, 1 / 3]), rows([0.2, 0.5, 0.3])
+    got = BM.subpop_ordinal_emd(p, t, np.array([3]), items_with([1.0, 2.0, float("nan")]))[0]
+    assert got == pytest.approx(3 / 14)
+    assert got == pytest.approx(wasserstein_distance([1, 2], [1, 2], [0.5, 0.5], [2 / 7, 5 / 7]))
+    assert not get_metric("subpop_ordinal_emd").higher_is_better
+
+
+def test_wvb_w1_on_rescaled_scores_matches_scipy_on_sample_lists():
+    # Human scores 2 and 10, model scores 1, 1, 5 on a 1..10 scale; WorldValuesBench rescales (s - 1) / 9 and
+    # takes scipy's wasserstein_distance on the sample lists. By hand: (2/3 * 1 + 1/6 * 3 + 1/2 * 5) / 9 = 0.407407.
+    human, model = [2, 10], [1, 1, 5]
+    direct = wasserstein_distance([(s - 1) / 9 for s in model], [(s - 1) / 9 for s in human])
+    p = np.zeros(10)
+    p[0], p[4] = 2 / 3, 1 / 3
+    t = np.zeros(10)
+    t[1], t[9] = 0.5, 0.5
+    got = BM.wvb_w1(rows(p), rows(t), np.array([10]), items_with([float(v) for v in range(1, 11)],
+                                                                  scale=(1.0, 10.0)))[0]
+    assert got == pytest.approx(direct) and got == pytest.approx((2 / 3 + 0.5 + 2.5) / 9)
+
+
+def test_floors_uniform_and_sampling_with_the_draw_count():
+    t, k = rows([0.5, 0.5]), np.array([2])
+    # One draw per item: the sample is one-hot, so TV is 0.5 and the similarity that of [1, 0] vs [0.5, 0.5].
+    fl = BM.benchmark_floors(t, np.array([1.0]), k, None, BM.total_variation, draws=50)
+    assert fl["sampling"] == pytest.approx(0.5) and fl["uniform"] == pytest.approx(0.0)
+    fl = BM.benchmark_floors(t, np.array([1.0]), k, None, BM.js_similarity, draws=50)
+    assert fl["sampling"] == pytest.approx(1 - jensenshannon([1, 0], [0.5, 0.5]))
+    # A one-hot target: every draw equals it (similarity 1), uniform is [0.5, 0.5] against [1, 0].
+    fl = BM.benchmark_floors(rows([1, 0]), np.array([30.0]), k, None, BM.js_similarity, draws=5)
+    assert fl["sampling"] == pytest.approx(1.0) and fl["uniform"] == pytest.approx(1 - jensenshannon([.5, .5], [1, 0]))
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+OWN = {"globalopinionqa": "goqa_similarity", "opinionqa": "opinionqa_representativeness",
+       "subpop": "subpop_ordinal_emd", "worldvaluesbench": "wvb_w1"}
+DIRECT = {  # the source's computation of one item, from scipy
+    "goqa_similarity": lambda p, t, o, lo, hi: 1 - jensenshannon(p, t),
+    "opinionqa_representativeness": lambda p, t, o, lo, hi: 1 - wasserstein_distance(o, o, p, t) / (o.max() - o.min()),
+    "subpop_ordinal_emd": lambda p, t, o, lo, hi: wasserstein_distance(o, o, p, t) / (o.max() - o.min()),
+    "wvb_w1": lambda p, t, o, lo, hi: wasserstein_distance((o - lo) / (hi - lo), (o - lo) / (hi - lo), p, t),
+}
+
+
+def direct_mean(metric: str, items: pd.DataFrame, probs: dict[int, np.ndarray]) -> tuple[float, int]:
+    vals = []
+    for r in items.itertuples():
+        o = np.asarray(r.ordinal, dtype=float)
+        p, t = probs[r.item], np.asarray(r.target, dtype=float)
+        if metric != "goqa_similarity":
+            if not r.is_ordinal:
+                continue
+            keep = ~np.isnan(o)
+            o, p, t = o[keep], p[keep] / p[keep].sum(), t[keep] / t[keep].sum()
+        vals.append(DIRECT[metric](p, t, o, r.scale_min, r.scale_max))
+    return float(np.mean(vals)), len(vals)
+
+
+B_TEMPLATES = {"globalopinionqa": "default", "opinionqa": "qa", "subpop": "qa", "worldvaluesbench": "default"}
+WRITERS = {"globalopinionqa": lambda d: B.write_goqa(d), "opinionqa": B.write_opinionqa,
+           "subpop": B.write_subpop, "worldvaluesbench": B.write_wvb}
+
+
+@pytest.mark.parametrize("bench", sorted(OWN))
+def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "items"
+    assert main(["import-benchmark", bench, "--input", str(WRITERS[bench](tmp_path / "in")), "--out",
+                 str(data)]) == 0
+    parquet = str(next(data.glob("*.parquet")))
+    for readout, samples in (("logprob", 1), ("sampling", 2)):
+        run = tmp_path / readout
+        assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
+                     str(run), "--readout", readout, "--samples", str(samples), "--max-tokens", "4",
+                     "--bootstrap", "0", "--quiet", "--no-report"]) == 0
+        assert main(["report", str(run), "--bootstrap", "0"]) == 0
+        metrics = json.loads((run / "metrics.json").read_text())
+        # The prompt format is in the items file's name, which run.json keeps.
+        assert json.loads((run / "run.json").read_text())["config"]["data"] == [parquet]
+        assert Path(parquet).name == f"{bench}_{B_TEMPLATES[bench]}.parquet"
+        section = metrics["benchmarks"]["by_benchmark"][bench]
+        items = pd.read_parquet(run / "items.parquet")
+        preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+        probs: dict[int, np.ndarray] = {}
+        if readout == "logprob":
+            for rec in preds:
+                probs[rec["item"]] = np.asarray(rec["probs"])
+        else:  # the parsed samples' shares; an item with none parsed counts as uniform (the report's rule)
+            for i, r in items.iterrows():
+                picks = [rec["pred"] for rec in preds if rec["item"] == r["item"] and rec["pred"] >= 0]
+                k = len(r["options"])
+                probs[r["item"]] = np.bincount(picks, minlength=k) / len(picks) if picks else np.full(k, 1 / k)
+        own = section["metrics"][OWN[bench]]
+        value, scored = direct_mean(OWN[bench], items, probs)
+        assert own["own"] and own["value"] == pytest.approx(value, abs=1e-6) and own["scored_items"] == scored
+        assert own["not_computed"] == len(items) - scored
+        assert "## Peer benchmarks" in (run / "report.md").read_text()
+        assert metrics["distributional"]["model"]["profile_items"] >= 1
+    # Both runs hold the same items (split, profile_id, q_id): compare pairs all of them.
+    assert main(["compare", str(tmp_path / "logprob"), str(tmp_path / "sampling"), "--out", str(tmp_path / "cmp"),
+                 "--bootstrap", "0"]) == 0
+    diff = json.loads((tmp_path / "cmp" / "compare.json").read_text())["differences"][0]
+    assert diff["shared_items"] == len(items)
