@@ -818,11 +818,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed")
     d.set_defaults(func=_demo)
 
+    from dvmap_verl.commands import train_dpo
+
+    train_dpo.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dvmap_verl.evaluation.backends.replicas import ReplicaStartError
+    from dvmap_verl.errors import DvmapError
     from dvmap_verl.evaluation.evaluate import RunLockedError
     from dvmap_verl.preflight import PreflightError
 
@@ -838,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
     except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError, PreflightError,
-            ReplicaStartError) as e:
+            ReplicaStartError, DvmapError) as e:
         # Input problems: one clear line, no traceback (--verbose keeps it).
         if args.verbose:
             raise
