@@ -43,11 +43,22 @@ def trained(tmp_path_factory, tiny_model_dir, release_dev_path):
     work = tmp_path_factory.mktemp("dpo")
     pairs = _pairs(release_dev_path, work / "pairs.jsonl")
     out = work / "dpo"
-    res = subprocess.run(CLI + ["train-dpo", "--pairs", str(pairs), "--model", str(tiny_model_dir), "--out",
-                                str(out)] + TRAIN, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "DPO: step 4 on 8 pairs" in res.stdout
+    # In this process (a second Python would import torch, transformers and TRL again: half a minute on 2 cores).
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["train-dpo", "--pairs", str(pairs), "--model", str(tiny_model_dir), "--out", str(out)]
+                    + TRAIN) == 0
+    assert stdout.getvalue().splitlines()[-1] == f"DPO: step 4 on 8 pairs, loss {_last_loss(out):.4f} at step 4; " \
+                                                 f"merged model -> {out}"
     return {"pairs": pairs, "out": out, "base": tiny_model_dir}
+
+
+def _last_loss(out: Path) -> float:
+    history = json.loads((out / "dpo_run.json").read_text())["log_history"]
+    return [h["loss"] for h in history if "loss" in h][-1]
 
 
 def _answer_logps(model_dir: Path, pairs: pd.DataFrame):
@@ -118,10 +129,8 @@ def test_dpo_lowers_loss_and_widens_margin(trained):
 
 def test_merged_model_runs_in_dvmap_eval(trained, release_dev_path, tmp_path):
     run = tmp_path / "eval"
-    res = subprocess.run(CLI + ["eval", "--backend", "hf", "--model", str(trained["out"]), "--data",
-                                str(release_dev_path), "--limit", "2", "--max-tokens", "8", "--bootstrap", "0",
-                                "--out", str(run), "--quiet"], capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert main(["eval", "--backend", "hf", "--model", str(trained["out"]), "--data", str(release_dev_path),
+                 "--limit", "2", "--max-tokens", "8", "--bootstrap", "0", "--out", str(run), "--quiet"]) == 0
     records = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x]
     assert len(records) == 2 and sorted(r["item"] for r in records) == [0, 1]
     # eval-pairs takes the same folder: one likelihood record per training pair.

@@ -252,7 +252,7 @@ def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool
     ``out/checkpoints``). Raises :class:`InputError` when the tokenizer has no chat template."""
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(settings.model)
@@ -273,8 +273,11 @@ def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool
         disable_tqdm=quiet, lr_scheduler_type="linear", **_precision())
     lora = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=settings.target_modules, task_type="CAUSAL_LM")
-    return DPOTrainer(model=settings.model, args=config, train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, peft_config=lora)
+    trainer = DPOTrainer(model=settings.model, args=config, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, peft_config=lora)
+    if quiet:  # without the progress bar, transformers prints every log line instead
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def save_merged(trainer, out: str | Path) -> None:
