@@ -238,3 +238,18 @@ def test_help_does_not_import_trl():
     code = "import sys; from dvmap_verl.cli import build_parser; build_parser(); print('trl' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr
+
+
+def test_readme_multi_gpu_lines_parse():
+    """The README's accelerate/torchrun lines run `dvmap_verl.cli train-dpo`: its arguments parse as printed."""
+    import shlex
+
+    from dvmap_verl.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [ln for ln in readme.splitlines() if ln.startswith(("accelerate launch ", "torchrun "))]
+    assert len(lines) == 2
+    for line in lines:
+        words = shlex.split(line)
+        args = build_parser().parse_args(words[words.index("dvmap_verl.cli") + 1:])
+        assert args.command == "train-dpo" and args.pairs == Path("pairs.parquet")

@@ -78,7 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvmap_verl.training.dpo import parse_column_specs, train_dpo
+    from dvmap_verl.training.dpo import is_main_process, parse_column_specs, train_dpo
 
     settings = DPOSettings(
         model=str(args.model), pairs=str(args.pairs), out=str(args.out), columns=parse_column_specs(args.columns),
@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         save_steps=args.save_steps, logging_steps=args.logging_steps, seed=args.seed,
         enable_thinking=args.enable_thinking, gradient_checkpointing=not args.no_gradient_checkpointing)
     record = train_dpo(settings, resume=args.resume, quiet=args.quiet)
+    if not is_main_process():
+        return 0
     losses = [(h["step"], h["loss"]) for h in record["log_history"] if "loss" in h and "step" in h]
     last = f", loss {losses[-1][1]:.4f} at step {losses[-1][0]}" if losses else ""
     print(f"DPO: step {record['global_step']} on {record['n_pairs']:,} pairs{last}; merged model -> {args.out}")

@@ -238,13 +238,20 @@ def check_out_dir(settings: DPOSettings, resume: bool, fingerprint: str) -> Path
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun/accelerate launch (``RANK``), or a single process: the one that prints."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _precision() -> dict[str, Any]:
     """bf16 weights and autocast where the GPU supports it, else fp32 (CPU, older GPUs); pinned memory on GPUs."""
     import torch
 
     bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return {"bf16": bf16, "fp16": False, "model_init_kwargs": {"dtype": "bfloat16" if bf16 else "float32"},
-            "dataloader_pin_memory": torch.cuda.is_available()}
+            "dataloader_pin_memory": torch.cuda.is_available(),
+            # On a CPU, torchrun/accelerate processes run data parallel over gloo only when told it is a CPU run.
+            "use_cpu": not torch.cuda.is_available()}
 
 
 def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool = False):
@@ -260,7 +267,7 @@ def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool
         raise InputError(f"--model {settings.model}: its tokenizer has no chat template; DPO here trains chat turns "
                          f"(use an instruct model, or add a template to tokenizer_config.json)")
     bridge = bridge_generation_prompt(tokenizer, rows)
-    if bridge and not quiet:
+    if bridge and not quiet and is_main_process():
         print(f"train-dpo: the chat template adds {bridge!r} to the generation prompt only; it is put before each "
               f"answer so that training sees the inference context", file=sys.stderr)
     config = DPOConfig(
@@ -270,7 +277,8 @@ def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool
         gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
         save_strategy="steps", save_steps=settings.save_steps, logging_steps=settings.logging_steps,
         seed=settings.seed, gradient_checkpointing=settings.gradient_checkpointing, report_to="none",
-        disable_tqdm=quiet, lr_scheduler_type="linear", **_precision())
+        disable_tqdm=quiet, lr_scheduler_type="linear", ddp_find_unused_parameters=False,  # every adapter is used
+        **_precision())
     lora = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=settings.target_modules, task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=settings.model, args=config, train_dataset=Dataset.from_list(rows),
@@ -307,11 +315,12 @@ def train_dpo(settings: DPOSettings, resume: bool = False, quiet: bool = False) 
     pairs = load_training_pairs(settings.pairs, settings.columns)
     fingerprint = pairs_fingerprint_of(pairs)
     checkpoint = check_out_dir(settings, resume, fingerprint)
-    if not quiet:
+    if not quiet and is_main_process():
         start = f"resuming from {checkpoint}" if checkpoint else "from step 0"
         print(f"train-dpo: {len(pairs):,} pairs from {settings.pairs}; {start}", file=sys.stderr)
     trainer = build_trainer(settings, conversational_rows(pairs, settings.enable_thinking), quiet=quiet)
     record = {"settings": asdict(settings), "pairs_fingerprint": fingerprint, "n_pairs": len(pairs)}
+    trainer.accelerator.wait_for_everyone()  # every process has checked the folder before the first one writes
     if trainer.is_world_process_zero():
         write_json(Path(settings.out) / RUN_FILE, record)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
