@@ -140,7 +140,7 @@ def test_merged_model_runs_in_dvmap_eval(trained, release_dev_path, tmp_path):
     assert len(likelihood) == N_PAIRS
 
 
-def test_resume_continues_the_global_step(trained, tmp_path):
+def test_resume_continues_the_global_step(trained, tmp_path, capsys):
     """A run stopped after its step-2 checkpoint continues at step 3 and ends as the uninterrupted run did."""
     from safetensors.torch import load_file
     import torch
@@ -163,9 +163,17 @@ def test_resume_continues_the_global_step(trained, tmp_path):
     # Same data order, optimizer and RNG state: the resumed weights are the uninterrupted run's.
     got, want = load_file(out / "model.safetensors"), load_file(trained["out"] / "model.safetensors")
     assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
-    # A resume with another learning rate is refused, naming the setting.
+    # A resume with another learning rate, or other pairs, is refused, naming what differs.
+    capsys.readouterr()
     other = [a if a != "1e-2" else "1e-3" for a in args]
     assert main(other + ["--resume"]) == 2
+    assert "learning_rate: 0.01 -> 0.001" in capsys.readouterr().err
+    changed = tmp_path / "changed.jsonl"
+    lines = trained["pairs"].read_text().splitlines()
+    changed.write_text("\n".join([lines[0].replace('"question": "', '"question": "Really? ')] + lines[1:]) + "\n")
+    assert main([a if a != str(trained["pairs"]) else str(changed) for a in args] + ["--resume"]) == 2
+    assert f"pairs: {changed} is not the table this run trained on ({trained['pairs']}, 8 pairs)" in \
+        capsys.readouterr().err
 
 
 def test_bad_pairs_are_named(tmp_path, capsys):

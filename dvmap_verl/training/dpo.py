@@ -18,8 +18,8 @@ context the ``likelihood`` readout of ``eval-pairs`` scores), ``chosen``/``rejec
 and the model's chat template renders them (Qwen3 thinking off, as in the GRPO recipes).
 
 Output folder ``DIR``: the merged model and tokenizer, ``dpo_run.json`` (settings, pairs fingerprint, TRL's log),
-and ``checkpoints/checkpoint-N`` (TRL/transformers checkpoints: adapter, optimizer, scheduler, RNG state), from which
-``--resume`` continues.
+and ``checkpoints/checkpoint-N`` (TRL/transformers checkpoints: adapter, optimizer, scheduler, RNG state; the latest
+three are kept), from which ``--resume`` continues.
 
 TRL and PEFT are imported only when training starts (extra ``dpo``: ``pip install 'dvmap-verl[dpo]'``).
 """
@@ -27,7 +27,6 @@ TRL and PEFT are imported only when training starts (extra ``dpo``: ``pip instal
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -208,9 +207,10 @@ def check_out_dir(settings: DPOSettings, resume: bool, fingerprint: str) -> Path
     Raises :class:`InputError` when ``--out`` already holds a run and ``resume`` is False, or when a resume would
     train on other pairs or with other guarded settings (:data:`GUARDED`; the differences are named). Writes nothing.
     """
+    from dvmap_verl.jsonl import load_json_object
+
     out = Path(settings.out)
-    record_path = out / RUN_FILE
-    previous = json.loads(record_path.read_text()) if record_path.is_file() else None
+    previous = load_json_object(out / RUN_FILE, required=False)  # unreadable: RunFileError naming the file
     last = latest_checkpoint(out)
     if not resume:
         if previous is not None or last is not None or (out / "config.json").exists():
@@ -221,12 +221,11 @@ def check_out_dir(settings: DPOSettings, resume: bool, fingerprint: str) -> Path
         if last is not None:
             raise InputError(f"{out}: has checkpoints but no {RUN_FILE}; it was not written by dvmap train-dpo")
         return None
-    now = asdict(settings)
-    changed = [f"{k}: {previous['settings'].get(k)!r} -> {now[k]!r}" for k in GUARDED
-               if previous["settings"].get(k) != now[k]]
+    now, before = asdict(settings), previous.get("settings") if isinstance(previous.get("settings"), dict) else {}
+    changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in GUARDED if before.get(k) != now[k]]
     if previous.get("pairs_fingerprint") != fingerprint:
-        changed.insert(0, f"pairs: {previous['settings'].get('pairs')} ({previous.get('n_pairs')} pairs) is not "
-                          f"the table this run trained on")
+        changed.insert(0, f"pairs: {settings.pairs} is not the table this run trained on ({before.get('pairs')}, "
+                          f"{previous.get('n_pairs')} pairs)")
     if changed:
         raise InputError(f"--resume {out}: the run was started with other settings ({'; '.join(changed)}); use the "
                          f"same ones or another --out")
@@ -275,7 +274,7 @@ def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool
         num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
         per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps, max_length=settings.max_length,
-        save_strategy="steps", save_steps=settings.save_steps, logging_steps=settings.logging_steps,
+        save_strategy="steps", save_steps=settings.save_steps, save_total_limit=3, logging_steps=settings.logging_steps,
         seed=settings.seed, gradient_checkpointing=settings.gradient_checkpointing, report_to="none",
         disable_tqdm=quiet, lr_scheduler_type="linear", ddp_find_unused_parameters=False,  # every adapter is used
         **_precision())
