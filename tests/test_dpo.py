@@ -19,7 +19,6 @@ import pytest
 
 from dvmap_verl.cli import main
 
-CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 BETA = 0.1
 N_PAIRS = 8
 TRAIN = ["--max-steps", "4", "--save-steps", "2", "--logging-steps", "1", "--batch-size", "4", "--lr", "1e-2",

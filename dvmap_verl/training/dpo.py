@@ -195,12 +195,6 @@ def latest_checkpoint(out: str | Path) -> Path | None:
     return Path(last) if last else None
 
 
-def pairs_fingerprint_of(pairs: pd.DataFrame) -> str:
-    from dvmap_verl.evaluation.pairs import pairs_fingerprint
-
-    return pairs_fingerprint(pairs)
-
-
 def check_out_dir(settings: DPOSettings, resume: bool, fingerprint: str) -> Path | None:
     """The checkpoint to resume from (None: start at step 0), after checking the folder.
 
@@ -309,10 +303,11 @@ def train_dpo(settings: DPOSettings, resume: bool = False, quiet: bool = False) 
     continues; with none there, training starts at step 0). Raises :class:`EnvironmentProblem` without TRL/PEFT.
     """
     require_trl()
+    from dvmap_verl.evaluation.pairs import pairs_fingerprint
     from dvmap_verl.io import write_json
 
     pairs = load_training_pairs(settings.pairs, settings.columns)
-    fingerprint = pairs_fingerprint_of(pairs)
+    fingerprint = pairs_fingerprint(pairs)
     checkpoint = check_out_dir(settings, resume, fingerprint)
     if not quiet and is_main_process():
         start = f"resuming from {checkpoint}" if checkpoint else "from step 0"
