@@ -840,11 +840,15 @@ def build_parser() -> argparse.ArgumentParser:
     from dvmap_verl.commands import import_benchmark  # a command module (dvmap_verl/commands/)
     import_benchmark.add_parser(sub).set_defaults(func=import_benchmark.run)
 
+    from dvmap_verl.commands import train_dpo
+
+    train_dpo.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dvmap_verl.evaluation.backends.replicas import ReplicaStartError
+    from dvmap_verl.errors import DvmapError
     from dvmap_verl.evaluation.evaluate import RunLockedError
     from dvmap_verl.preflight import PreflightError
 
@@ -860,7 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
     except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError, PreflightError,
-            ReplicaStartError) as e:
+            ReplicaStartError, DvmapError) as e:
         # Input problems: one clear line, no traceback (--verbose keeps it).
         if args.verbose:
             raise
