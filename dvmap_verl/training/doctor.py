@@ -207,7 +207,7 @@ def _gpu_memory_bytes(gpu_memory_gb: float | None) -> tuple[int | None, str]:
     return None, "no GPU visible"
 
 
-def _memory(cfg, gpu_memory_gb: float | None) -> Check:
+def memory_check(cfg, gpu_memory_gb: float | None) -> Check:
     """The per-GPU memory estimate of :mod:`dvmap_verl.training.memory`: a FAIL names overrides that fit."""
     from dvmap_verl.training import memory
 
@@ -253,7 +253,7 @@ def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
         return checks
     add(Check("config", OK, f"{cfg.trainer.get('experiment_name')} composed and validated by verl"))
     add(_gpus(cfg, visible_gpus))
-    add(_memory(cfg, gpu_memory_gb))
+    add(memory_check(cfg, gpu_memory_gb))
     for c in _versions(cfg):
         add(c)
     data, files = _data(cfg)
