@@ -631,6 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", **overwrite)
     r.add_argument("--quiet", **quiet)
     r.set_defaults(func=_prepare_release)
+    from dvmap_verl.commands import prepare_sft
+
+    prepare_sft.add_parser(prep)
 
     s = sub.add_parser("synth-wvs", help="write a SYNTHETIC WVS-shaped file for tests and demos")
     s.add_argument("--out", required=True, type=Path, help=".csv, .parquet, .sav or .dta")
