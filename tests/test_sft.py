@@ -165,3 +165,20 @@ def test_prepare_sft_cli(tmp_path):
     bad = subprocess.run(cli + ["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "none/train.parquet: not found" in bad.stderr
+
+
+def test_readme_sft_trainer_commands_compose():
+    """The `python -m verl.trainer.sft_trainer` lines of the READMEs compose with verl's SFT config and the recipe
+    (test_readme_commands checks main_ppo lines; this is the SFT trainer's)."""
+    import re
+    import shlex
+
+    repo = Path(__file__).resolve().parents[1]
+    lines = [line.split("#")[0] for doc in ("README.md", "recipes/README.md")
+             for line in (repo / doc).read_text().splitlines() if "python -m verl.trainer.sft_trainer" in line]
+    commands = [shlex.split(re.sub(r"^.*?python -m verl.trainer.sft_trainer", "", line).strip(" `"))
+                for line in lines if line.strip().startswith("python -m")]
+    assert commands, "the recipes README shows the SFT command"
+    for overrides in commands:
+        cfg = _sft_config(overrides)
+        assert cfg.trainer.experiment_name == "dvmap_qwen3_4b_sft" and cfg.data.messages_key == "messages"
