@@ -128,7 +128,9 @@ def test_doctor_memory_check_on_the_recipes(monkeypatch):
     assert check.status == FAIL and "peak 81.2 GiB per GPU (rollout)" in check.detail
     assert "fits with: actor_rollout_ref.actor.fsdp_config.param_offload=true" in check.detail
     for recipe in (["+recipe=dvmap_qwen3_8b_lora_offload"], ["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=2"],
-                   ["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=4"], ["+recipe=dvmap_qwen3_8b"]):
+                   ["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=4"], ["+recipe=dvmap_qwen3_8b"],
+                   ["+recipe=dvmap_qwen3_4b"], ["+recipe=dvmap_qwen3_1.7b"], ["+recipe=dvmap_qwen3_0.6b"],
+                   ["+recipe=dvmap_llama3.2_3b"]):  # every shipped recipe fits the GPUs it is written for
         assert memory_check(compose_ppo_config(recipe), 80).status == OK, recipe
     assert memory_check(full, None).status in (SKIP, FAIL)  # SKIP without a GPU; on a GPU machine, its memory
 
