@@ -284,7 +284,7 @@ def _import_run(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from dvmap_verl.training.doctor import blockers, run_doctor
 
-    checks = run_doctor(args.overrides, visible_gpus=args.gpus)
+    checks = run_doctor(args.overrides, visible_gpus=args.gpus, gpu_memory_gb=args.gpu_memory_gb)
     bad = blockers(checks)
     print(f"doctor: {len(bad)} blocker(s)" + (": " + ", ".join(c.name for c in bad) if bad else "; ready to train"))
     return 1 if bad else 0
@@ -641,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", **overwrite)
     r.add_argument("--quiet", **quiet)
     r.set_defaults(func=_prepare_release)
+    from dvmap_verl.commands import prepare_sft
+
+    prepare_sft.add_parser(prep)
 
     s = sub.add_parser("synth-wvs", help="write a SYNTHETIC WVS-shaped file for tests and demos")
     s.add_argument("--out", required=True, type=Path, help=".csv, .parquet, .sav or .dta")
@@ -805,6 +808,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Takes the training command's arguments: dvmap doctor +recipe=NAME [overrides]")
     dr.add_argument("overrides", nargs="+", help="+recipe=NAME and any Hydra overrides, as for main_ppo")
     dr.add_argument("--gpus", type=_non_negative_int, help="GPUs to assume visible (default: ask torch)")
+    dr.add_argument("--gpu-memory-gb", type=_finite_in(0, 4096, low_open=True, unit="GiB"), metavar="GIB",
+                    help="memory of one GPU in GiB for the memory check (default: the visible GPUs'; an '80 GB' "
+                         "A100/H100 has 80)")
     dr.set_defaults(func=_doctor)
 
     sm = sub.add_parser("smoke", help="prove a cluster install: tiny model, synthetic data, 2 GRPO steps, eval")

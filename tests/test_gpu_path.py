@@ -203,3 +203,24 @@ def test_smoke_runs_its_cpu_steps_and_stops_at_the_first_failure(tmp_path):
     assert logs[:3] == ["01_tiny_model.log", "02_synthetic_wvs.log", "03_prepare.log"]
     cfg = json.loads((tmp_path / "s" / "tiny_model" / "config.json").read_text())
     assert cfg["hidden_size"] // cfg["num_attention_heads"] == 64  # a head size GPU kernels accept
+
+
+@pytest.mark.parametrize("recipe", ["dvmap_qwen3_8b_lora", "dvmap_qwen3_8b_lora_offload"])
+def test_smoke_plan_with_a_lora_recipe_on_the_tiny_model(recipe, tmp_path):
+    """`dvmap smoke --recipe dvmap_qwen3_8b_lora`: the LoRA settings reach the tiny model's 2-step run, verl validates
+    it, and the dry run prints it."""
+    from dvmap_verl.training import smoke
+    from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
+
+    steps = {s.name: s.argv for s in smoke.plan(tmp_path / "s", gpus=1, recipe=recipe)}
+    cfg = compose_ppo_config(steps["train (2 GRPO steps)"][3:])
+    checked = validate_recipe(cfg)
+    assert checked["gpus"] == 1 and checked["lr"] == 5e-5 and checked["tensor_parallel"] == 1
+    model = cfg.actor_rollout_ref.model
+    assert model.lora_rank == 32 and model.lora_alpha == 32 and model.path == str((tmp_path / "s" / "tiny_model").resolve())
+    assert cfg.actor_rollout_ref.rollout.load_format == "safetensors" and cfg.actor_rollout_ref.rollout.layered_summon
+    assert cfg.actor_rollout_ref.actor.fsdp_config.param_offload is recipe.endswith("offload")
+    res = subprocess.run(CLI + ["smoke", "--recipe", recipe, "--dry-run", "--out", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"+recipe={recipe} actor_rollout_ref.model.path=" in res.stdout and not (tmp_path / "d").exists()

@@ -235,3 +235,68 @@ def test_ablation_recipes_change_only_what_their_table_varies(recipe, monkeypatc
                         {"options": ["Agree", "Neither", "Disagree"]}, **kwargs)
     # One step off on a 3-point scale: no credit under the binary reward, half under the Likert-adjusted one.
     assert out["acc"] == 0.0 and out["score"] == pytest.approx(0.9 if recipe.endswith("likert") else 0.4)
+
+
+# LoRA recipes: recipe -> (base recipe, the only settings that differ from it besides the experiment name and paths).
+_LORA = {"actor_rollout_ref.model.lora_rank": 32, "actor_rollout_ref.model.lora_alpha": 32,
+         "actor_rollout_ref.actor.optim.lr": 5e-5, "actor_rollout_ref.rollout.load_format": "safetensors",
+         "actor_rollout_ref.rollout.layered_summon": True, "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
+         "actor_rollout_ref.rollout.gpu_memory_utilization": 0.6}
+LORA_RECIPES = {
+    ("dvmap_qwen3_8b_lora", 2): ("dvmap_qwen3_8b", {**_LORA, "dvmap.gpus": 2, "trainer.n_gpus_per_node": 2,
+                                                    "actor_rollout_ref.rollout.n_gpus_per_node": 2}),
+    ("dvmap_qwen3_8b_lora", 4): ("dvmap_qwen3_8b", {**_LORA, "dvmap.gpus": 4, "trainer.n_gpus_per_node": 4,
+                                                    "actor_rollout_ref.rollout.n_gpus_per_node": 4}),
+    ("dvmap_qwen3_8b_lora_offload", 1): ("dvmap_qwen3_8b_lora", {
+        "dvmap.gpus": 1, "trainer.n_gpus_per_node": 1, "actor_rollout_ref.rollout.n_gpus_per_node": 1,
+        "actor_rollout_ref.actor.fsdp_config.param_offload": True,
+        "actor_rollout_ref.actor.fsdp_config.optimizer_offload": True}),
+}
+
+
+@pytest.mark.parametrize("recipe,gpus", sorted(LORA_RECIPES))
+def test_lora_recipes_validate_and_change_only_what_lora_needs(recipe, gpus, tiny_model_dir, monkeypatch):
+    from dvmap_verl.training.dryrun import validate_recipe
+
+    monkeypatch.delenv("DVMAP_DATA_DIR", raising=False)
+    base_recipe, expected = LORA_RECIPES[(recipe, gpus)]
+    base = _flat(OmegaConf.to_container(compose_ppo_config([f"+recipe={base_recipe}"]), resolve=True))
+    cfg = compose_ppo_config([f"+recipe={recipe}", f"dvmap.gpus={gpus}"])
+    mine = _flat(OmegaConf.to_container(cfg, resolve=True))
+    changed = {k for k in base.keys() | mine.keys() if base.get(k) != mine.get(k)}
+    derived = {"trainer.default_local_dir", "trainer.rollout_data_dir"}
+    changed = {k for k in changed if k not in derived and not k.endswith("experiment_name")}
+    assert changed == set(expected), changed
+    for key, value in expected.items():
+        assert mine[key] == value, key
+    assert mine["trainer.experiment_name"] == recipe
+    assert mine["trainer.default_local_dir"] == f"checkpoints/dvmap/{recipe}"
+    # The paper's values everywhere else: 8 rollouts at T = 0.7, batch 64, one epoch, GRPO.
+    assert mine["actor_rollout_ref.rollout.n"] == 8 and mine["actor_rollout_ref.rollout.temperature"] == 0.7
+    assert mine["data.train_batch_size"] == 64 and mine["trainer.total_epochs"] == 1
+    assert mine["algorithm.adv_estimator"] == "grpo" and mine["actor_rollout_ref.model.target_modules"] == "all-linear"
+    # verl's validation and dataclasses (on a tiny local model, as for the full recipes).
+    cfg = compose_ppo_config([f"+recipe={recipe}", f"dvmap.gpus={gpus}",
+                              f"actor_rollout_ref.model.path={tiny_model_dir}"])
+    checked = validate_recipe(cfg)
+    assert checked["gpus"] == gpus and checked["lr"] == 5e-5 and checked["tensor_parallel"] == 1
+    assert (64 * 8) % gpus == 0
+    from verl.utils.config import omega_conf_to_dataclass
+
+    model = omega_conf_to_dataclass(cfg.actor_rollout_ref.model)
+    assert model.lora_rank == 32 and model.lora_alpha == 32
+
+
+def test_lora_recipe_from_main_ppo_with_the_gpu_count(tmp_path):
+    res = main_ppo(["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=4", "--cfg", "job"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    cfg = yaml.safe_load(res.stdout)
+    assert cfg["trainer"]["n_gpus_per_node"] == "${dvmap.gpus}" and cfg["dvmap"]["gpus"] == 4
+    assert cfg["actor_rollout_ref"]["model"]["lora_rank"] == 32
+
+
+def test_lora_rank_vllm_cannot_serve_is_refused_without_vllm():
+    from dvmap_verl.training.dryrun import validate_recipe
+
+    with pytest.raises(ValueError, match="lora_rank must be less than or equal to 512, but got 1024"):
+        validate_recipe(compose_ppo_config(["+recipe=dvmap_qwen3_8b_lora", "actor_rollout_ref.model.lora_rank=1024"]))

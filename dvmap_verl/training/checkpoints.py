@@ -44,7 +44,41 @@ def merge_fsdp_checkpoint(path: str | Path, target_dir: str | Path, trust_remote
     merger = FSDPModelMerger(config)
     merger.merge_and_save()
     merger.cleanup()
+    fold_lora_adapter(target)
     return target
+
+
+def fold_lora_adapter(target: str | Path) -> bool:
+    """Fold a LoRA run's adapter into the merged weights; returns whether ``target`` had one.
+
+    verl's merger writes a LoRA checkpoint as the *base* model's weights plus ``lora_adapter/`` (PEFT format,
+    rank and alpha from the checkpoint's ``lora_train_meta.json``). Evaluated as it stands, that folder is the
+    untrained base model. Here PEFT's ``merge_and_unload`` adds ``B @ A * alpha / r`` to each adapted weight and the
+    folder is saved again, so ``dvmap eval``, vLLM and a later ``actor_rollout_ref.model.path`` get the trained
+    policy; ``lora_adapter/`` stays beside it. An adapter with ``lora_alpha`` 0 (the metadata was missing) would
+    fold to the base model: an InputError naming the file.
+    """
+    import json
+
+    from dvmap_verl.errors import InputError
+
+    target = Path(target)
+    adapter = target / "lora_adapter"
+    config_file = adapter / "adapter_config.json"
+    if not config_file.is_file():
+        return False
+    if not json.loads(config_file.read_text()).get("lora_alpha"):
+        raise InputError(f"{config_file}: lora_alpha is 0 (the checkpoint has no lora_train_meta.json), so the "
+                         f"adapter would fold to nothing; set lora_alpha there to the run's "
+                         f"actor_rollout_ref.model.lora_alpha and merge again")
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.bfloat16)  # the merger saves bf16
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(target))
+    return True
 
 
 def checkpoint_source(path: str | Path) -> dict:

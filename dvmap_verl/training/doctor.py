@@ -192,8 +192,49 @@ def _disk(cfg) -> list[Check]:
     return checks
 
 
+def _gpu_memory_bytes(gpu_memory_gb: float | None) -> tuple[int | None, str]:
+    """Memory of one GPU: ``--gpu-memory-gb`` (GiB) when given, else the smallest visible CUDA device."""
+    if gpu_memory_gb is not None:
+        return int(gpu_memory_gb * 2**30), f"--gpu-memory-gb {gpu_memory_gb:g}"
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.device_count():
+            sizes = [torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count())]
+            return min(sizes), f"smallest visible GPU ({torch.cuda.get_device_name(0)})"
+    except ImportError:
+        pass
+    return None, "no GPU visible"
+
+
+def memory_check(cfg, gpu_memory_gb: float | None) -> Check:
+    """The per-GPU memory estimate of :mod:`dvmap_verl.training.memory`: a FAIL names overrides that fit."""
+    from dvmap_verl.training import memory
+
+    total, where = _gpu_memory_bytes(gpu_memory_gb)
+    if total is None:
+        return Check("memory", SKIP, "no GPU visible: give --gpu-memory-gb (GiB per GPU, e.g. 80) to check the fit")
+    setup, source = memory.setup_from_config(cfg, total)
+    if setup is None:
+        return Check("memory", SKIP, f"model sizes unknown ({source})")
+    est = memory.estimate(setup)
+    lines = memory.breakdown(setup, est)
+    phase, peak = est.peak
+    head = f"peak {memory.gib(peak)} GiB per GPU ({phase}) against {memory.gib(total)} GiB ({where}; sizes from " \
+           f"{source})"
+    detail = "\n         ".join([head, *lines])
+    if est.fits:
+        return Check("memory", OK, detail)
+    fix = memory.overrides_that_fit(setup)
+    more = memory.gpus_that_fit(setup)
+    hints = [f"fits with: {' '.join(fix)}" if fix else "no override in dvmap's list makes it fit"]
+    if more:
+        hints.append(f"or unchanged on {more} GPUs (trainer.n_gpus_per_node x trainer.nnodes = {more})")
+    return Check("memory", FAIL, detail + "\n         does not fit: " + "; ".join(hints))
+
+
 def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
-               emit: Callable[[str], None] = print) -> list[Check]:
+               emit: Callable[[str], None] = print, gpu_memory_gb: float | None = None) -> list[Check]:
     from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
 
     checks: list[Check] = []
@@ -212,6 +253,7 @@ def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
         return checks
     add(Check("config", OK, f"{cfg.trainer.get('experiment_name')} composed and validated by verl"))
     add(_gpus(cfg, visible_gpus))
+    add(memory_check(cfg, gpu_memory_gb))
     for c in _versions(cfg):
         add(c)
     data, files = _data(cfg)

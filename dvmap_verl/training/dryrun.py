@@ -31,12 +31,37 @@ def ref_config(cfg):
     return omega_conf_to_dataclass(ref)
 
 
+#: vLLM's allowed ``max_lora_rank`` values, as verl 0.9.1 falls back to them when vLLM's own type is not importable
+#: (``verl/workers/rollout/vllm_rollout/utils.py``, get_vllm_max_lora_rank).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def _without_vllm_lora_check(cfg):
+    """verl's validate_config checks a LoRA rank against vLLM by importing verl's vLLM rollout, which needs vLLM
+    installed. Without vLLM (a CPU machine) the rank is checked here against the same list and validate_config
+    runs on a copy with LoRA off; everything else it checks is unchanged."""
+    import importlib.util
+
+    from omegaconf import OmegaConf, open_dict
+
+    rank = int(cfg.actor_rollout_ref.model.get("lora_rank") or 0)
+    if rank <= 0 or cfg.actor_rollout_ref.rollout.name != "vllm" or importlib.util.find_spec("vllm") is not None:
+        return cfg
+    if rank > VLLM_LORA_RANKS[-1]:
+        raise ValueError(f"lora_rank must be less than or equal to {VLLM_LORA_RANKS[-1]}, but got {rank}")
+    copy = OmegaConf.create(OmegaConf.to_container(cfg))
+    with open_dict(copy):
+        copy.actor_rollout_ref.model.lora_rank = 0
+    return copy
+
+
 def validate_recipe(cfg) -> dict[str, Any]:
     """verl's validate_config plus the dataclass instantiation its workers do; returns the key settings."""
     from verl.trainer.main_ppo import need_critic, need_reference_policy
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
-    validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    validate_config(_without_vllm_lora_check(cfg), use_reference_policy=need_reference_policy(cfg),
+                    use_critic=need_critic(cfg))
     actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
     rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
     ref = ref_config(cfg)
