@@ -1,13 +1,22 @@
 """The metric registry: every metric ``report`` and ``compare`` show is an entry here (as lm-eval registers its
 metrics). Adding a metric is one :func:`register_metric` call; report tables, ``metrics.json``, ``compare`` tables
-and paired differences iterate :func:`metrics`.
+and paired differences iterate :func:`metrics` (metric_values.py computes them; builtin_metrics.py holds the
+project's own entries, registered first).
 
 A metric's ``fn(p, t, k, items)`` scores rows: ``p`` the system's distributions (n x MAX_K, rows sum to 1 over
 the first k options), ``t`` the target distributions (same shape), ``k`` the option counts (n,), ``items`` the
 matching rows of the items table (or ``None``) for metrics that need more (ordinal positions, say). It returns
 per-row values (n,), ``nan`` where the metric is not defined for a row (an ordinal metric on a non-ordinal item).
 ``level`` says what a row is: ``item`` (one evaluation item: the model's answer distribution against the item's
-target), ``cell`` (a country x question cell: the distribution of answers against the cell's), ``split``.
+target, the truth's point mass), ``cell`` (a country x question cell: the distribution of answers against the
+cell's true answers), ``split`` (all items at once; ``fn`` returns one value).
+
+``needs_probs``: False scores the point answers (``p`` is the distribution of an item's or a cell's resolved
+answers; ``items`` also holds each item's ``correct``, ``lc`` and ``parsed`` shares): it is a headline column of
+``report`` and ``compare`` and gets a paired difference. True scores the readout's probabilities (an item's
+``p`` is its readout distribution; a cell's the mean of its items'): the report's "Distributional" section.
+A row's value counts in the average where it is finite; item values are weighted by the item's samples for point
+metrics, equally for probability metrics; cells equally.
 """
 
 from __future__ import annotations
@@ -30,6 +39,11 @@ class Metric:
     description: str = ""          # one line for report.md
     source: str = ""               # paper section or the peer's definition
     tags: tuple[str, ...] = field(default_factory=tuple)
+    label: str = ""                # column heading in compare.md's differences (default: the name)
+
+    @property
+    def heading(self) -> str:
+        return self.label or self.name
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -45,10 +59,20 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     return metric
 
 
+def unregister_metric(name: str) -> None:
+    """Remove an entry (a test's toy metric); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
 def get_metric(name: str) -> Optional[Metric]:
     return _REGISTRY.get(name)
 
 
-def metrics(level: str | None = None) -> list[Metric]:
-    """Registered metrics in registration order, optionally of one level."""
-    return [m for m in _REGISTRY.values() if level is None or m.level == level]
+def metrics(level: str | None = None, *, needs_probs: bool | None = None) -> list[Metric]:
+    """Registered metrics in registration order, optionally of one level and of one kind (point or probability)."""
+    return [m for m in _REGISTRY.values()
+            if (level is None or m.level == level) and (needs_probs is None or m.needs_probs == needs_probs)]
+
+
+# The project's own entries, first in every table (the module imports Metric and register_metric from here).
+from dvmap_verl.evaluation import builtin_metrics  # noqa: E402,F401
