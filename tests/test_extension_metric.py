@@ -80,6 +80,10 @@ def test_a_metric_registered_outside_the_package_reaches_report_and_compare(synt
     # Every item goes from gap 0 to gap 1: the paired difference is +1 on every item, so is every resample's.
     assert (d["shared_items"], d["d_max_abs_diff"], d["d_max_abs_diff_lo"], d["d_max_abs_diff_hi"]) == (n, 1, 1, 1)
     assert d["d_acc"] == -1.0 and d["d_tv"] == pytest.approx(cell_tv(items, shifted))
+    # The probability metrics' differences: one sampled answer per item is its point mass, so the mass on the
+    # truth (expected accuracy) goes from 1 to 0 on every item.
+    (dd,) = out["distributional_differences"]
+    assert (dd["d_expected_acc"], dd["d_expected_acc_lo"], dd["d_expected_acc_hi"]) == (-1, -1, -1)
     head = pd.DataFrame(out["headline"]).set_index(["split", "system"])
     assert head.loc[("all", "right"), "max_abs_diff"] == 0.0 and head.loc[("all", "wrong"), "max_abs_diff"] == 1.0
     md = (tmp_path / "cmp" / "compare.md").read_text()

@@ -4,7 +4,8 @@ Per split: every point metric of the metric registry (Acc, LC, WD in the paper's
 the unparsed rate, TV, and any metric registered later) of every run, with the baselines fitted on the first run's
 training split as extra rows; the registry's probability metrics per run over all items. Then each run's difference
 from the first on the items both share, with a **paired** bootstrap 95% interval (items are resampled, the same
-draw for both runs), overall, and the accuracy gain per country and per question. Items are matched by content (split, profile, question), so runs made with other prompt
+draw for both runs), overall, and the accuracy gain per country and per question; and the same differences for the
+probability metrics. Items are matched by content (split, profile, question), so runs made with other prompt
 templates, other ``--limit`` subsets or from the release's files still line up; runs on different item sets are
 compared on their intersection only, and the output says how many items that is.
 """
@@ -111,10 +112,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     headline = _headline(scored, train_items if baselines else None, loaded[0][2])
     out["headline"] = [{"split": s, "system": n, **v} for (s, n), v in zip(headline.index, headline.to_dict("records"))]
     out["distributional"] = _distributional(scored)
-    diffs, by_country, by_question = _differences(names, scored, bootstrap, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    diffs, by_country, by_question = _differences(names, scored, bootstrap, rng)
     out["differences"] = diffs
     out["by_country"] = {k: v.to_dict("records") for k, v in by_country.items()}
     out["by_question"] = {k: v.to_dict("records") for k, v in by_question.items()}
+    out["distributional_differences"] = _probability_differences(names, scored, bootstrap, rng)
     out["notes"] = [f"{d['run']} vs {names[0]}: compared on the {d['shared_items']:,} items both hold "
                     f"({d['items_ref']:,} and {d['items_run']:,} in all)"
                     for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])] + leak_notes
@@ -165,10 +168,23 @@ def _distributional(scored: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
     return rows
 
 
+def _metric_differences(ms: list, a: pd.DataFrame, b: pd.DataFrame, summaries: list[dict], bootstrap: int,
+                        rng: np.random.Generator) -> dict[str, float]:
+    """``d_<name>`` per metric, b minus a: item-level ones from the per-item values with a paired bootstrap interval
+    (``_lo``, ``_hi``); a cell or split value is no mean over items: the difference of the two values, no interval."""
+    row: dict[str, float] = {}
+    for m in ms:
+        if m.level == "item":
+            mean, lo, hi = paired_bootstrap((b[m.name] - a[m.name]).to_numpy(), bootstrap, rng)
+            row |= {f"d_{m.name}": mean, f"d_{m.name}_lo": lo, f"d_{m.name}_hi": hi}
+        else:
+            row[f"d_{m.name}"] = summaries[1].get(m.name, float("nan")) - summaries[0].get(m.name, float("nan"))
+    return row
+
+
 def _differences(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: int, rng: np.random.Generator):
-    """Each run minus the first on the items both hold: item-level point metrics with a paired bootstrap interval
-    (``d_<name>``, ``_lo``, ``_hi``), the others as the difference of the two values; and the accuracy gain per
-    country and per question."""
+    """Each run minus the first on the items both hold, for every point metric of the registry
+    (:func:`_metric_differences`); and the accuracy gain per country and per question."""
     point = metric_registry.metrics(needs_probs=False)
     ref = per_item(scored[names[0]])
     diffs, by_country, by_question = [], {}, {}
@@ -176,20 +192,36 @@ def _differences(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: i
         other = per_item(scored[name])
         shared = ref.index.intersection(other.index)
         a, b = ref.loc[shared], other.loc[shared]
-        row: dict[str, Any] = {"run": name, "shared_items": int(len(shared)), "items_ref": int(len(ref)),
-                               "items_run": int(len(other))}
         summaries = [V.point_summary(scored[n][scored[n].set_index(KEY).index.isin(shared)]) if len(shared) else {}
                      for n in (names[0], name)]
-        for m in point:
-            if m.level == "item":
-                mean, lo, hi = paired_bootstrap((b[m.name] - a[m.name]).to_numpy(), bootstrap, rng)
-                row |= {f"d_{m.name}": mean, f"d_{m.name}_lo": lo, f"d_{m.name}_hi": hi}
-            else:  # a cell or split value is no sum over items: the difference of the two values, no interval
-                row[f"d_{m.name}"] = summaries[1].get(m.name, float("nan")) - summaries[0].get(m.name, float("nan"))
-        diffs.append(row)
+        diffs.append({"run": name, "shared_items": int(len(shared)), "items_ref": int(len(ref)),
+                      "items_run": int(len(other)), **_metric_differences(point, a, b, summaries, bootstrap, rng)})
         by_country[name] = _grouped(a, b, "country", bootstrap, rng)
         by_question[name] = _grouped(a, b, "q_id", bootstrap, rng)
     return diffs, by_country, by_question
+
+
+def _probability_differences(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: int,
+                             rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Each run minus the first on the items both hold, for every probability metric of the registry (item
+    distributions as in :func:`_distributional`)."""
+    probability = metric_registry.metrics(needs_probs=True)
+    per = {}
+    for n in names:
+        items, p, _ = D.item_probabilities(scored[n])
+        per[n] = items, p, V.item_values(V.probability_items(items, p), needs_probs=True).set_index(KEY)
+    ref_items, ref_p, ref = per[names[0]]
+    rows = []
+    for name in names[1:]:
+        items, p, other = per[name]
+        shared = ref.index.intersection(other.index)
+        in_a, in_b = ref.index.isin(shared), other.index.isin(shared)
+        summaries = [V.probability_summary(ref_items[in_a], ref_p[in_a]), V.probability_summary(items[in_b], p[in_b])] \
+            if len(shared) else [{}, {}]
+        rows.append({"run": name, "shared_items": int(len(shared)),
+                     **_metric_differences(probability, ref.loc[shared], other.loc[shared], summaries, bootstrap,
+                                           rng)})
+    return rows
 
 
 def _item_set(name: str, scored: pd.DataFrame) -> str:
@@ -243,22 +275,29 @@ def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
         t.index.name = "system"
         lines += [f"## {split}", "", markdown_table(t), ""]
     if out["differences"]:
-        point = metric_registry.metrics(needs_probs=False)
         lines += [f"## Difference from `{out['reference']}` (paired bootstrap 95% interval, {out['bootstrap']} draws)",
-                  "", "| run | shared items | " + " | ".join(f"Δ {m.heading}" for m in point) + " |",
-                  "|---|---|" + "---|" * len(point)]
-        for d in out["differences"]:
-            cells = [fmt_ci(d[f"d_{m.name}"], d[f"d_{m.name}_lo"], d[f"d_{m.name}_hi"]) if m.level == "item"
-                     else f"{d[f'd_{m.name}']:+.3f}" for m in point]
-            lines.append(f"| {d['run']} | {d['shared_items']:,} | " + " | ".join(cells) + " |")
-        lines.append("")
+                  ""] + _differences_table(out["differences"], metric_registry.metrics(needs_probs=False))
     if out.get("distributional"):
         frame = pd.DataFrame(out["distributional"]).set_index("system")
         lines += ["## Distributional (all items of each run)", "", markdown_table(frame.dropna(axis=1, how="all")),
                   ""]
+    if out.get("distributional_differences"):
+        lines += [f"## Distributional difference from `{out['reference']}` (same items; paired intervals for the "
+                  f"item-level metrics)", ""]
+        lines += _differences_table(out["distributional_differences"], metric_registry.metrics(needs_probs=True))
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)
+
+
+def _differences_table(rows: list[dict], ms: list) -> list[str]:
+    lines = ["| run | shared items | " + " | ".join(f"Δ {m.heading}" for m in ms) + " |",
+             "|---|---|" + "---|" * len(ms)]
+    for d in rows:
+        cells = [fmt_ci(d[f"d_{m.name}"], d[f"d_{m.name}_lo"], d[f"d_{m.name}_hi"]) if m.level == "item"
+                 else f"{d[f'd_{m.name}']:+.3f}" for m in ms]
+        lines.append(f"| {d['run']} | {d['shared_items']:,} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _plots(out_dir: Path, reference: str, by_country: dict, by_question: dict) -> list[Path]:
