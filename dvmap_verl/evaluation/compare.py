@@ -171,11 +171,12 @@ def _distributional(scored: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
 def _metric_differences(ms: list, a: pd.DataFrame, b: pd.DataFrame, summaries: list[dict], bootstrap: int,
                         rng: np.random.Generator) -> dict[str, float]:
     """``d_<name>`` per metric, b minus a: item-level ones from the per-item values with a paired bootstrap interval
-    (``_lo``, ``_hi``); a cell or split value is no mean over items: the difference of the two values, no interval."""
+    (``_lo``, ``_hi``), on the items where both values are defined; a cell or split value is no mean over items: the difference of the two values, no interval."""
     row: dict[str, float] = {}
     for m in ms:
         if m.level == "item":
-            mean, lo, hi = paired_bootstrap((b[m.name] - a[m.name]).to_numpy(), bootstrap, rng)
+            d = (b[m.name] - a[m.name]).to_numpy(dtype=float)
+            mean, lo, hi = paired_bootstrap(d[np.isfinite(d)], bootstrap, rng)  # items where both are defined
             row |= {f"d_{m.name}": mean, f"d_{m.name}_lo": lo, f"d_{m.name}_hi": hi}
         else:
             row[f"d_{m.name}"] = summaries[1].get(m.name, float("nan")) - summaries[0].get(m.name, float("nan"))

@@ -509,8 +509,8 @@ def _distributional_markdown(dist: dict) -> list[str]:
 def _definitions_markdown() -> list[str]:
     lines = ["## Metrics", "", "| metric | level | better | definition | source |", "|---|---|---|---|---|"]
     for m in metric_registry.metrics():
-        lines.append(f"| `{m.name}` | {m.level} | {'higher' if m.higher_is_better else 'lower'} | {m.description} | "
-                     f"{m.source} |")
+        cells = [f"`{m.name}`", m.level, "higher" if m.higher_is_better else "lower", m.description, m.source]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # a | in a definition
     return lines + [""]
 
 
