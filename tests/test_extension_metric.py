@@ -50,7 +50,8 @@ def cell_tv(items: pd.DataFrame, pred: pd.Series) -> float:
     return float((0.5 * (answers - truths).abs().sum(axis=1)).mean())
 
 
-def test_a_metric_registered_outside_the_package_reaches_report_and_compare(synthetic_data, tmp_path, toy_metric):
+def test_a_metric_registered_outside_the_package_reaches_report_and_compare(synthetic_data, tmp_path, toy_metric,
+                                                                           capsys):
     data = synthetic_data(3000, seed=8)
     items = make_run(tmp_path / "right", data, lambda r: r.truth)
     make_run(tmp_path / "wrong", data, lambda r: (r.truth + 1) % len(r.options))
@@ -75,6 +76,11 @@ def test_a_metric_registered_outside_the_package_reaches_report_and_compare(synt
 
     assert main(["compare", str(tmp_path / "right"), str(tmp_path / "wrong"), "--out", str(tmp_path / "cmp"),
                  "--bootstrap", "200"]) == 0
+    console = capsys.readouterr().out.splitlines()  # the compare table `dvmap compare` prints
+    header = next(line for line in console if "max_abs_diff" in line)
+    assert header.split() == ["acc", "lc", "wd", "wd_norm", "one_minus_jsd", "unparsed_rate", "tv", "max_abs_diff",
+                              "items"]
+    assert next(line for line in console if line.startswith("wrong ")).split()[8] == "1.000"
     out = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     (d,) = out["differences"]
     # Every item goes from gap 0 to gap 1: the paired difference is +1 on every item, so is every resample's.
