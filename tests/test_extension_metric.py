@@ -95,3 +95,13 @@ def test_a_metric_registered_outside_the_package_reaches_report_and_compare(synt
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "| system | acc | lc | wd | wd_norm | one_minus_jsd | unparsed_rate | tv | max_abs_diff | items |" in md
     assert "| Δ TV | Δ max_abs_diff |" in md and "| +1.000 [+1.000, +1.000] |" in md
+
+
+def test_registry_refuses_clashing_names():
+    fn = max_abs_diff
+    with pytest.raises(ValueError, match="'acc' is already registered"):
+        register_metric(Metric("acc", fn))
+    with pytest.raises(ValueError, match="'items' is reserved"):  # the compare table's item count
+        register_metric(Metric("items", fn))
+    with pytest.raises(ValueError, match="level must be one of"):
+        register_metric(Metric("per_token", fn, level="token"))

@@ -27,6 +27,9 @@ from typing import Callable, Optional
 import numpy as np
 
 LEVELS = ("item", "cell", "split")
+#: Keys the tables and metrics.json already use beside the metrics (counts, names): no metric may take them.
+RESERVED = frozenset({"n", "n_items", "n_samples", "items", "cells", "profile_items", "unreadable_items", "readout",
+                      "system", "split", "run", "shared_items", "items_ref", "items_run", "ci95", "by"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     """Add ``metric``; a second entry of the same name is an error unless ``replace``."""
     if metric.level not in LEVELS:
         raise ValueError(f"metric {metric.name!r}: level must be one of {LEVELS}, not {metric.level!r}")
+    if metric.name in RESERVED or not metric.name.isidentifier():
+        raise ValueError(f"metric name {metric.name!r} is reserved or not an identifier; reserved: {sorted(RESERVED)}")
     if metric.name in _REGISTRY and not replace:
         raise ValueError(f"metric {metric.name!r} is already registered")
     _REGISTRY[metric.name] = metric
