@@ -56,8 +56,9 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     """Add ``metric``; a second entry of the same name is an error unless ``replace``."""
     if metric.level not in LEVELS:
         raise ValueError(f"metric {metric.name!r}: level must be one of {LEVELS}, not {metric.level!r}")
-    if metric.name in RESERVED or not metric.name.isidentifier():
-        raise ValueError(f"metric name {metric.name!r} is reserved or not an identifier; reserved: {sorted(RESERVED)}")
+    if metric.name in RESERVED:
+        raise ValueError(f"metric name {metric.name!r} is reserved (a count or name beside the metrics); reserved: "
+                         f"{sorted(RESERVED)}")
     if metric.name in _REGISTRY and not replace:
         raise ValueError(f"metric {metric.name!r} is already registered")
     _REGISTRY[metric.name] = metric
