@@ -10,7 +10,7 @@ sizes share [0, 1] (a point mass on the first option against one on the last sco
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -110,23 +110,19 @@ def rps(p: Any, t: Any, k: Any = None, *, scale: str = "raw"):
     sequences (the reward, per sample inside a training loop) is scored in pure Python and returns a float: the
     same sum without numpy's per-call cost. ``scale="normalised"`` divides by K - 1 (K: ``k``, else the length).
     """
+    if isinstance(p, (list, tuple)) and isinstance(t, (list, tuple)) and scale in SCALES:
+        cp = ct = total = 0.0  # one row in pure Python: the reward's per-sample path, no numpy call
+        for a, b in zip(p, t):
+            cp += a
+            ct += b
+            d = cp - ct
+            total += d * d
+        return total if scale == "raw" else total / max((len(p) if k is None else int(k)) - 1, 1)
     _check_scale(scale)
-    if isinstance(p, (list, tuple)) and isinstance(t, (list, tuple)):
-        return _rps_row(p, t, len(p) if k is None else int(k), scale)
     p, t = np.asarray(p, dtype=float), np.asarray(t, dtype=float)
     d = np.cumsum(p, axis=-1) - np.cumsum(t, axis=-1)
     total = (d * d).sum(axis=-1)
     return total if scale == "raw" else total / _divisor(p, k)
-
-
-def _rps_row(p: Sequence[float], t: Sequence[float], k: int, scale: str) -> float:
-    cp = ct = total = 0.0
-    for a, b in zip(p, t):
-        cp += a
-        ct += b
-        d = cp - ct
-        total += d * d
-    return total if scale == "raw" else total / max(k - 1, 1)
 
 
 def jensen_shannon(p: Any, t: Any) -> np.ndarray:

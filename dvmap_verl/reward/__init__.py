@@ -19,19 +19,9 @@ from typing import Any, Mapping
 
 from dvmap_verl.reward.answers import (BadOptions, Reply, extract_answer, format_share, normalize,  # noqa: F401
                                        option_set, parse_options, truth_index)
-from dvmap_verl.reward.variants import (DEFAULT_SIGMA, RELEASE_TAGS, VARIANTS, DistributionVariant,  # noqa: F401
-                                        Judgement, OptionVariant, ReleaseVariant, Variant, register_variant,
-                                        warn_once, warned_rows)
-
-#: Presets for ``format_tags``; a list of literal tags works too.
-TAG_PRESETS = {
-    "release": RELEASE_TAGS,
-    "qwen3": ("<think>", "</think>", "<answer>", "</answer>"),
-    "answer": ("<answer>", "</answer>"),
-    # Per prompt template (prompts.TEMPLATE_FORMAT): a template that asks for no reasoning demands no <reasoning>.
-    "free": RELEASE_TAGS,
-    "direct": ("<answer>", "</answer>"),
-}
+from dvmap_verl.reward.variants import (DEFAULT_SIGMA, RELEASE_TAGS, TAG_PRESETS, VARIANTS,  # noqa: F401
+                                        DistributionVariant, Judgement, OptionVariant, ReleaseVariant, Variant,
+                                        register_variant, warn_once, warned_rows)
 
 #: Weight of the format share. The release pays 0.2 per tag (0.8 for all four) against 2.0 for a correct answer;
 #: with correctness scaled to 1, the same ratio 0.8 / 2.0 gives beta = 0.4.
@@ -41,12 +31,6 @@ DEFAULT_BETA = 0.4
 SCORE_KEYS = ("score", "acc", "format", "parsed", "likert")
 
 _warned_rows = warned_rows  # the rows' warn-once memory (tests clear it)
-
-
-def _tags(format_tags: Any) -> tuple[str, ...]:
-    if isinstance(format_tags, str):
-        raise ValueError(f"unknown format_tags preset {format_tags!r}; known: {sorted(TAG_PRESETS)}")
-    return tuple(str(t) for t in format_tags)
 
 
 def _setting(name: str, value: Any) -> float:
@@ -95,9 +79,7 @@ def score(
         value = params.get(name)
         if value is not None and (type(value) is not float or not 0.0 < value < math.inf):
             params[name] = _setting(name, value)  # converts strings; refuses NaN, inf and sigma <= 0
-    tags = TAG_PRESETS.get(format_tags) if isinstance(format_tags, str) else None
-    return judge(solution_str, ground_truth, options, extra, beta, tags if tags is not None else _tags(format_tags),
-                 params)
+    return judge(solution_str, ground_truth, options, extra, beta, format_tags, params)
 
 
 _VERL_PASSED = frozenset({"reward_router_address", "reward_model_tokenizer"})

@@ -26,6 +26,15 @@ from dvmap_verl.reward.distribution import parse_distribution, target_distributi
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.
 RELEASE_TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
+#: Presets for ``format_tags``; a list of literal tags works too.
+TAG_PRESETS = {
+    "release": RELEASE_TAGS,
+    "qwen3": ("<think>", "</think>", "<answer>", "</answer>"),
+    "answer": ("<answer>", "</answer>"),
+    # Per prompt template (prompts.TEMPLATE_FORMAT): a template that asks for no reasoning demands no <reasoning>.
+    "free": RELEASE_TAGS,
+    "direct": ("<answer>", "</answer>"),
+}
 #: Width of the ``gaussian`` variant, on option-index distance normalised by (K - 1), as the release's ``WVS_g``.
 DEFAULT_SIGMA = 0.25
 #: Row fields a variant may declare in ``needs``.
@@ -62,6 +71,16 @@ def unscorable(fmt: float, beta: float, kind: str, message: str) -> dict[str, fl
     return {"score": beta * fmt, "acc": 0.0, "format": fmt, "parsed": 0.0, "likert": 0.0}
 
 
+def format_tags_of(format_tags: Any) -> tuple[str, ...]:
+    """A :data:`TAG_PRESETS` name or a list of literal tags -> the tags; an unknown preset is a ValueError."""
+    if isinstance(format_tags, str):
+        tags = TAG_PRESETS.get(format_tags)
+        if tags is None:
+            raise ValueError(f"unknown format_tags preset {format_tags!r}; known: {sorted(TAG_PRESETS)}")
+        return tags
+    return tuple(str(t) for t in format_tags)
+
+
 def _truth_text(ground_truth: Any) -> str | None:
     if isinstance(ground_truth, str):
         return ground_truth if ground_truth.strip() else None
@@ -85,9 +104,10 @@ class Variant:
         self.name, self.description, self.needs, self.requires = name, description, tuple(needs), tuple(requires)
 
     def judge(self, solution: str, ground_truth: Any, options: Any, extra: Mapping[str, Any] | None, beta: float,
-              tags: tuple[str, ...], params: dict[str, Any]) -> dict[str, float]:
+              format_tags: Any, params: dict[str, Any]) -> dict[str, float]:
         """Read the reply once (answers.py: NFKC, thinking removed, the last block that answers), check the row
         (options, ground truth among them), then :meth:`read_and_score`."""
+        tags = format_tags_of(format_tags)  # before the reply: a wrong setting raises on the first row
         reply = Reply(solution)
         fmt = reply.format_share(tags)
         try:
@@ -162,7 +182,7 @@ class ReleaseVariant(Variant):
     """Exactly the release's WVS.py: 0.2 per tag, 2.0 on an exact string match of the last <answer> in the last
     300 characters; its partial-credit branch never fires (it iterates the options string). Reads no row field."""
 
-    def judge(self, solution, ground_truth, options, extra, beta, tags, params):
+    def judge(self, solution, ground_truth, options, extra, beta, format_tags, params):
         tail = solution[-300:]
         found = _RELEASE_ANSWER.findall(tail)
         answer = found[-1].strip() if found else None
