@@ -446,7 +446,8 @@ def test_bootstrap_zero_means_no_intervals_in_report_and_compare(run, tmp_path):
     assert d["d_acc"] == 0.0 and math.isnan(d["d_acc_lo"]) and math.isnan(d["d_acc_hi"])
     text = (tmp_path / "cmp" / "compare.md").read_text()
     row = next(line for line in text.split("## Difference")[1].splitlines() if line.startswith("| twin"))
-    assert row == "| twin | 8 | +0.000 | +0.000 | +0.000 |"
+    # One column per point metric of the registry: Acc, LC, WD (as before), WD/(K-1), 1 - JSD, unparsed rate, TV.
+    assert row == "| twin | 8 |" + " +0.000 |" * 7
 
 
 def test_a_pair_run_from_before_fingerprints_still_resumes(tmp_path):

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.evaluation.metric_registry import Metric, register_metric
+from dvmap_verl.evaluation.metric_registry import Metric, get_metric, metrics, register_metric
 
 NOT_ORDINAL = "not computed on non-ordinal items (no, or fewer than two distinct, ordinal positions)"
 
@@ -174,7 +174,8 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
         sub = items[m].reset_index(drop=True)
         res = {"items": int(m.sum()), "unreadable_items": int(sub["unreadable"].sum()), "refusal_share_mean": float(np.nanmean(sub["refusal_share"]))
                if sub["refusal_share"].notna().any() else None, "metrics": {}}
-        fns = {name: (fn, higher) for name, (fn, higher, *_rest) in BENCHMARK_METRICS.items()}
+        # the registry's peer-benchmark entries (a plugin may add more), then total variation
+        fns = {m.name: (m.fn, m.higher_is_better) for m in metrics(benchmark=True)}
         fns["total_variation"] = (total_variation, False)
         for name, (fn, higher) in fns.items():
             v = fn(p[m], t[m], k[m], sub)
@@ -183,7 +184,7 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
                 "scored_items": int(np.isfinite(v).sum()), "not_computed": int((~np.isfinite(v)).sum()),
                 "higher_is_better": higher,
                 "floors": benchmark_floors(t[m], n[m], k[m], sub, fn, draws, seed) if np.isfinite(v).any() else {},
-                "own": BENCHMARK_METRICS.get(name, (None, None, ""))[2] == bench,
+                "own": bench in getattr(get_metric(name), "tags", ()),
             }
         out["by_benchmark"][bench] = res
     return out

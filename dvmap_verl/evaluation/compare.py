@@ -1,9 +1,11 @@
 """``dvmap compare RUN [RUN ...]``: evaluation runs side by side (paper Table 2 rows, Figures 6 and 9).
 
-Per split: Acc, LC, WD (paper formula and normalised) and the unparsed rate of every run, with the baselines fitted
-on the first run's training split as extra rows. Then each run's difference from the first on the items both
-share, with a **paired** bootstrap 95% interval (items are resampled, the same draw for both runs), overall, per
-country and per question. Items are matched by content (split, profile, question), so runs made with other prompt
+Per split: every point metric of the metric registry (Acc, LC, WD in the paper's formula and normalised, 1 - JSD,
+the unparsed rate, TV, and any metric registered later) of every run, with the baselines fitted on the first run's
+training split as extra rows; the registry's probability metrics per run over all items. Then each run's difference
+from the first on the items both share, with a **paired** bootstrap 95% interval (items are resampled, the same
+draw for both runs), overall, and the accuracy gain per country and per question; and the same differences for the
+probability metrics. Items are matched by content (split, profile, question), so runs made with other prompt
 templates, other ``--limit`` subsets or from the release's files still line up; runs on different item sets are
 compared on their intersection only, and the output says how many items that is.
 """
@@ -16,50 +18,52 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from dvmap_verl import stats
+from dvmap_verl.errors import InputError
+from dvmap_verl.evaluation import distributional as D
+from dvmap_verl.evaluation import metric_registry, scoring
+from dvmap_verl.evaluation import metric_values as V
 from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.io import atomic_path, save_figure, write_json
 from dvmap_verl.data.schema import COUNTRY_BY_NAME
 
 KEY = ["split", "profile_id", "q_id"]
-HEADLINE = ["acc", "lc", "wd", "wd_norm", "unparsed_rate"]
-CHUNK = 100  # bootstrap draws per vectorised chunk: memory stays ~CHUNK x items
 
 
 def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """The run's scored (item, sample) rows and its items, originals only (flip twins are a robustness check)."""
-    from dvmap_verl.evaluation.report import _load_run, _scored
-
-    items, preds, run, _ = _load_run(Path(run_dir))
+    items, preds, run, _ = scoring.load_run(Path(run_dir))
     if preds.empty:
-        raise ValueError(f"{run_dir}: no predictions to compare (run `dvmap eval` into it first)")
-    scored = _scored(items, preds)
+        raise InputError(f"{run_dir}: no predictions to compare (run `dvmap eval` into it first)")
+    scored = scoring.scored_predictions(items, preds)
     originals = items[~items["counterfactual"]].drop(columns=["messages"]).reset_index(drop=True)
     return scored[~scored["counterfactual"]].reset_index(drop=True), run, originals
 
 
 def per_item(scored: pd.DataFrame) -> pd.DataFrame:
-    """One row per item (mean over its samples), indexed by content key."""
-    agg = scored.groupby(KEY, sort=False).agg(correct=("correct", "mean"), lc=("lc", "mean"),
-                                              country=("country", "first"), category=("category", "first"))
+    """One row per item, indexed by content key: ``correct`` and ``lc`` (means over its samples), ``country``,
+    ``category`` and the value of every item-level point metric of the registry (one column each)."""
+    agg = V.item_values(V.point_items(scored)).set_index(KEY)
     if agg.index.has_duplicates:
-        raise ValueError("two items share a (split, profile, question) key")
+        raise InputError("two items share a (split, profile, question) key")
     return agg
 
 
 def paired_bootstrap(diff: np.ndarray, draws: int, rng: np.random.Generator) -> tuple[float, float, float]:
-    """Mean of per-item differences and the 95% percentile interval over ``draws`` resamples of the items."""
-    n = len(diff)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(diff.mean())
-    if draws <= 0:
-        return mean, float("nan"), float("nan")
-    means = []
-    for start in range(0, draws, CHUNK):
-        idx = rng.integers(0, n, size=(min(CHUNK, draws - start), n))
-        means.append(diff[idx].mean(axis=1))
-    lo, hi = np.percentile(np.concatenate(means), [2.5, 97.5])
-    return mean, float(lo), float(hi)
+    """Mean of per-item differences and the 95% percentile interval over ``draws`` resamples of the items
+    (:func:`dvmap_verl.stats.paired_bootstrap`)."""
+    diff = np.asarray(diff, dtype=float)
+    return stats.paired_bootstrap(np.zeros(len(diff)), diff, draws, rng=rng)
+
+
+def fmt_ci(mean: float, lo: float, hi: float) -> str:
+    """``+0.100 [+0.050, +0.150]``, or the mean alone without an interval."""
+    if np.isnan(lo):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+_fmt_ci = fmt_ci  # the name cli.py imports today
 
 
 def _grouped(a: pd.DataFrame, b: pd.DataFrame, by: str, draws: int, rng) -> pd.DataFrame:
@@ -77,77 +81,43 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
                  drop_overlap: bool = False) -> dict[str, Any]:
     """Write compare.json, compare.md and the gain plots to ``out_dir``; returns what compare.json holds.
 
-    Raises ValueError when two runs share no item, or when a run's items occur in the reference run's training
-    table (same profile and question, or same prompt) unless ``drop_overlap`` leaves those items out (counted in
-    the notes). Nothing is written before these checks pass.
+    Every point metric of the registry (metric_registry.py) is a column of the per-split tables and a difference
+    from the first run (item-level metrics with a paired bootstrap interval); the probability metrics make one
+    table over all items. Raises InputError when two runs share no item, or when a run's items occur in the
+    reference run's training table (same profile and question, or same prompt) unless ``drop_overlap`` leaves those
+    items out (counted in the notes). Nothing is written before these checks pass.
     """
     if len(run_dirs) < 1:
-        raise ValueError("give at least one run folder")
+        raise InputError("give at least one run folder")
     names = list(names) if names else [Path(r).name for r in run_dirs]
     if len(names) != len(run_dirs) or len(set(names)) != len(names):
-        raise ValueError(f"--names needs one distinct name per run ({len(run_dirs)} runs, names {names})")
+        raise InputError(f"--names needs one distinct name per run ({len(run_dirs)} runs, names {names})")
     loaded = [load_run(r) for r in run_dirs]
-    scored = {n: s for n, (s, _, _) in zip(names, loaded)}
-    runs = {n: r for n, (_, r, _) in zip(names, loaded)}
     out: dict[str, Any] = {"runs": {n: str(r) for n, r in zip(names, run_dirs)}, "bootstrap": bootstrap,
                            "reference": names[0]}
     out["tables_read"] = [f"{r}: {len(o):,} items, {len(s):,} scored (item, sample) rows"
                           for r, (s, _, o) in zip(run_dirs, loaded)]
-    train = runs[names[0]].get("config", {}).get("train")
+    train = loaded[0][1].get("config", {}).get("train")
     train_items, leak_notes = None, []
     if train:
         from dvmap_verl.evaluation.evaluate import load_items
 
         train_items = load_items([train], test_items=False)
         out["tables_read"].append(f"{train} (training split of {names[0]}): {len(train_items):,} rows")
-        loaded, leak_notes = _without_training_items(dict(zip(names, loaded)), train_items, train, drop_overlap)
-        scored = {n: s for n, (s, _, _) in loaded.items()}
-        loaded = list(loaded.values())
+        kept, leak_notes = _without_training_items(dict(zip(names, loaded)), train_items, train, drop_overlap)
+        loaded = list(kept.values())
+    scored = {n: s for n, (s, _, _) in zip(names, loaded)}
     _require_shared_items(names, scored)
 
-    # Headline: every run on its own items, per split and overall.
-    table = {}
-
-    def headline_row(part: pd.DataFrame) -> dict[str, Any]:
-        summary = M.summary(part)
-        return {k: summary.get(k, float("nan")) for k in HEADLINE} | {"items": int(part["item"].nunique())}
-
-    for name, s in scored.items():
-        for split, part in [("all", s), *s.groupby("split", sort=True)]:
-            table[(split, name)] = headline_row(part)
-    if baselines and train:
-        from dvmap_verl.evaluation.baselines import run_baselines
-
-        for bname, preds in run_baselines(train_items, loaded[0][2]).items():
-            bs = M.point_scores(preds)
-            for split, part in [("all", bs), *bs.groupby("split", sort=True)]:
-                table[(split, f"baseline: {bname}")] = headline_row(part)
-    headline = pd.DataFrame.from_dict(table, orient="index")
-    headline.index = pd.MultiIndex.from_tuples(headline.index, names=["split", "system"])
-    out["headline"] = [{"split": s, "system": n, **v} for (s, n), v in table.items()]
-
-    # Differences from the first run, paired on shared items.
+    headline = _headline(scored, train_items if baselines else None, loaded[0][2])
+    out["headline"] = [{"split": s, "system": n, **v} for (s, n), v in zip(headline.index, headline.to_dict("records"))]
+    out["distributional"] = _distributional(scored)
     rng = np.random.default_rng(seed)
-    ref = per_item(scored[names[0]])
-    diffs, by_country, by_question = [], {}, {}
-    for name in names[1:]:
-        other = per_item(scored[name])
-        shared = ref.index.intersection(other.index)
-        a, b = ref.loc[shared], other.loc[shared]
-        d_acc = paired_bootstrap((b["correct"] - a["correct"]).to_numpy(), bootstrap, rng)
-        d_lc = paired_bootstrap((b["lc"] - a["lc"]).to_numpy(), bootstrap, rng)
-        keys_a = scored[names[0]].set_index(KEY).index.isin(shared)
-        keys_b = scored[name].set_index(KEY).index.isin(shared)
-        wd_a = M.summary(scored[names[0]][keys_a])["wd"] if len(shared) else float("nan")
-        wd_b = M.summary(scored[name][keys_b])["wd"] if len(shared) else float("nan")
-        diffs.append({"run": name, "shared_items": int(len(shared)), "items_ref": int(len(ref)),
-                      "items_run": int(len(other)), "d_acc": d_acc[0], "d_acc_lo": d_acc[1], "d_acc_hi": d_acc[2],
-                      "d_lc": d_lc[0], "d_lc_lo": d_lc[1], "d_lc_hi": d_lc[2], "d_wd": wd_b - wd_a})
-        by_country[name] = _grouped(a, b, "country", bootstrap, rng)
-        by_question[name] = _grouped(a, b, "q_id", bootstrap, rng)
+    diffs, by_country, by_question = _differences(names, scored, bootstrap, rng)
     out["differences"] = diffs
     out["by_country"] = {k: v.to_dict("records") for k, v in by_country.items()}
     out["by_question"] = {k: v.to_dict("records") for k, v in by_question.items()}
+    out["distributional_differences"] = _probability_differences(names, scored, bootstrap, rng)
     out["notes"] = [f"{d['run']} vs {names[0]}: compared on the {d['shared_items']:,} items both hold "
                     f"({d['items_ref']:,} and {d['items_run']:,} in all)"
                     for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])] + leak_notes
@@ -161,6 +131,98 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
         tmp.write_text(_markdown(out, headline, plots))
     out["_headline_frame"] = headline
     return out
+
+
+def _headline_row(part: pd.DataFrame) -> dict[str, Any]:
+    return V.point_summary(part) | {"items": int(part["item"].nunique())}
+
+
+def _headline(scored: dict[str, pd.DataFrame], train_items: pd.DataFrame | None,
+              test_items: pd.DataFrame) -> pd.DataFrame:
+    """Every run on its own items, per split and overall (and the baselines fitted on the training split):
+    one column per point metric of the registry, and ``items``; indexed by (split, system)."""
+    table = {}
+    for name, s in scored.items():
+        for split, part in [("all", s), *s.groupby("split", sort=True)]:
+            table[(split, name)] = _headline_row(part)
+    if train_items is not None:
+        from dvmap_verl.evaluation.baselines import run_baselines
+
+        for bname, preds in run_baselines(train_items, test_items).items():
+            bs = M.point_scores(preds)
+            for split, part in [("all", bs), *bs.groupby("split", sort=True)]:
+                table[(split, f"baseline: {bname}")] = _headline_row(part)
+    columns = [m.name for m in metric_registry.metrics(needs_probs=False)] + ["items"]
+    headline = pd.DataFrame.from_dict(table, orient="index")[columns]
+    headline.index = pd.MultiIndex.from_tuples(headline.index, names=["split", "system"])
+    return headline
+
+
+def _distributional(scored: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Every probability metric of the registry per run, over all its items (readout probabilities where the run
+    has them, else the distribution of its sampled answers)."""
+    rows = []
+    for name, s in scored.items():
+        items, p, readout = D.item_probabilities(s)
+        rows.append({"system": name, "readout": readout, **D.score_distributions(items, p)})
+    return rows
+
+
+def _metric_differences(ms: list, a: pd.DataFrame, b: pd.DataFrame, summaries: list[dict], bootstrap: int,
+                        rng: np.random.Generator) -> dict[str, float]:
+    """``d_<name>`` per metric, b minus a: item-level ones from the per-item values with a paired bootstrap interval
+    (``_lo``, ``_hi``), on the items where both values are defined; a cell or split value is no mean over items: the difference of the two values, no interval."""
+    row: dict[str, float] = {}
+    for m in ms:
+        if m.level == "item":
+            d = (b[m.name] - a[m.name]).to_numpy(dtype=float)
+            mean, lo, hi = paired_bootstrap(d[np.isfinite(d)], bootstrap, rng)  # items where both are defined
+            row |= {f"d_{m.name}": mean, f"d_{m.name}_lo": lo, f"d_{m.name}_hi": hi}
+        else:
+            row[f"d_{m.name}"] = summaries[1].get(m.name, float("nan")) - summaries[0].get(m.name, float("nan"))
+    return row
+
+
+def _differences(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: int, rng: np.random.Generator):
+    """Each run minus the first on the items both hold, for every point metric of the registry
+    (:func:`_metric_differences`); and the accuracy gain per country and per question."""
+    point = metric_registry.metrics(needs_probs=False)
+    ref = per_item(scored[names[0]])
+    diffs, by_country, by_question = [], {}, {}
+    for name in names[1:]:
+        other = per_item(scored[name])
+        shared = ref.index.intersection(other.index)
+        a, b = ref.loc[shared], other.loc[shared]
+        summaries = [V.point_summary(scored[n][scored[n].set_index(KEY).index.isin(shared)]) if len(shared) else {}
+                     for n in (names[0], name)]
+        diffs.append({"run": name, "shared_items": int(len(shared)), "items_ref": int(len(ref)),
+                      "items_run": int(len(other)), **_metric_differences(point, a, b, summaries, bootstrap, rng)})
+        by_country[name] = _grouped(a, b, "country", bootstrap, rng)
+        by_question[name] = _grouped(a, b, "q_id", bootstrap, rng)
+    return diffs, by_country, by_question
+
+
+def _probability_differences(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: int,
+                             rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Each run minus the first on the items both hold, for every probability metric of the registry (item
+    distributions as in :func:`_distributional`)."""
+    probability = metric_registry.metrics(needs_probs=True)
+    per = {}
+    for n in names:
+        items, p, _ = D.item_probabilities(scored[n])
+        per[n] = items, p, V.item_values(V.probability_items(items, p), needs_probs=True).set_index(KEY)
+    ref_items, ref_p, ref = per[names[0]]
+    rows = []
+    for name in names[1:]:
+        items, p, other = per[name]
+        shared = ref.index.intersection(other.index)
+        in_a, in_b = ref.index.isin(shared), other.index.isin(shared)
+        summaries = [V.probability_summary(ref_items[in_a], ref_p[in_a]), V.probability_summary(items[in_b], p[in_b])] \
+            if len(shared) else [{}, {}]
+        rows.append({"run": name, "shared_items": int(len(shared)),
+                     **_metric_differences(probability, ref.loc[shared], other.loc[shared], summaries, bootstrap,
+                                           rng)})
+    return rows
 
 
 def _item_set(name: str, scored: pd.DataFrame) -> str:
@@ -177,7 +239,7 @@ def _require_shared_items(names: list[str], scored: dict[str, pd.DataFrame]) -> 
     for name in names[1:]:
         other = pd.MultiIndex.from_frame(scored[name][KEY].astype(str)).unique()
         if not len(ref.intersection(other)):
-            raise ValueError(f"{names[0]} and {name} share no item (items match on split, profile and question), "
+            raise InputError(f"{names[0]} and {name} share no item (items match on split, profile and question), "
                              f"so there is no difference to compute: {_item_set(names[0], scored[names[0]])}; "
                              f"{_item_set(name, scored[name])}. Compare runs made on the same benchmark files")
 
@@ -193,7 +255,7 @@ def _without_training_items(loaded: dict, train_items: pd.DataFrame, train: str,
             what = (f"{name}: {int(overlap.sum()):,} of its {len(items):,} items also occur in the training table "
                     f"{train} (same profile and question, or the same prompt)")
             if not drop:
-                raise ValueError(what + "; scores on them measure recall, not generalisation. Compare runs on "
+                raise InputError(what + "; scores on them measure recall, not generalisation. Compare runs on "
                                  "held-out items, or pass --drop-overlap to leave them out (counted)")
             notes.append(what + "; left out (--drop-overlap)")
             gone = pd.MultiIndex.from_frame(items.loc[overlap.to_numpy(), KEY].astype(str))
@@ -203,14 +265,8 @@ def _without_training_items(loaded: dict, train_items: pd.DataFrame, train: str,
     return kept, notes
 
 
-def _fmt_ci(mean: float, lo: float, hi: float) -> str:
-    if np.isnan(lo):
-        return f"{mean:+.3f}"
-    return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-
-
 def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
-    from dvmap_verl.evaluation.report import _table
+    from dvmap_verl.evaluation.report import markdown_table
 
     lines = ["# Runs compared", "", "Runs: " + ", ".join(f"`{n}` ({p})" for n, p in out["runs"].items()), ""]
     for note in out["notes"]:
@@ -218,17 +274,31 @@ def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
     for split, part in headline.groupby(level="split", sort=False):
         t = part.droplevel("split")
         t.index.name = "system"
-        lines += [f"## {split}", "", _table(t), ""]
+        lines += [f"## {split}", "", markdown_table(t), ""]
     if out["differences"]:
         lines += [f"## Difference from `{out['reference']}` (paired bootstrap 95% interval, {out['bootstrap']} draws)",
-                  "", "| run | shared items | Δ Acc | Δ LC | Δ WD |", "|---|---|---|---|---|"]
-        for d in out["differences"]:
-            lines.append(f"| {d['run']} | {d['shared_items']:,} | {_fmt_ci(d['d_acc'], d['d_acc_lo'], d['d_acc_hi'])}"
-                         f" | {_fmt_ci(d['d_lc'], d['d_lc_lo'], d['d_lc_hi'])} | {d['d_wd']:+.3f} |")
-        lines.append("")
+                  ""] + _differences_table(out["differences"], metric_registry.metrics(needs_probs=False))
+    if out.get("distributional"):
+        frame = pd.DataFrame(out["distributional"]).set_index("system")
+        lines += ["## Distributional (all items of each run)", "", markdown_table(frame.dropna(axis=1, how="all")),
+                  ""]
+    if out.get("distributional_differences"):
+        lines += [f"## Distributional difference from `{out['reference']}` (same items; paired intervals for the "
+                  f"item-level metrics)", ""]
+        lines += _differences_table(out["distributional_differences"], metric_registry.metrics(needs_probs=True))
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)
+
+
+def _differences_table(rows: list[dict], ms: list) -> list[str]:
+    lines = ["| run | shared items | " + " | ".join(f"Δ {m.heading}" for m in ms) + " |",
+             "|---|---|" + "---|" * len(ms)]
+    for d in rows:
+        cells = [fmt_ci(d[f"d_{m.name}"], d[f"d_{m.name}_lo"], d[f"d_{m.name}_hi"]) if m.level == "item"
+                 else f"{d[f'd_{m.name}']:+.3f}" for m in ms]
+        lines.append(f"| {d['run']} | {d['shared_items']:,} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _plots(out_dir: Path, reference: str, by_country: dict, by_question: dict) -> list[Path]:

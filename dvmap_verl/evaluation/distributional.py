@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.evaluation.metrics import jensen_shannon
+from dvmap_verl import stats
+from dvmap_verl.evaluation import metric_values as V
+from dvmap_verl.evaluation.arrays import MAX_K, one_hot, pad_rows
 
-MAX_K = 16  # options per item the evaluation holds (imported benchmarks reach 11: 0-10 scales)
 ECE_BINS = 10
 
 
@@ -44,20 +45,13 @@ ECE_BINS = 10
 
 
 def rps(p: np.ndarray, t: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Ranked probability score, sum_k (CDF_p - CDF_t)^2, divided by K - 1 (0 best, 1 worst)."""
-    d = np.cumsum(p, axis=1) - np.cumsum(t, axis=1)
-    return (d * d).sum(axis=1) / np.maximum(k - 1, 1)
+    """Ranked probability score divided by K - 1 (0 best, 1 worst): ``stats.rps(..., scale="normalised")``."""
+    return stats.rps(p, t, k, scale="normalised")
 
 
 def wd_norm(p: np.ndarray, t: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Wasserstein-1 over ordered options divided by K - 1 (0 best, 1 worst)."""
-    return np.abs(np.cumsum(p, axis=1) - np.cumsum(t, axis=1)).sum(axis=1) / np.maximum(k - 1, 1)
-
-
-def one_hot(index: np.ndarray, width: int = MAX_K) -> np.ndarray:
-    out = np.zeros((len(index), width))
-    out[np.arange(len(index)), index] = 1.0
-    return out
+    """Wasserstein-1 over ordered options divided by K - 1: ``stats.cdf_distance(..., scale="normalised")``."""
+    return stats.cdf_distance(p, t, k, scale="normalised")
 
 
 def calibration(p: np.ndarray, truth: np.ndarray, bins: int = ECE_BINS) -> dict[str, Any]:
@@ -107,7 +101,7 @@ def _split_half(rng: np.random.Generator, counts: np.ndarray) -> tuple[np.ndarra
 
 
 def _metrics(p: np.ndarray, t: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
-    return {"rps": rps(p, t, k), "wd": wd_norm(p, t, k), "jsd": jensen_shannon(p, t)}
+    return {"rps": rps(p, t, k), "wd": wd_norm(p, t, k), "jsd": stats.jensen_shannon(p, t)}
 
 
 def sampling_floor(t: np.ndarray, n: np.ndarray, k: np.ndarray, draws: int = 20, seed: int = 0) -> dict[str, float]:
@@ -143,15 +137,6 @@ def split_half_floor(counts: np.ndarray, k: np.ndarray, draws: int = 20, seed: i
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _pad(rows, width: int = MAX_K) -> np.ndarray:
-    out = np.zeros((len(rows), width))
-    for i, r in enumerate(rows):
-        if r is not None and not (isinstance(r, float) and np.isnan(r)):
-            v = np.asarray(r, dtype=float)[:width]
-            out[i, :len(v)] = v
-    return out
-
-
 def item_probabilities(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, str]:
     """One row per item and its probability vector, as the records' readout reads them
     (:meth:`~dvmap_verl.evaluation.readouts.Readout.item_mass`; by default the mean of the records' ``probs`` where
@@ -165,9 +150,8 @@ def item_probabilities(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, str]
     p = (find_readout(name) or Readout()).item_mass(df, codes, len(items), MAX_K)
     total = p.sum(axis=1, keepdims=True)
     k = items["k"].to_numpy().astype(int)
-    uniform = (np.arange(MAX_K)[None, :] < k[:, None]) / k[:, None]
     items["unreadable"] = total[:, 0] <= 0
-    p = np.where(total > 0, p / np.where(total > 0, total, 1), uniform)
+    p = np.where(total > 0, p / np.where(total > 0, total, 1), V.uniform(k))
     return items, p, name
 
 
@@ -183,7 +167,7 @@ def _profile_targets(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Counts (n_items x MAX_K; zeros where unknown) and n per item."""
     if "counts" not in items:
         return np.zeros((len(items), MAX_K)), np.zeros(len(items))
-    counts = _pad(items["counts"].tolist())
+    counts = pad_rows(items["counts"].tolist())
     return counts, counts.sum(axis=1)
 
 
@@ -198,36 +182,15 @@ def _cell_targets(items: pd.DataFrame, cell: tuple[str, ...] = ("country", "q_id
 
 
 def score_distributions(items: pd.DataFrame, p: np.ndarray) -> dict[str, Any]:
-    """The metrics of one set of item distributions (no floors)."""
-    truth = items["truth"].to_numpy().astype(int)
-    k = items["k"].to_numpy().astype(int)
+    """Every probability metric of the registry (metric_registry.py) on one set of item distributions (no floors),
+    with ``items``, ``profile_items`` (items with n >= 2 respondents) and ``cells``."""
     out: dict[str, Any] = {"items": int(len(items))}
     if not len(items):
         return out
-    t_point = one_hot(truth)
-    out["expected_acc"] = float(p[np.arange(len(p)), truth].mean())
-    out["rps"] = float(rps(p, t_point, k).mean())
-    cal = calibration(p, truth)
-    out["brier"], out["ece"] = cal["brier"], cal["ece"]
-    counts, n = _profile_targets(items)
-    known = n > 0
-    if known.any():
-        t = counts[known] / n[known, None]
-        out["respondent_acc"] = float((p[known] * t).sum(axis=1).mean())
-    shared = n >= 2
-    out["profile_items"] = int(shared.sum())
-    if shared.any():
-        t = counts[shared] / n[shared, None]
-        for name, v in _metrics(p[shared], t, k[shared]).items():
-            out[f"{name}_profile"] = float(v.mean())
-    codes, real, kc = _cell_targets(items)
-    mean_p = np.zeros_like(real)
-    np.add.at(mean_p, codes, p)
-    mean_p /= np.maximum(np.bincount(codes, minlength=len(real)), 1)[:, None]
-    wd = np.abs(np.cumsum(mean_p, 1) - np.cumsum(real / real.sum(1, keepdims=True), 1)).sum(1)
-    out["cell_wd"] = float(wd.mean())
-    out["cell_wd_norm"] = float((wd / np.maximum(kc - 1, 1)).mean())
-    out["cells"] = int(len(real))
+    out.update(V.probability_summary(items, p))
+    _, n = _profile_targets(items)
+    out["profile_items"] = int((n >= 2).sum())
+    out["cells"] = len(V.probability_cells(items, p))
     return out
 
 

@@ -11,6 +11,9 @@ option could be resolved), ``truth`` (option index), ``k`` (number of options), 
   distribution of resolved predictions and the real answer distribution of the cell's items; averaged over cells.
   ``wd_norm`` divides by K - 1 so that cells of different scale sizes are comparable.
 - 1 - JSD: one minus the Jensen-Shannon divergence (base 2) of the same two distributions.
+
+These, and any metric registered later, are entries of the metric registry (builtin_metrics.py); this module
+gives them a predictions table.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-MAX_K = 16  # options per item the evaluation holds (imported benchmarks reach 11: 0-10 scales)
+from dvmap_verl import stats
+from dvmap_verl.evaluation import metric_values as V
+from dvmap_verl.evaluation.arrays import MAX_K  # noqa: F401  (re-exported: callers read M.MAX_K)
 
 
 def point_scores(df: pd.DataFrame) -> pd.DataFrame:
@@ -39,79 +44,21 @@ def point_scores(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _wmean(df: pd.DataFrame, col: str) -> float:
-    w = df["weight"].to_numpy()
-    return float((df[col].to_numpy() * w).sum() / w.sum())
-
-
-def _cell_distributions(df: pd.DataFrame, cell_cols: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per cell: predicted and real option distributions (rows normalised) and K."""
-    # groupby().ngroup() codes the cells without materialising tuples (MultiIndex.factorize does, slowly).
-    codes = df.groupby(cell_cols, sort=False, observed=True, dropna=False).ngroup().to_numpy()
-    n = int(codes.max()) + 1 if len(codes) else 0
-    pred = df["pred"].to_numpy()
-    parsed = pred >= 0
-    weight = df["weight"].to_numpy() if "weight" in df else np.ones(len(df))
-    pred_counts = np.zeros((n, MAX_K))
-    np.add.at(pred_counts, (codes[parsed], pred[parsed]), weight[parsed])
-    # Real distribution: each item once.
-    first = ~df.duplicated("item").to_numpy()
-    real_counts = np.zeros((n, MAX_K))
-    np.add.at(real_counts, (codes[first], df["truth"].to_numpy()[first]), 1.0)
-    k = np.zeros(n, dtype=int)
-    np.maximum.at(k, codes, df["k"].to_numpy())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = pred_counts / pred_counts.sum(1, keepdims=True)
-        r = real_counts / real_counts.sum(1, keepdims=True)
-    return p, r, k
-
-
 def wasserstein(p: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Paper Eq. 3 row-wise: sum_k |CDF_p(k) - CDF_r(k)| (rows are distributions over ordered options)."""
-    return np.abs(np.cumsum(p, axis=1) - np.cumsum(r, axis=1)).sum(axis=1)
+    """Paper Eq. 3 row-wise: sum_k |CDF_p(k) - CDF_r(k)| (:func:`dvmap_verl.stats.cdf_distance`, raw scale)."""
+    return stats.cdf_distance(p, r)
 
 
-def jensen_shannon(p: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Row-wise Jensen-Shannon divergence, base 2 (0 = identical, 1 = disjoint)."""
-    m = (p + r) / 2
-
-    def kl(a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(a > 0, a * np.log2(a / b), 0.0)
-        return t.sum(axis=1)
-
-    return (kl(p, m) + kl(r, m)) / 2
-
-
-def distribution_metrics(df: pd.DataFrame, cell_cols: Iterable[str] = ("country", "q_id")) -> dict[str, float]:
-    """WD, normalised WD and 1 - JSD averaged over (country, question) cells with at least one resolved answer."""
-    if df.empty:
-        return {"wd": float("nan"), "wd_norm": float("nan"), "one_minus_jsd": float("nan"), "cells": 0}
-    p, r, k = _cell_distributions(df, list(cell_cols))
-    ok = np.isfinite(p).all(axis=1) & np.isfinite(r).all(axis=1)
-    if not ok.any():
-        return {"wd": float("nan"), "wd_norm": float("nan"), "one_minus_jsd": float("nan"), "cells": 0}
-    wd = wasserstein(p[ok], r[ok])
-    return {
-        "wd": float(wd.mean()),
-        "wd_norm": float((wd / np.maximum(k[ok] - 1, 1)).mean()),
-        "one_minus_jsd": float(1 - jensen_shannon(p[ok], r[ok]).mean()),
-        "cells": int(ok.sum()),
-    }
+jensen_shannon = stats.jensen_shannon
 
 
 def summary(df: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0) -> dict[str, Any]:
-    """Headline metrics of a scored predictions table (see :func:`point_scores`)."""
+    """Headline metrics of a scored predictions table (see :func:`point_scores`): every point metric of the
+    registry (metric_registry.py), ``cells``, and with ``bootstrap`` draws the 95% intervals of Acc and LC."""
     if df.empty:
         return {"n_items": 0, "n_samples": 0}
-    out: dict[str, Any] = {
-        "n_items": int(df["item"].nunique()),
-        "n_samples": int(len(df)),
-        "acc": _wmean(df, "correct"),
-        "lc": _wmean(df, "lc"),
-        "unparsed_rate": 1 - _wmean(df, "parsed"),
-    }
-    out.update(distribution_metrics(df))
+    out: dict[str, Any] = {"n_items": int(df["item"].nunique()), "n_samples": int(len(df))}
+    out.update(V.point_summary(df))
     if bootstrap:
         out["ci95"] = bootstrap_ci(df, ("correct", "lc"), bootstrap, seed)
     return out
@@ -119,35 +66,17 @@ def summary(df: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0) -> dict[str,
 
 def bootstrap_ci(df: pd.DataFrame, columns: Iterable[str], reps: int = 1000, seed: int = 0) -> dict[str, list[float]]:
     """Percentile 95% intervals, resampling items (all samples of an item move together)."""
-    rng = np.random.default_rng(seed)
     cols = list(columns)
     weighted = df[cols].mul(df["weight"], axis=0).assign(_w=df["weight"], item=df["item"])
     sums = weighted.groupby("item").sum()
     per_item = sums[cols].div(sums["_w"], axis=0)
-    values = per_item.to_numpy()
-    n = len(values)
-    idx = rng.integers(0, n, size=(reps, n))
-    # Mean of resampled items, in chunks to bound memory.
-    means = np.concatenate([values[idx[i:i + 100]].mean(axis=1) for i in range(0, reps, 100)])
-    lo, hi = np.percentile(means, [2.5, 97.5], axis=0)
+    lo, hi = stats.bootstrap(per_item.to_numpy(), reps, seed=seed)
     return {c: [float(a), float(b)] for c, a, b in zip(per_item.columns, lo, hi)}
 
 
 def breakdown(df: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Acc, LC and unparsed rate per value of ``by`` (WD per group when ``by`` is coarser than a cell)."""
-    w = df[["correct", "lc", "parsed"]].mul(df["weight"], axis=0).assign(weight=df["weight"], key=df[by])
-    sums = w.groupby("key", observed=True).sum()
-    table = pd.DataFrame({
-        "n": df.groupby(by, observed=True)["item"].nunique(),
-        "acc": sums["correct"] / sums["weight"],
-        "lc": sums["lc"] / sums["weight"],
-        "unparsed_rate": 1 - sums["parsed"] / sums["weight"],
-    })
-    g = df.groupby(by, observed=True)
-    if by in ("country", "q_id", "category", "split"):
-        table["wd"] = [distribution_metrics(part)["wd"] for _, part in g]
-    table.index.name = by  # metrics.json's records are keyed by the grouping's own name, not "index"
-    return table.sort_index()
+    """``n`` items and every registered point metric per value of ``by`` (metric_values.breakdown)."""
+    return V.breakdown(df, by)
 
 
 def option_entropy(df: pd.DataFrame, by: str = "q_id") -> pd.Series:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from dvmap_verl import stats
 from dvmap_verl.data.prompts import PROFILE_TEMPLATE
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
 from dvmap_verl.evaluation.backends import Request, as_reply
@@ -305,9 +306,7 @@ def _bootstrap(values: np.ndarray, reps: int = 1000, seed: int = 0) -> list[floa
         return None
     if len(values) < 2:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
-    return [float(x) for x in np.percentile(means, [2.5, 97.5])]
+    return list(stats.bootstrap(values, reps, seed=seed))
 
 
 def scan_results(run_dir: str | Path, n_pairs: int | None = None) -> JsonlScan:

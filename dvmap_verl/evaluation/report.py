@@ -9,37 +9,23 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.evaluation import distributional as D
+from dvmap_verl.evaluation import metric_registry
 from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.evaluation import option_order as O
+from dvmap_verl.evaluation.benchmark_metrics import benchmark_markdown, benchmark_section
 from dvmap_verl.evaluation.calibration import calibration_markdown, calibration_report
-from dvmap_verl.reward.answers import extract_answer, release_correct, release_rule_applies, resolve_completion
+from dvmap_verl.evaluation.runs import run_samples
+from dvmap_verl.reward.answers import extract_answer
 from dvmap_verl.evaluation.backends import REPLY_KINDS
 from dvmap_verl.evaluation.baselines import BASELINES, FEATURES, run_baselines
-from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, scan_predictions
-from dvmap_verl.evaluation.runs import load_json_object, run_samples
+from dvmap_verl.evaluation.evaluate import PREDICTIONS, load_items
+from dvmap_verl.evaluation.scoring import load_run, scored_predictions
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
 
 GROUPS = ["split", "country", "q_id", "category"]
 SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wvs`, not from the World Values Survey; "
                     "numbers here test the pipeline and say nothing about any model's alignment.")
-
-
-def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
-    if not (run_dir / ITEMS).exists():
-        raise FileNotFoundError(f"{run_dir}: no {ITEMS}; run `dvmap eval` or `dvmap baselines` into it first")
-    items = pd.read_parquet(run_dir / ITEMS)
-    items["options"] = items["options"].map(list)
-    run = load_json_object(run_dir / RUN, required=False) or {}
-    # pred and probs are checked against each item's own options: an out-of-range record is set aside and named.
-    # ... and sample numbers against the run's samples per item (a sample 3 of a 1-sample run is not a sample).
-    scan = scan_predictions(run_dir / PREDICTIONS, n_items=len(items), n_options=items["options"].map(len).tolist(),
-                            n_samples=run_samples(run))
-    notes = []
-    if scan.skipped:
-        notes.append(scan.describe(run_dir / PREDICTIONS) + "; rerun `dvmap eval` with the same settings to set "
-                     "them aside and generate those samples again")
-    return items, scan.frame, run, notes
 
 
 #: Reply counts the report and the console give per split, with what each means.
@@ -93,7 +79,7 @@ def reply_counts(items: pd.DataFrame, preds: pd.DataFrame) -> dict[str, Any]:
 
 def run_replies(run_dir: str | Path) -> dict[str, Any]:
     """:func:`reply_counts` of a run folder (for ``dvmap eval --no-report``)."""
-    items, preds, _, _ = _load_run(Path(run_dir))
+    items, preds, _, _ = load_run(Path(run_dir))
     return reply_counts(items, preds)
 
 
@@ -106,49 +92,8 @@ def _replies_markdown(replies: dict) -> list[str]:
              "max_tokens (`finish_reason` length); empty: no text; tool-call-only: tool calls and no text; "
              f"reasoning-only: reasoning and no text. Records whose engine gave a finish reason: "
              f"{replies['all']['finish_reason_known']:,} of {replies['all']['replies']:,}.", "",
-             _table(frame[keep].astype(int)), ""]
+             markdown_table(frame[keep].astype(int)), ""]
     return lines  # the warnings head the report
-
-
-def _scored(items: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    extra = [c for c in ("their_is_correct", "uid", "probs", "readout", "reasoning", "logprobs", "order",
-                         "permutation") if c in preds]
-    df = preds[["item", "sample", "pred", "completion", *extra]].merge(items.drop(columns=["messages"]), on="item",
-                                                                        how="inner")
-    df["pred"] = df["pred"].astype(int)
-    _reread(df)
-    truth = [o[t] for o, t in zip(df["options"], df["truth"])]
-    # The authors' rule, recomputed from the raw completion: runs of any age are scored the same way.
-    df["release_applies"] = [release_rule_applies(o, t) for o, t in zip(df["options"], truth)]
-    df["release"] = [release_correct(c, o, t) for c, o, t in zip(df["completion"], df["options"], truth)]
-    return M.point_scores(df.drop(columns=["completion", "reasoning"], errors="ignore"))
-
-
-def _reread(df: pd.DataFrame) -> None:
-    """The resolver column by the reward's current reading (reward/answers.py), recomputed from each point answer's
-    raw completion like the authors' rule below, so that runs written or imported under an older reading score the
-    same way. Records with ``probs`` (probability and verbalised readouts) or no completion keep their ``pred``."""
-    point = [isinstance(c, str) and bool(c) for c in df["completion"]]
-    if "probs" in df:
-        point = [p and not isinstance(q, (list, tuple, np.ndarray)) for p, q in zip(point, df["probs"])]
-    if any(point):
-        at = df.index[point]
-        reasoning = df.loc[at, "reasoning"] if "reasoning" in df else pd.Series(None, index=at, dtype=object)
-        perms = df.loc[at, "permutation"] if "permutation" in df else pd.Series(None, index=at, dtype=object)
-        df.loc[at, "pred"] = [_reread_one(c, o, stored, r, perm) for c, o, stored, r, perm in
-                              zip(df.loc[at, "completion"], df.loc[at, "options"], df.loc[at, "pred"], reasoning,
-                                  perms)]
-
-
-def _reread_one(completion: str, options: Any, stored: int, reasoning: Any, perm: Any = None) -> int:
-    if O.valid_permutation(perm, len(options)):  # --option-order: read against the displayed list, map back
-        pred = _reread_one(completion, [options[p] for p in perm], stored, reasoning)
-        return -1 if pred < 0 else int(perm[pred])
-    pred = resolve_completion(completion, options)
-    if pred is None and stored >= 0 and isinstance(reasoning, str):
-        # answered from the reasoning (--answer-from-reasoning): re-read the text the answer came from
-        pred = resolve_completion(reasoning, options)
-    return -1 if pred is None else pred
 
 
 def _imported_agreement(model: pd.DataFrame) -> dict[str, Any]:
@@ -178,7 +123,7 @@ def attribute_importance(train: pd.DataFrame, seed: int = 0, n_estimators: int =
     return pd.DataFrame(rows, index=[names[f] for f in FEATURES]).T
 
 
-def _table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     if df.empty:
         return "_(none)_\n"
     cols = [str(df.index.name or "")] + [str(c) for c in df.columns]
@@ -198,14 +143,17 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
                  importance: bool = True, correctness: str = "resolver") -> dict[str, Any]:
     """``correctness``: ``resolver`` (the reward's option resolver, default) or ``release`` (the authors'
     eval_api_parallel.py rule, exactly; ``lenient`` is its old name) for the model's Acc; both are always reported.
-    Under ``release`` the items their script skips (answer not a substring of the options) are left out."""
+    Under ``release`` the items their script skips (answer not a substring of the options) are left out.
+
+    Every metric of the registry (metric_registry.py) is computed: point metrics in the headline and the
+    breakdown tables, probability metrics in the "Distributional" section."""
     if correctness not in CORRECTNESS:
         raise ValueError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
     if correctness == "lenient":
         correctness = "release"
     run_dir = Path(run_dir)
     remove_stale_tmp(run_dir)  # what a killed report left (0-byte .tmp files beside the plots)
-    items, preds, run, notes = _load_run(run_dir)
+    items, preds, run, notes = load_run(run_dir)
     cfg = run.get("config", {})
     original = items[~items["counterfactual"]]
     synthetic = bool(original["data_source"].astype(str).str.startswith("dvmap-synthetic").any())
@@ -219,74 +167,33 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
                      f"rerun the same `dvmap eval` command to generate them")
     if not preds.empty:
         out["replies"] = reply_counts(items, preds)
-        scored = _scored(items, preds)
-        resolver_correct = scored["correct"].copy()
-        if correctness == "release":
-            scored = scored[scored["release_applies"]].copy()
-            scored["correct"] = scored["release"].astype(float)
-        model = scored[~scored["counterfactual"]]
-        out["model"] = M.summary(model, bootstrap=bootstrap)
-        out["model"]["correctness"] = correctness
-        out["model"]["resolver_acc"] = float(resolver_correct[~scored["counterfactual"]].mean())
-        applies = model["release_applies"].to_numpy(bool)
-        out["model"]["release_acc"] = float(model["release"][applies].astype(float).mean()) if applies.any() \
-            else float("nan")
-        out["model"]["release_skipped"] = int((~applies).sum())
-        out["model"]["lenient_acc"] = out["model"]["release_acc"]  # the old key, kept one release
-        if "their_is_correct" in model:
-            out["model"]["imported"] = _imported_agreement(model)
-        out["model"]["coverage"] = float(model["item"].nunique() / max(len(original), 1))
-        expected = len(items) * (run_samples(run) or 1)  # samples per order x orders per item
-        if len(scored) < expected:
-            notes.append(f"partial run: {len(scored):,} of {expected:,} (item, sample) pairs have a prediction "
-                         f"({out['model']['coverage']:.1%} of the {len(original):,} items covered); the numbers are "
-                         f"for the covered items only")
-        for g in GROUPS + list(ATTRIBUTE_KEYS.values()):
-            if g in model:
-                t = M.breakdown(model, g)
-                tables[f"model_by_{g}"] = t
-        out["model"]["by"] = {k[len("model_by_"):]: v.reset_index().to_dict("records") for k, v in tables.items()}
-        out["entropy_vs_accuracy"] = M.entropy_vs_accuracy(model)
-        cf = scored[scored["counterfactual"]]
-        if not cf.empty:
-            out["flip"] = {"attribute": cfg.get("flip_attribute"), **M.flip_rate(model, cf, by="category")}
-
-    train_path = train or cfg.get("train")
-    base_scored: dict[str, pd.DataFrame] = {}
-    if train_path:
-        train_items = load_items([train_path], test_items=False)
-        test = original.drop(columns=["messages"]).reset_index(drop=True)
-        for name, preds_b in run_baselines(train_items, test).items():
-            base_scored[name] = M.point_scores(preds_b)
-        out["baselines"] = {name: {**M.summary(s), "description": BASELINES[name][1],
-                                   "fallback_rate": float(s.drop_duplicates("item")["fallback"].mean())
-                                   if "fallback" in s else 0.0}
-                            for name, s in base_scored.items()}
-        for name, s in base_scored.items():
-            for g in ("split", "country", "q_id"):
-                tables[f"{name}_by_{g}"] = M.breakdown(s, g)
-        if importance:
-            out["attribute_importance"] = attribute_importance(train_items).round(4).to_dict("index")
-    elif model is not None:
-        out["baselines_note"] = "no training split given: baselines not computed (pass --train)"
+        model = _model_section(out, tables, items, preds, cfg, bootstrap, correctness)
+    base_scored = _baselines_section(out, tables, original, train or cfg.get("train"), importance, model)
 
     dist_out, dist_extras = D.distributional_report(model, base_scored, seed=int(cfg.get("seed") or 0))
     if dist_out.get("model") or dist_out.get("baselines"):
         out["distributional"] = dist_out
-    if model is not None and cfg.get("option_order", "given") != "given":
-        _option_order_readouts(out, model, cfg["option_order"])
-    if model is not None and isinstance(run.get("calibration"), dict):
-        out["temperature_calibration"] = calibration_report(model, run["calibration"])
-    if model is not None and "benchmark" in model:  # items from dvmap import-benchmark: the peers' own metrics
-        from dvmap_verl.evaluation.benchmark_metrics import benchmark_section
-        out["benchmarks"] = benchmark_section(model, seed=int(cfg.get("seed") or 0))
+    if model is not None:
+        _run_sections(out, model, run, cfg)
     plots = make_plots(run_dir, out, tables, model, base_scored)
     plots += distribution_plots(run_dir, out, dist_extras)
     out["plots"] = [p.name for p in plots]
+    out["metric_definitions"] = metric_definitions()
     write_json(run_dir / "metrics.json", out)
     with atomic_path(run_dir / "report.md") as tmp:
         tmp.write_text(render_markdown(out, tables, plots))
     return out
+
+
+def _run_sections(out: dict, model: pd.DataFrame, run: dict, cfg: dict) -> None:
+    """The sections a run's own settings or items call for: option orders (``--option-order``), the temperature
+    fit (``--calibrate-temperature``) and the peers' metrics on imported benchmark items."""
+    if cfg.get("option_order", "given") != "given":
+        _option_order_readouts(out, model, cfg["option_order"])
+    if isinstance(run.get("calibration"), dict):
+        out["temperature_calibration"] = calibration_report(model, run["calibration"])
+    if "benchmark" in model:  # items from dvmap import-benchmark: the peers' own metrics against their targets
+        out["benchmarks"] = benchmark_section(model, seed=int(cfg.get("seed") or 0))
 
 
 def _option_order_readouts(out: dict, model: pd.DataFrame, spec: str) -> None:
@@ -297,6 +204,74 @@ def _option_order_readouts(out: dict, model: pd.DataFrame, spec: str) -> None:
         padded = np.zeros((len(p), D.MAX_K))
         padded[:, :p.shape[1]] = p[:, :D.MAX_K]
         out["distributional"]["order_averaged"] = D.score_distributions(items, padded)
+
+
+def metric_definitions() -> dict[str, dict[str, Any]]:
+    """What each registered metric is (metrics.json ``metric_definitions``): level, direction, kind, source."""
+    return {m.name: {"level": m.level, "higher_is_better": m.higher_is_better, "needs_probs": m.needs_probs,
+                     "description": m.description, "source": m.source}
+            for m in metric_registry.metrics(benchmark=None)}
+
+
+def _model_section(out: dict, tables: dict, items: pd.DataFrame, preds: pd.DataFrame, cfg: dict, bootstrap: int,
+                   correctness: str) -> pd.DataFrame:
+    """``out["model"]`` (headline, both correctness rules, coverage, breakdowns), the difficulty and flip sections;
+    returns the model's scored rows (originals only)."""
+    scored = scored_predictions(items, preds)
+    resolver_correct = scored["correct"].copy()
+    if correctness == "release":
+        scored = scored[scored["release_applies"]].copy()
+        scored["correct"] = scored["release"].astype(float)
+    model = scored[~scored["counterfactual"]]
+    head = out["model"] = M.summary(model, bootstrap=bootstrap)
+    head["correctness"] = correctness
+    head["resolver_acc"] = float(resolver_correct[~scored["counterfactual"]].mean())
+    applies = model["release_applies"].to_numpy(bool)
+    head["release_acc"] = float(model["release"][applies].astype(float).mean()) if applies.any() else float("nan")
+    head["release_skipped"] = int((~applies).sum())
+    head["lenient_acc"] = head["release_acc"]  # the old key, kept one release
+    if "their_is_correct" in model:
+        head["imported"] = _imported_agreement(model)
+    n_original = int(out["n_items"])
+    head["coverage"] = float(model["item"].nunique() / max(n_original, 1))
+    expected = len(items) * (run_samples({"config": cfg}) or 1)  # samples per order x orders per item
+    if len(scored) < expected:
+        out["warnings"].append(f"partial run: {len(scored):,} of {expected:,} (item, sample) pairs have a prediction "
+                               f"({head['coverage']:.1%} of the {n_original:,} items covered); the numbers are "
+                               f"for the covered items only")
+    for g in GROUPS + list(ATTRIBUTE_KEYS.values()):
+        if g in model:
+            tables[f"model_by_{g}"] = M.breakdown(model, g)
+    head["by"] = {k[len("model_by_"):]: v.reset_index().to_dict("records") for k, v in tables.items()}
+    out["entropy_vs_accuracy"] = M.entropy_vs_accuracy(model)
+    cf = scored[scored["counterfactual"]]
+    if not cf.empty:
+        out["flip"] = {"attribute": cfg.get("flip_attribute"), **M.flip_rate(model, cf, by="category")}
+    return model
+
+
+def _baselines_section(out: dict, tables: dict, original: pd.DataFrame, train_path: Any, importance: bool,
+                       model: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """``out["baselines"]`` fitted on the training split (and the attribute importance); their scored rows."""
+    base_scored: dict[str, pd.DataFrame] = {}
+    if not train_path:
+        if model is not None:
+            out["baselines_note"] = "no training split given: baselines not computed (pass --train)"
+        return base_scored
+    train_items = load_items([train_path], test_items=False)
+    test = original.drop(columns=["messages"]).reset_index(drop=True)
+    for name, preds_b in run_baselines(train_items, test).items():
+        base_scored[name] = M.point_scores(preds_b)
+    out["baselines"] = {name: {**M.summary(s), "description": BASELINES[name][1],
+                               "fallback_rate": float(s.drop_duplicates("item")["fallback"].mean())
+                               if "fallback" in s else 0.0}
+                        for name, s in base_scored.items()}
+    for name, s in base_scored.items():
+        for g in ("split", "country", "q_id"):
+            tables[f"{name}_by_{g}"] = M.breakdown(s, g)
+    if importance:
+        out["attribute_importance"] = attribute_importance(train_items).round(4).to_dict("index")
+    return base_scored
 
 
 def _wrap(text: str, width: int, lines: int = 2) -> str:
@@ -346,6 +321,16 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         paths.append(save_figure(fig, run_dir / name))
 
     title_suffix = " (SYNTHETIC DATA)" if out.get("synthetic") else ""
+    plots = [_accuracy_by_country_plot, _accuracy_by_question_plot, _entropy_plot, _flip_plot, _heads_plot,
+             _importance_plot]
+    for plot in plots:
+        if plot is not _entropy_plot or model is not None:
+            plot(plt, save, out, tables, title_suffix)
+    return paths
+
+
+def _accuracy_by_country_plot(plt, save, out: dict, tables: dict, title_suffix: str) -> None:
+    """Accuracy per country, the model beside the baselines (paper Fig. 6)."""
     series = {}
     if "model_by_country" in tables:
         series["model"] = tables["model_by_country"]["acc"]
@@ -362,6 +347,10 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         save(fig, "accuracy_by_country.png")
+
+
+def _accuracy_by_question_plot(plt, save, out: dict, tables: dict, title_suffix: str) -> None:
+    """Accuracy per question, the model beside the cell majority."""
     q_series = {k: tables[f"{k}_by_q_id"]["acc"] for k in ("model", "majority_country_question")
                 if f"{k}_by_q_id" in tables}
     if q_series:
@@ -373,7 +362,11 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_title("Accuracy per question" + title_suffix)
         save(fig, "accuracy_by_question.png")
-    if model is not None and "entropy_vs_accuracy" in out:
+
+
+def _entropy_plot(plt, save, out: dict, tables: dict, title_suffix: str) -> None:
+    """Option entropy vs accuracy per question (paper §5.3)."""
+    if "entropy_vs_accuracy" in out:
         ev = pd.DataFrame(out["entropy_vs_accuracy"]["per_question"])
         if not ev.empty:
             fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
@@ -385,6 +378,10 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
             ax.set_xlabel("option entropy of the real answers (nats)" + (
                 "\n" + _wrap("unlabelled where points crowd: " + ", ".join(hidden), 70, lines=3) if hidden else ""))
             save(fig, "entropy_vs_accuracy.png")
+
+
+def _flip_plot(plt, save, out: dict, tables: dict, title_suffix: str) -> None:
+    """Value flip rate per domain (paper §5.6)."""
     if "flip" in out and out["flip"].get("by_category"):
         fl = pd.DataFrame(out["flip"]["by_category"])
         fig, ax = plt.subplots(figsize=(7, 2 + 0.5 * len(fl)), layout="constrained")
@@ -399,6 +396,10 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         ax.set_title(_wrap(f"Flip rate when inverting {out['flip']['attribute']}, {out['flip']['pairs']} pairs"
                            + title_suffix, 72), fontsize=10)
         save(fig, "flip_rate_by_domain.png")
+
+
+def _heads_plot(plt, save, out: dict, tables: dict, title_suffix: str) -> None:
+    """Acc and LC of the model and each baseline."""
     heads = {}
     if "model" in out:
         heads["model"] = out["model"]
@@ -412,6 +413,10 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         ax.set_title("Model vs baselines" + title_suffix)
         ax.tick_params(axis="x", rotation=20)
         save(fig, "model_vs_baselines.png")
+
+
+def _importance_plot(plt, save, out: dict, tables: dict, title_suffix: str) -> None:
+    """Attribute importance per question (paper Fig. 1c)."""
     if out.get("attribute_importance"):
         imp = pd.DataFrame(out["attribute_importance"]).T
         fig, ax = plt.subplots(figsize=(8, max(3, 0.35 * len(imp))))
@@ -421,7 +426,6 @@ def make_plots(run_dir: Path, out: dict, tables: dict, model, base_scored) -> li
         fig.colorbar(im, ax=ax, label="mean decrease in impurity")
         ax.set_title("Attribute importance per question (random forest)" + title_suffix)
         save(fig, "attribute_importance.png")
-    return paths
 
 
 #: The distributional metrics that have floors, as (key, label); lower is better for all of them.
@@ -513,12 +517,11 @@ def _distributional_markdown(dist: dict) -> list[str]:
              f"respondents (items with n >= 2); the floors are what a perfect sampler with as many draws as the "
              f"target holds (sampling) and one half of the same people against the other (human split-half) "
              f"score. Lower is better except for the accuracies.", ""]
-    cols = ["expected_acc", "respondent_acc", "rps", "brier", "ece", "rps_profile", "wd_profile", "jsd_profile",
-            "cell_wd", "cell_wd_norm"]
+    cols = [m.name for m in metric_registry.metrics(needs_probs=True)]
     frame = pd.DataFrame({name: {c: v.get(c, float("nan")) for c in cols}
                           for name, v in _systems_and_floors(dist).items()}).T
     frame.index.name = "system"
-    lines += [_table(frame.dropna(axis=1, how="all")), ""]
+    lines += [markdown_table(frame.dropna(axis=1, how="all")), ""]
     d = dist.get("disagreement") or {}
     if d:
         lines += [f"On the {d['items']:,} H > 0 items (respondents of the profile disagree), the best any point "
@@ -531,6 +534,15 @@ def _distributional_markdown(dist: dict) -> list[str]:
     if dist.get("model", {}).get("unreadable_items"):
         lines += [f"_{dist['model']['unreadable_items']} item(s) had no readable answer and count as uniform._", ""]
     return lines
+
+
+def _definitions_markdown(benchmark: bool | None = False) -> list[str]:
+    """The registry's definitions (the peers' benchmark metrics too when the run has imported items)."""
+    lines = ["## Metrics", "", "| metric | level | better | definition | source |", "|---|---|---|---|---|"]
+    for m in metric_registry.metrics(benchmark=benchmark):
+        cells = [f"`{m.name}`", m.level, "higher" if m.higher_is_better else "lower", m.description, m.source]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # a | in a definition
+    return lines + [""]
 
 
 def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
@@ -551,10 +563,10 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     head.update(out.get("baselines", {}))
     if head:
         lines += ["## Headline (model beside the baselines)", ""]
-        cols = ["acc", "lc", "wd", "wd_norm", "one_minus_jsd", "unparsed_rate"]
+        cols = [m.name for m in metric_registry.metrics(needs_probs=False)]
         frame = pd.DataFrame({k: {c: v.get(c, float("nan")) for c in cols} for k, v in head.items()}).T
         frame.index.name = "system"
-        lines += [_table(frame), ""]
+        lines += [markdown_table(frame), ""]
         if "model" in out and "ci95" in out["model"]:
             ci = out["model"]["ci95"]
             lines += [f"Model 95% bootstrap CI: Acc [{ci['correct'][0]:.3f}, {ci['correct'][1]:.3f}], "
@@ -574,7 +586,7 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     for key, title in (("model_by_split", "By split"), ("model_by_country", "By country"),
                        ("model_by_q_id", "By question"), ("model_by_category", "By value domain")):
         if key in tables:
-            lines += [f"## {title}", "", _table(tables[key]), ""]
+            lines += [f"## {title}", "", markdown_table(tables[key]), ""]
     if out.get("replies", {}).get("by_split"):
         lines += _replies_markdown(out["replies"])
     if "entropy_vs_accuracy" in out:
@@ -586,7 +598,7 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
         lines += ["## Robustness: value flip rate", "",
                   f"Inverting {f['attribute']} with the other attributes fixed changes the prediction in "
                   f"{f['flip_rate']:.1%} of {f['pairs']} pairs (pairs where both sides gave a resolvable answer).",
-                  "", _table(pd.DataFrame(f["by_category"], columns=["category", "flip_rate", "pairs"])
+                  "", markdown_table(pd.DataFrame(f["by_category"], columns=["category", "flip_rate", "pairs"])
                              .set_index("category")), ""]
     if "distributional" in out:
         lines += _distributional_markdown(out["distributional"])
@@ -595,8 +607,8 @@ def render_markdown(out: dict, tables: dict, plots: list[Path]) -> str:
     if "temperature_calibration" in out:
         lines += calibration_markdown(out["temperature_calibration"])
     if out.get("benchmarks"):
-        from dvmap_verl.evaluation.benchmark_metrics import benchmark_markdown
         lines += benchmark_markdown(out["benchmarks"])
+    lines += _definitions_markdown(benchmark=None if out.get("benchmarks") else False)
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)

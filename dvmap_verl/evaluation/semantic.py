@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from dvmap_verl import stats
 from dvmap_verl.io import save_figure, write_json
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -58,16 +59,15 @@ def correlation(x: np.ndarray, y: np.ndarray, bootstrap: int, rng: np.random.Gen
         return out | {"pearson": float("nan"), "spearman": float("nan")}
     out["pearson"] = float(pearsonr(x, y)[0])
     out["spearman"] = float(spearmanr(x, y)[0])
-    draws = {"pearson": [], "spearman": []}
-    for _ in range(bootstrap):
-        idx = rng.integers(0, len(x), len(x))
-        if np.std(x[idx]) == 0 or np.std(y[idx]) == 0:
-            continue
-        draws["pearson"].append(pearsonr(x[idx], y[idx])[0])
-        draws["spearman"].append(spearmanr(x[idx], y[idx])[0])
-    for k, v in draws.items():
-        v = [d for d in v if np.isfinite(d)]
-        out[f"{k}_ci95"] = [float(p) for p in np.percentile(v, [2.5, 97.5])] if v else [float("nan")] * 2
+    def both(sample: np.ndarray) -> list[float]:
+        a, b = sample[:, 0], sample[:, 1]
+        if np.std(a) == 0 or np.std(b) == 0:  # a constant draw has no correlation: left out
+            return [float("nan"), float("nan")]
+        return [pearsonr(a, b)[0], spearmanr(a, b)[0]]
+
+    ci = stats.bootstrap(np.column_stack([x, y]), bootstrap, rng=rng, statistic=both)
+    for i, k in enumerate(("pearson", "spearman")):
+        out[f"{k}_ci95"] = [float(ci[0][i]), float(ci[1][i])] if ci is not None else [float("nan")] * 2
     return out
 
 

@@ -31,6 +31,7 @@ import json
 import math
 from typing import Any, Sequence
 
+from dvmap_verl import stats
 from dvmap_verl.reward.answers import option_set
 from dvmap_verl.reward.options import normalize_text
 
@@ -242,14 +243,8 @@ def _checksum_holds(value: float, pct: bool, total: float) -> bool:
 
 
 def ranked_probability_score(p: Sequence[float], t: Sequence[float]) -> float:
-    """sum_k (CDF_p(k) - CDF_t(k))^2 over ordered options (0 when p = t; at most K - 1)."""
-    cp = ct = total = 0.0
-    for a, b in zip(p, t):
-        cp += a
-        ct += b
-        d = cp - ct
-        total += d * d
-    return total
+    """sum_k (CDF_p(k) - CDF_t(k))^2 over ordered options (0 when p = t; at most K - 1): ``stats.rps``, raw scale."""
+    return stats.rps(list(p), list(t), scale="raw")
 
 
 def target_distribution(extra: Any, truth: int, k: int) -> tuple[list[float], str]:
