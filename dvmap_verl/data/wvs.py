@@ -40,8 +40,9 @@ class BankEntryError(WVSInputError, BankError):
 #: variable(s). Several: the first non-missing (>= 0) per respondent (income is split by study: WVS cases in
 #: X047_WVS7, EVS cases in X047E_EVS5). ``cntry_AN`` holds ISO alpha-2 codes (WVS-7's B_COUNTRY_ALPHA: alpha-3).
 #: A029/A030 (child qualities) are 1 mentioned / 0 not, the convention of WVS-7's Q8P/Q9P. Names from the joint
-#: codebook as used in public analysis code [C]; Q37, Q112, Q113, Q131, Q132 are left out (not confirmed [G]):
-#: give them through a --bank entry naming the joint variable.
+#: codebook as used in public analysis code [C]; E268 (Q112, corruption 1-10) and H001 (Q131, secure) are our
+#: reading [G]; Q37, Q113, Q132 are left out (not confirmed): give them through a --bank entry naming the joint
+#: variable.
 JOINT_LAYOUT: dict[str, tuple[str, ...]] = {
     "B_COUNTRY": ("CNTRY",), "B_COUNTRY_ALPHA": ("CNTRY_AN",), ID_VARIABLE: ("UNIQID",),
     "Q260": ("X001",), "Q262": ("X003",), "Q273": ("X007",), "Q274": ("X011",), "Q275": ("X025A_01",),
@@ -50,7 +51,7 @@ JOINT_LAYOUT: dict[str, tuple[str, ...]] = {
     "Q1": ("A001",), "Q2": ("A002",), "Q3": ("A003",), "Q4": ("A004",), "Q5": ("A005",), "Q6": ("A006",),
     "Q8P": ("A029",), "Q9P": ("A030",), "Q27": ("D054",), "Q29": ("D059",), "Q36": ("D081",), "Q46": ("A008",),
     "Q49": ("A170",), "Q50": ("C006",), "Q60": ("G007_33_B",), "Q61": ("G007_34_B",), "Q69": ("E069_06",),
-    "Q70": ("E069_17",),
+    "Q70": ("E069_17",), "Q112": ("E268",), "Q131": ("H001",),
 }
 LAYOUTS = ("wvs7", "joint")
 
@@ -107,8 +108,9 @@ def read_wvs(path: str | Path, labels: str | Path | None = None, bank: QuestionB
     value_labels = frame_labels
     sidecar = Path(labels) if labels else path.with_name(path.name + ".labels.json")
     if labels or sidecar.exists():
-        for var, mapping in read_labels(sidecar).items():
-            value_labels.setdefault(var, {}).update(mapping)
+        canonical = {col.strip().upper(): canon for canon, cols in want.chosen.items() for col in cols}
+        for var, mapping in read_labels(sidecar).items():  # a joint-layout file's labels name its own columns
+            value_labels.setdefault(canonical.get(var, var), {}).update(mapping)
     synthetic = SYNTHETIC_MARKER in frame.columns
     return WVSData(frame, value_labels, path, synthetic, list(frame.columns), bank, want.weights, want.layout)
 
@@ -369,6 +371,12 @@ def _country_names(data: WVSData) -> tuple[np.ndarray, np.ndarray]:
                                 f"the joint EVS/WVS file's cntry_AN, alpha-2) codes, e.g. {example!r}")
         lookup = {c: C.name_for_alpha(c) for c in keys.unique()}
     return keys.map(lookup).to_numpy(dtype=object), keys.astype(str).to_numpy(dtype=object)
+
+
+def countries_in(data: WVSData) -> list[str]:
+    """The names of the countries in the file, in order of first appearance (codes naming no country left out)."""
+    names, _ = _country_names(data)
+    return [n for n in pd.unique(names) if isinstance(n, str)]
 
 
 def _labels_for(attr: Attribute, data: WVSData) -> dict[int, str]:
