@@ -478,18 +478,19 @@ def _codes_text(q: Question) -> str:
     return ", ".join(f"{'/'.join(map(str, sorted(v)))}" for _, v in sorted(per.items()))
 
 
-def _weights(data: WVSData) -> np.ndarray | None:
-    """The survey weights (float64) of every row; :class:`WVSInputError` for missing, negative or non-finite ones."""
+def _weights(data: WVSData, keep: np.ndarray) -> np.ndarray | None:
+    """The survey weights (float64) of the ``keep`` rows; :class:`WVSInputError` for a missing, negative or
+    non-finite one among them (rows of countries not prepared are not checked)."""
     if not data.weights:
         return None
     w = _codes(data, data.weights, {})
-    bad = ~np.isfinite(w) | (w < 0)
+    bad = (~np.isfinite(w) | (w < 0)) & keep
     if bad.any():
         rows = np.flatnonzero(bad)
         raise WVSInputError(f"{data.path}: --weights {data.weights}: {len(rows):,} row(s) without a finite, "
                             f"non-negative weight, e.g. data rows {', '.join(str(i + 1) for i in rows[:3])} "
-                            f"({', '.join(repr(v) for v in data.frame[data.weights].to_numpy()[rows[:3]])})")
-    return w
+                            f"({', '.join(repr(v) for v in data.frame[data.weights].to_numpy()[rows[:3]].tolist())})")
+    return w[keep]
 
 
 def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None,
@@ -524,11 +525,11 @@ def build_respondents(data: WVSData, countries: tuple[str, ...] | None = None,
             questions.append(q.qid)
     stats["questions_missing"] = [q.qid for q in data.bank.questions if q.qid not in questions]
     frame = pd.DataFrame({k: v[keep] for k, v in cols.items()})
-    weights = _weights(data)
+    weights = _weights(data, keep)
     stats["respondents_kept"] = int(len(frame))
     stats["respondents_dropped_missing_required"] = int((in_scope & unique).sum() - len(frame))
     _direction(frame, data, read_from, stats)
-    return Respondents(frame, questions, stats, None if weights is None else weights[keep])
+    return Respondents(frame, questions, stats, weights)
 
 
 def _direction(frame: pd.DataFrame, data: WVSData, read_from: dict[str, str], stats: dict) -> None:
