@@ -55,7 +55,8 @@ def draft_entries(path: str | Path, variables: list[str], split: str = "train",
         labels = {int(float(c)): str(t).strip() for c, t in all_labels.get(col, {}).items() if float(c) >= 0
                   and float(c) == int(float(c))}
         values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
-        present = {int(v) for v in np.unique(values[np.isfinite(values) & (values >= 0) & (values == np.round(values))])}
+        whole = np.isfinite(values) & (values >= 0) & (values == np.round(values))
+        present = {int(v) for v in np.unique(values[whole])}
         out.append(_entry(path, col, titles.get(col) or col, labels, sorted(present | set(labels)), split, category))
     return out
 
