@@ -621,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--train-countries", default=None, metavar="ISO3,...|all-others",
                    help="training countries (ISO alpha-3 codes, or all-others); default: the paper's 10")
     w.add_argument("--unseen-countries", default=None, metavar="ISO3,...|all-others",
-                   help="cross-country (unseen) countries (ISO alpha-3 codes, or all-others); default: the paper's 8")
+                   help="cross-country (unseen) countries (ISO alpha-3 codes, all-others, or none); default: the "
+                        "paper's 8")
     w.add_argument("--weights", default=None, metavar="COLUMN",
                    help="survey weight column (W_WEIGHT; S018 in the joint EVS/WVS file): weighted answer counts "
                         "beside the raw ones; distribution targets use them")

@@ -139,6 +139,9 @@ def test_country_names_come_from_iso_3166_and_the_papers_names_stay():
     assert design.train == ("Kenya",) and design.unseen == ("Germany", "Chile")
     with pytest.raises(ValueError, match=r"Kenya cannot be both a training and an unseen country"):
         C.resolve_design(("Kenya",), ("Kenya",), [])
+    assert C.resolve_design(None, C.parse_countries("none", "--unseen-countries"), []).unseen == ()
+    with pytest.raises(ValueError, match=r"--train-countries: no training country"):
+        C.resolve_design((), None, [])
 
 
 # ------------------------------------------------- 40 countries x 60 questions through a bank: independent H = 0 count

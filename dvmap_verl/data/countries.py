@@ -63,11 +63,13 @@ PAPER_DESIGN = CountryDesign(schema.TRAIN_COUNTRIES, schema.CROSS_COUNTRIES)
 
 def parse_countries(text: str | None, flag: str) -> tuple[str, ...] | str | None:
     """``--train-countries``/``--unseen-countries``: a comma list of ISO alpha-3 codes -> names, ``all-others``
-    as itself, None as None. Raises :class:`InputError` naming an unknown code."""
+    as itself, ``none`` as no country, None as None. Raises :class:`InputError` naming an unknown code."""
     if text is None:
         return None
     if text.strip().lower() == ALL_OTHERS:
         return ALL_OTHERS
+    if text.strip().lower() == "none":  # e.g. --unseen-countries none: no cross-country split
+        return ()
     names, bad = [], []
     for token in (t.strip() for t in text.split(",")):
         if not token:
@@ -76,7 +78,7 @@ def parse_countries(text: str | None, flag: str) -> tuple[str, ...] | str | None
         (names if name else bad).append(name or token)
     if bad or not names:
         raise InputError(f"{flag}: {', '.join(bad) or repr(text)} {'is' if len(bad) == 1 else 'are'} not ISO 3166 "
-                         f"alpha-3 country codes (e.g. USA,DEU,KEN), nor {ALL_OTHERS}")
+                         f"alpha-3 country codes (e.g. USA,DEU,KEN), nor {ALL_OTHERS} or none")
     return tuple(dict.fromkeys(names))
 
 
@@ -92,6 +94,8 @@ def resolve_design(train, unseen, present: list[str]) -> CountryDesign:
         train = tuple(c for c in present if c not in set(unseen))
     if unseen == ALL_OTHERS:
         unseen = tuple(c for c in present if c not in set(train))
+    if not train:
+        raise InputError("--train-countries: no training country (the design needs at least one)")
     both = sorted(set(train) & set(unseen))
     if both:
         raise InputError(f"{', '.join(both)} cannot be both a training and an unseen country (--train-countries, "

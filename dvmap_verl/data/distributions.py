@@ -82,15 +82,17 @@ def _group_counts(group: np.ndarray, answers: np.ndarray, weights: np.ndarray | 
     nq = answers.shape[1]
     answered = answers >= 0
     key = (group.astype(np.int64)[:, None] * nq + np.arange(nq))[answered]
-    cell = key * MAX_K + answers[answered].astype(np.int64)
-    flat = np.bincount(cell, minlength=n_groups * nq * MAX_K)
-    counts = flat.reshape(n_groups * nq, MAX_K)
-    present = np.flatnonzero(counts.sum(axis=1))
+    # Count into the (group, question) pairs that occur, not into every possible one: with 100 questions and every
+    # country, most of the groups x questions x options cells would be zeros.
+    seen = np.bincount(key, minlength=n_groups * nq)
+    present = np.flatnonzero(seen)
+    rank = np.cumsum(seen > 0) - 1
+    cell = rank[key] * MAX_K + answers[answered].astype(np.int64)
+    counts = np.bincount(cell, minlength=len(present) * MAX_K).reshape(len(present), MAX_K)
     if weights is None:
-        return present, counts[present], None
+        return present, counts, None
     w = np.broadcast_to(weights[:, None], answers.shape)[answered]
-    wflat = np.bincount(cell, weights=w, minlength=n_groups * nq * MAX_K).reshape(n_groups * nq, MAX_K)
-    return present, counts[present], wflat[present]
+    return present, counts, np.bincount(cell, weights=w, minlength=len(present) * MAX_K).reshape(len(present), MAX_K)
 
 
 COLUMNS = ["level", "profile_id", "country", "gender", "life_stage", "q_id", "options", "counts", "n", "entropy",
@@ -209,6 +211,15 @@ class Distributions:
         for c, col in zip(codes, columns):
             out = out * (len(col.values) + 2) + (np.asarray(c, dtype=np.int64) + 1)
         return out
+
+    def counts_column(self, rows: np.ndarray, weighted: bool = False) -> pd.arrays.ArrowExtensionArray:
+        """Each row's counts in option order as an Arrow list column (no per-row Python lists: a wide scope has a
+        million split rows); ``weighted``: its weighted counts (float64)."""
+        counts = (self.weighted if weighted else self.counts)[rows]
+        k = self.k[rows]
+        offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
+        values = counts[np.arange(MAX_K)[None, :] < k[:, None]]
+        return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(offsets, pa.array(values)))
 
     def counts_lists(self, rows: np.ndarray, weighted: bool = False) -> list[list]:
         """Each row's counts in option order (``weighted``: its weighted counts)."""

@@ -95,13 +95,20 @@ def distribution_fields(df: pd.DataFrame) -> dict[str, pa.Array]:
     (probabilities in option order)."""
     fields = {}
     if "counts" in df:
-        fields["counts"] = pa.array([None if c is None else list(c) for c in df["counts"]], pa.list_(pa.int64()))
+        fields["counts"] = _list_array(df["counts"], pa.int64())
         fields["n"] = pa.array(df["n"].to_numpy(dtype=np.int64), pa.int64())
     if "weighted_counts" in df:  # --weights: sums of survey weights per option, beside the raw counts
-        fields["weighted_counts"] = pa.array([list(c) for c in df["weighted_counts"]], pa.list_(pa.float64()))
+        fields["weighted_counts"] = _list_array(df["weighted_counts"], pa.float64())
     if "target" in df:
         fields["target"] = pa.array([list(t) for t in df["target"]], pa.list_(pa.float64()))
     return fields
+
+
+def _list_array(column: pd.Series, item: pa.DataType) -> pa.Array:
+    """A column of lists as an Arrow list array (an Arrow-backed column as it is; else list by list)."""
+    if isinstance(column.dtype, pd.ArrowDtype):
+        return pa.array(column).cast(pa.list_(item))
+    return pa.array([None if c is None else list(c) for c in column], pa.list_(item))
 
 
 def previous_outputs(out_dir: str | Path) -> list[Path]:
@@ -308,17 +315,15 @@ def _attach_counts(df: pd.DataFrame, dist: "D.Distributions", targets: str, smoo
     if (rows < 0).any():  # every split row comes from an in-scope respondent pair: a miss is a bug, not bad input
         i = int(np.flatnonzero(rows < 0)[0])
         raise RuntimeError(f"no answer counts for profile {df['profile_key'].iloc[i]} on {df['Q_id'].iloc[i]}")
-    counts = dist.counts_lists(rows)
-    df["counts"] = counts
+    df["counts"] = dist.counts_column(rows)
     df["n"] = dist.n[rows]
     weighted = dist.weighted is not None
     if weighted:
-        df["weighted_counts"] = dist.counts_lists(rows, weighted=True)
+        df["weighted_counts"] = dist.counts_column(rows, weighted=True)
     if targets == "distribution":
         cells = dist.rows("coarse", [df["Country"], df["Gender"], df["Life Stage"], df["Q_id"]])
         coarse = [None if c < 0 else cc for c, cc in zip(cells, dist.counts_lists(np.maximum(cells, 0), weighted))]
-        df["target"] = D.smoothed_targets(df["weighted_counts"] if weighted else counts, dist.consensus[rows],
-                                          coarse, smoothing)
+        df["target"] = D.smoothed_targets(dist.counts_lists(rows, weighted), dist.consensus[rows], coarse, smoothing)
     return df
 
 

@@ -1,7 +1,9 @@
-"""The one table of truth: WVS Wave 7 variables, DVMap attributes, questions and countries.
+"""The one table of truth: WVS Wave 7 variables, DVMap attributes, the paper's countries, and (from the default
+question bank, ``question_bank.yaml``, read by :mod:`dvmap_verl.data.bank`) the paper's questions.
 
 Labels are the release's exact strings (checked against its dev split). Where the release is not public
-(cross-value wording, cross-country names), the entries are marked [G] and can be corrected here alone.
+(cross-value wording, cross-country names), the entries are marked [G] and can be corrected here (countries) or in
+the bank file (questions) alone. Other countries are named from ISO 3166 (:mod:`dvmap_verl.data.countries`).
 """
 
 from __future__ import annotations
