@@ -77,8 +77,8 @@ def parse_countries(text: str | None, flag: str) -> tuple[str, ...] | str | None
         name = name_for_alpha(token) if len(token) == 3 else None
         (names if name else bad).append(name or token)
     if bad or not names:
-        raise InputError(f"{flag}: {', '.join(bad) or repr(text)} {'is' if len(bad) == 1 else 'are'} not ISO 3166 "
-                         f"alpha-3 country codes (e.g. USA,DEU,KEN), nor {ALL_OTHERS} or none")
+        what = "is not an ISO 3166 alpha-3 country code" if len(bad) == 1 else "are not ISO 3166 alpha-3 country codes"
+        raise InputError(f"{flag}: {', '.join(bad) or repr(text)} {what} (e.g. USA,DEU,KEN), nor {ALL_OTHERS} or none")
     return tuple(dict.fromkeys(names))
 
 

@@ -291,11 +291,15 @@ def answer_distributions(respondents: pd.DataFrame, questions: list[str]) -> pd.
     return compute_distributions(respondents, questions).frame()
 
 
-def disagreement_rows(dist: Distributions, respondents: pd.DataFrame) -> pd.DataFrame:
+def disagreement_rows(dist: Distributions, respondents: pd.DataFrame, cap: int | None = None,
+                      seed: int = 0) -> pd.DataFrame:
     """The H > 0 (profile, question) pairs as release-format rows: the majority answer as ``answer`` (ties go to
     the lower option; with survey weights, the weighted majority), the counts kept in ``counts``. There no point
-    answer is right for every respondent."""
+    answer is right for every respondent. ``cap``: at most this many profiles per country, drawn as
+    :func:`dvmap_verl.data.splits.cap_profiles` draws them (the same rows), before the rows are built."""
     rows = np.flatnonzero((dist.level == "profile") & ~dist.consensus)
+    if cap is not None and len(rows):
+        rows = rows[_capped(dist.country[rows], dist.profile_id[rows], cap, seed)]
     attrs = respondents.iloc[dist.respondent[rows]][list(ATTRIBUTE_NAMES)].astype(str).reset_index(drop=True)
     out = pd.DataFrame({
         "profile_id": pd.factorize(dist.profile_id[rows])[0].astype(np.int32),
@@ -306,6 +310,15 @@ def disagreement_rows(dist: Distributions, respondents: pd.DataFrame) -> pd.Data
     out = pd.concat([out, attrs], axis=1)
     out["profile_key"] = dist.profile_id[rows]
     return out
+
+
+def _capped(country: np.ndarray, key: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Mask of the rows whose profile is among ``cap`` per country: per country in sorted order, a seeded
+    permutation of its distinct profile keys, cut at ``cap`` (one generator for all countries)."""
+    rng = np.random.default_rng(seed)
+    country, key = country.astype(str), key.astype(str)
+    chosen = [rng.permutation(np.unique(key[country == c]))[:cap] for c in np.unique(country)]
+    return np.isin(key, np.concatenate(chosen))
 
 
 def smoothed_targets(counts: list, consensus: np.ndarray, coarse: list, smoothing: float) -> list[list[float]]:

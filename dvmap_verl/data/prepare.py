@@ -21,7 +21,7 @@ from dvmap_verl.io import (MANIFEST, owned_files, read_manifest, recover_interru
                           write_json)
 from dvmap_verl.data.prompts import template_format_tags, template_system
 from dvmap_verl.data.schema import RELEASE_COLUMNS, SPLITS
-from dvmap_verl.data.splits import SplitConfig, cap_profiles, finish_split, make_splits
+from dvmap_verl.data.splits import SplitConfig, finish_split, make_splits
 from dvmap_verl.data import schema
 from dvmap_verl.data.bank import QuestionBank, load_bank
 from dvmap_verl.data.countries import PAPER_DESIGN, CountryDesign, parse_countries, resolve_design
@@ -338,8 +338,8 @@ def _prepare(data, out_dir, config, consensus, template, system, stages, overwri
     stages.done("splits")
     dist = D.compute_distributions(resp.frame, resp.questions, design, data.bank, resp.weights)
     splits = {name: _attach_counts(df, dist, targets, target_smoothing) for name, df in splits.items()}
-    disagreement = cap_profiles(D.disagreement_rows(dist, resp.frame), config.disagreement_max_profiles_per_country,
-                                config.seed + 1)
+    disagreement = D.disagreement_rows(dist, resp.frame, config.disagreement_max_profiles_per_country,
+                                       config.seed + 1)
     disagreement = finish_split(disagreement, data.bank)
     splits["disagreement"] = _attach_counts(disagreement, dist, targets, target_smoothing)
     stages.done("distributions")
