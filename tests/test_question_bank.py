@@ -6,6 +6,7 @@ weighted counts computed by hand on a five-respondent file, and a drafted bank f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -188,7 +189,7 @@ def wide(tmp_path_factory):
                  "--countries", "40", "--questions", "60"]) == 0
     questions = list(synth.synthetic_questions(60))
     for i in range(55, 60):
-        questions[i] = type(questions[i])(**{**questions[i].__dict__, "split": "cross_value"})
+        questions[i] = dataclasses.replace(questions[i], split="cross_value")
     (tmp / "bank.yaml").write_text(dump_bank(questions, "wide"))
     assert main(["prepare", "wvs", "--input", str(tmp / "w.csv"), "--out", str(tmp / "o"), "--bank",
                  str(tmp / "bank.yaml"), "--unseen-countries", "all-others", "--max-profiles-per-country", "0",

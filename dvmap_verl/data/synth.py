@@ -242,7 +242,7 @@ def to_joint_layout(frame: pd.DataFrame) -> pd.DataFrame:
     cntry (ISO numeric) and cntry_AN (ISO alpha-2), uniqid, X001... demographics, A001... items in original
     (not polarity-reversed) codes except A029/A030 (1 mentioned, 0 not), income split by study (WVS cases in
     X047_WVS7, EVS cases in X047E_EVS5, -4 in the other), the weight as S018. Items the layout does not name
-    keep their WVS-7 names; B_COUNTRY_ALPHA is dropped."""
+    keep their WVS-7 names."""
     import pycountry
 
     from dvmap_verl.data.wvs import JOINT_LAYOUT
