@@ -45,13 +45,11 @@ WIDE = {"countries": 64, "questions": 100}
 def prepare_columns(path: Path, bank: Path | None = None) -> list[str]:
     """The columns ``prepare`` reads from this file (its own selection)."""
     from dvmap_verl.data.bank import load_bank
-    from dvmap_verl.data.wvs import _select, _Want
+    from dvmap_verl.data.wvs import select_columns
 
     with open(path) as fh:
         names = [h.strip().strip('"') for h in fh.readline().rstrip("\r\n").split(",")]
-    want = _Want(load_bank(bank), None)
-    _select(names, path, want)
-    return want.columns
+    return select_columns(names, path, load_bank(bank))
 
 
 def run_phase(name: str, path: Path, out: Path, prepare: dict | None = None) -> dict:

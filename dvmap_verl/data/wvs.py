@@ -182,6 +182,15 @@ def _select(available: list[str], path: Path, want: _Want | None = None) -> dict
     return {k: v[0] for k, v in chosen.items()}
 
 
+def select_columns(available: list[str], path: str | Path, bank: QuestionBank | None = None,
+                   weights: str | None = None) -> list[str]:
+    """The file's columns that :func:`read_wvs` reads, from its column names ``available`` (for benchmarks that
+    read the same columns with another reader). Raises what :func:`read_wvs` raises for missing ones."""
+    want = _Want(bank or default_bank(), weights.strip().upper() if weights else None)
+    _select(available, Path(path), want)
+    return want.columns
+
+
 def _read_csv(path: Path, want: _Want) -> tuple[pd.DataFrame, dict]:
     import pyarrow as pa
     from pyarrow import csv as pacsv
