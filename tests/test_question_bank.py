@@ -350,3 +350,18 @@ def test_a_synthetic_sav_drafts_a_bank_that_prepares(tmp_path):
     assert {q for q, n in stats["splits"]["train"]["per_question"].items() if n} == {"Q1P", "Q7", "Q10", "Q11",
                                                                                       "Q12"}
     assert "cross_value" not in [k for k, v in stats["splits"].items() if v["rows"]]  # no cross-value questions
+
+
+def test_any_country_code_is_named_from_numeric_or_alpha_codes(tmp_path):
+    frame = synth.generate(1500, seed=6, countries="KEN,ARG,KOR,DEU")
+    synth.write(frame, tmp_path / "num.csv")
+    synth.write(frame.drop(columns=["B_COUNTRY"]), tmp_path / "alpha.csv")
+    want = ("Kenya", "Argentina", "South Korea", "Germany")
+    by_num = build_respondents(read_wvs(tmp_path / "num.csv"), countries=want)
+    by_alpha = build_respondents(read_wvs(tmp_path / "alpha.csv"), countries=want)
+    assert by_num.frame["Country"].value_counts().to_dict() == by_alpha.frame["Country"].value_counts().to_dict()
+    counts = frame["B_COUNTRY_ALPHA"].value_counts()
+    assert set(by_num.frame["Country"].astype(str)) == set(want)
+    # Every respondent is kept (synthetic required attributes are never missing): per country, the file's count.
+    assert by_num.frame["Country"].astype(str).value_counts().to_dict() == {
+        "Kenya": counts["KEN"], "Argentina": counts["ARG"], "South Korea": counts["KOR"], "Germany": counts["DEU"]}
