@@ -28,7 +28,9 @@ def _prepare_wvs(args: argparse.Namespace) -> int:
         stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
                             template=args.template, system=args.system_prompt, overwrite=args.overwrite,
                             quiet=args.quiet, targets=args.targets, target_smoothing=args.target_smoothing,
-                            drop_duplicate_respondents=args.drop_duplicate_respondents)
+                            drop_duplicate_respondents=args.drop_duplicate_respondents, bank=args.bank,
+                            train_countries=args.train_countries, unseen_countries=args.unseen_countries,
+                            weights=args.weights)
     except EmptySplitError as e:  # the input was read fine but yields nothing: exit 1, not a usage error (2)
         print(f"dvmap: error: {e}", file=sys.stderr)
         return 1
@@ -60,7 +62,8 @@ def _prepare_release(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from dvmap_verl.data import synth
-    frame = synth.generate(args.respondents, seed=args.seed, extra_columns=args.extra_columns)
+    frame = synth.generate(args.respondents, seed=args.seed, extra_columns=args.extra_columns,
+                           countries=args.countries, questions=args.questions, layout=args.layout)
     files = synth.write(frame, args.out)
     print(f"SYNTHETIC WVS-shaped data ({len(frame):,} respondents x {frame.shape[1]} columns; not survey data) -> "
           + ", ".join(map(str, files)))
@@ -622,6 +625,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--system-prompt", choices=sorted(SYSTEM_PROMPTS), default=None,
                    help="system message (default: the one the template asks for: release's <reasoning>/<answer> "
                         "format, answer_only for direct)")
+    w.add_argument("--bank", type=Path, default=None,
+                   help="question bank YAML (README: Question bank; dvmap question-bank drafts one); default: the "
+                        "paper's 23 questions")
+    w.add_argument("--train-countries", default=None, metavar="ISO3,...|all-others",
+                   help="training countries (ISO alpha-3 codes, or all-others); default: the paper's 10")
+    w.add_argument("--unseen-countries", default=None, metavar="ISO3,...|all-others",
+                   help="cross-country (unseen) countries (ISO alpha-3 codes, all-others, or none); default: the "
+                        "paper's 8")
+    w.add_argument("--weights", default=None, metavar="COLUMN",
+                   help="survey weight column (W_WEIGHT; S018 in the joint EVS/WVS file): weighted answer counts "
+                        "beside the raw ones; distribution targets use them")
     w.add_argument("--overwrite", **overwrite)
     w.add_argument("--quiet", **quiet)
     w.set_defaults(func=_prepare_wvs)
@@ -651,7 +665,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument("--extra-columns", type=_non_negative_int, default=0,
                    help="filler columns (the real file has ~600 in all)")
+    s.add_argument("--countries", default=None, metavar="N|ISO3,...",
+                   help="how many countries (the paper's 18 first, then other ISO countries) or a list of ISO "
+                        "alpha-3 codes; default: the paper's 18")
+    s.add_argument("--questions", type=_positive_int, default=None, metavar="N",
+                   help="value questions (the paper's 23 first, then synthetic WVS-numbered items); default 23")
+    s.add_argument("--layout", choices=["wvs7", "joint"], default="wvs7",
+                   help="variable names: WVS-7 (default) or the joint EVS/WVS 2017-2022 file's (README)")
     s.set_defaults(func=_synth)
+    from dvmap_verl.commands import question_bank
+
+    question_bank.add_parser(sub)
 
     e = sub.add_parser("eval", help="run a model on benchmark items (resumable) and write the report")
     e.add_argument("--backend", choices=["vllm", "openai", "hf"], required=True,

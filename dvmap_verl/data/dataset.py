@@ -133,7 +133,8 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
         "answer": answers,
         "answer_index": pa.array(answer_index, pa.int64()),
         "frequency": pa.array(freq, pa.float64()),
-        "scale10": pa.array(df["Q_id"].astype(str).map(scale10).fillna(False).astype(bool).to_numpy()),
+        "scale10": pa.array(df["scale10"].to_numpy(dtype=bool) if "scale10" in df else  # set from the bank
+                            df["Q_id"].astype(str).map(scale10).fillna(False).astype(bool).to_numpy()),
         "profile_id": _strings(keys.astype(str)),
     }
     for a in ATTRIBUTE_NAMES:

@@ -21,10 +21,15 @@ counts     list<int64>         respondents per option, in option order
 n          int64               respondents who answered (sum of counts)
 entropy    float64             Shannon entropy of counts / n, in nats
 consensus  bool                H = 0: every respondent gave the same answer (DVMap keeps only these)
+weighted_  list<float64>       with ``--weights``: the sum of the survey weights of each option's respondents
+counts                         (beside the raw counts; entropy and consensus stay on the raw counts: weights do
+                               not change whether respondents agree)
+weighted_n float64             with ``--weights``: the sum of weighted_counts
 ========== =================== ===============================================================================
 
 Scope: the training countries on the training and cross-value questions, the cross-country countries on the
-training questions, before any per-country cap. The authors' release has no respondent data: there the only real
+training questions, before any per-country cap (the paper's countries and questions unless the design and the
+question bank say otherwise). The authors' release has no respondent data: there the only real
 distribution is a (country, question) cell's answers over the release's rows (what its ``frequency`` column holds),
 computed by :func:`cell_distributions`.
 """
@@ -37,9 +42,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dvmap_verl.data import schema
+from dvmap_verl.data.bank import QuestionBank, default_bank
+from dvmap_verl.data.countries import PAPER_DESIGN, CountryDesign
 from dvmap_verl.data.dataset import profile_keys
-from dvmap_verl.data.schema import ATTRIBUTE_NAMES, QUESTION_BY_ID
+from dvmap_verl.data.schema import ATTRIBUTE_NAMES
 
 LEVELS = ("profile", "coarse", "country_question")
 MAX_K = 8
@@ -68,16 +74,25 @@ def entropy(counts: np.ndarray) -> np.ndarray:
     return np.where(total > 0, h, np.nan)
 
 
-def _group_counts(group: np.ndarray, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counts[(group, question), option] over every answered (respondent, question); returns (present keys, counts)."""
+def _group_counts(group: np.ndarray, answers: np.ndarray, weights: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Counts[(group, question), option] over every answered (respondent, question); returns (present keys, counts,
+    weighted counts: the sums of the respondents' weights, or None without weights)."""
     n_groups = int(group.max()) + 1 if len(group) else 0
     nq = answers.shape[1]
     answered = answers >= 0
     key = (group.astype(np.int64)[:, None] * nq + np.arange(nq))[answered]
-    flat = np.bincount(key * MAX_K + answers[answered].astype(np.int64), minlength=n_groups * nq * MAX_K)
-    counts = flat.reshape(n_groups * nq, MAX_K)
-    present = np.flatnonzero(counts.sum(axis=1))
-    return present, counts[present]
+    # Count into the (group, question) pairs that occur, not into every possible one: with 100 questions and every
+    # country, most of the groups x questions x options cells would be zeros.
+    seen = np.bincount(key, minlength=n_groups * nq)
+    present = np.flatnonzero(seen)
+    rank = np.cumsum(seen > 0) - 1
+    cell = rank[key] * MAX_K + answers[answered].astype(np.int64)
+    counts = np.bincount(cell, minlength=len(present) * MAX_K).reshape(len(present), MAX_K)
+    if weights is None:
+        return present, counts, None
+    w = np.broadcast_to(weights[:, None], answers.shape)[answered]
+    return present, counts, np.bincount(cell, weights=w, minlength=len(present) * MAX_K).reshape(len(present), MAX_K)
 
 
 COLUMNS = ["level", "profile_id", "country", "gender", "life_stage", "q_id", "options", "counts", "n", "entropy",
@@ -125,11 +140,14 @@ class Distributions:
     ``respondent`` is one respondent of each row's group (for its attributes)."""
 
     def __init__(self, level: Coded, profile_id: Coded, country: Coded, gender: Coded, life_stage: Coded,
-                 q_id: Coded, counts: np.ndarray, respondent: np.ndarray):
+                 q_id: Coded, counts: np.ndarray, respondent: np.ndarray, bank: QuestionBank | None = None,
+                 weighted: np.ndarray | None = None):
         self.level, self.profile_id, self.country = level, profile_id, country
         self.gender, self.life_stage, self.q_id = gender, life_stage, q_id
         self.counts, self.respondent = counts, respondent
-        k_of = np.array([len(QUESTION_BY_ID[q].options) for q in q_id.values], dtype=np.int64)
+        self.bank = bank or default_bank()
+        self.weighted = weighted  # n x MAX_K sums of survey weights, or None
+        k_of = np.array([self.bank.by_id[q].k for q in q_id.values], dtype=np.int64)
         self.k = k_of[q_id.codes] if len(q_id) else np.zeros(0, np.int64)
         self.n = counts.sum(axis=1)
         self.consensus = (counts > 0).sum(axis=1) == 1
@@ -151,8 +169,8 @@ class Distributions:
         mask = np.arange(MAX_K)[None, :] < k[:, None]
         counts = pa.ListArray.from_arrays(offsets, pa.array(self.counts[mask].astype(np.int64)))
         qids = list(self.q_id.values)
-        flat_options = pa.array([o for q in qids for o in QUESTION_BY_ID[q].options], pa.string())
-        q_start = np.concatenate([[0], np.cumsum([len(QUESTION_BY_ID[q].options) for q in qids])])[:-1]
+        flat_options = pa.array([o for q in qids for o in self.bank.by_id[q].options], pa.string())
+        q_start = np.concatenate([[0], np.cumsum([self.bank.by_id[q].k for q in qids])])[:-1]
         row_start = np.repeat(q_start[self.q_id.codes], k) if len(qids) else np.zeros(0, np.int64)
         within = np.arange(int(k.sum())) - np.repeat(np.concatenate([[0], np.cumsum(k)])[:-1], k)
         option_at = pa.array((row_start + within).astype(np.int32))
@@ -161,8 +179,12 @@ class Distributions:
         text = {name: getattr(self, attr).arrow(encoded) for name, attr in (
             ("level", "level"), ("profile_id", "profile_id"), ("country", "country"), ("gender", "gender"),
             ("life_stage", "life_stage"), ("q_id", "q_id"))}
-        return pa.table({**text, "options": options, "counts": counts, "n": pa.array(self.n.astype(np.int64)),
-                         "entropy": pa.array(self.entropy()), "consensus": pa.array(self.consensus)})
+        cols = {**text, "options": options, "counts": counts, "n": pa.array(self.n.astype(np.int64)),
+                "entropy": pa.array(self.entropy()), "consensus": pa.array(self.consensus)}
+        if self.weighted is not None:
+            cols["weighted_counts"] = pa.ListArray.from_arrays(offsets, pa.array(self.weighted[mask]))
+            cols["weighted_n"] = pa.array(self.weighted.sum(axis=1))
+        return pa.table(cols)
 
     def frame(self) -> pd.DataFrame:
         """The documented table as pandas (lists per row): for small inputs and tests."""
@@ -190,8 +212,19 @@ class Distributions:
             out = out * (len(col.values) + 2) + (np.asarray(c, dtype=np.int64) + 1)
         return out
 
-    def counts_lists(self, rows: np.ndarray) -> list[list[int]]:
-        return [c[:kk].tolist() for c, kk in zip(self.counts[rows], self.k[rows])]
+    def counts_column(self, rows: np.ndarray, weighted: bool = False) -> pd.arrays.ArrowExtensionArray:
+        """Each row's counts in option order as an Arrow list column (no per-row Python lists: a wide scope has a
+        million split rows); ``weighted``: its weighted counts (float64)."""
+        counts = (self.weighted if weighted else self.counts)[rows]
+        k = self.k[rows]
+        offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
+        values = counts[np.arange(MAX_K)[None, :] < k[:, None]]
+        return pd.arrays.ArrowExtensionArray(pa.ListArray.from_arrays(offsets, pa.array(values)))
+
+    def counts_lists(self, rows: np.ndarray, weighted: bool = False) -> list[list]:
+        """Each row's counts in option order (``weighted``: its weighted counts)."""
+        counts = self.weighted if weighted else self.counts
+        return [c[:kk].tolist() for c, kk in zip(counts[rows], self.k[rows])]
 
 
 def _coded(column: pd.Series) -> Coded:
@@ -202,12 +235,16 @@ def _coded(column: pd.Series) -> Coded:
     return Coded(codes, uniques)
 
 
-def compute_distributions(respondents: pd.DataFrame, questions: list[str]) -> Distributions:
-    """Every in-scope (group, question) at the three levels."""
+def compute_distributions(respondents: pd.DataFrame, questions: list[str], design: CountryDesign | None = None,
+                          bank: QuestionBank | None = None, weights: np.ndarray | None = None) -> Distributions:
+    """Every in-scope (group, question) at the three levels. ``design``/``bank``: the countries' and questions'
+    roles (default: the paper's); ``weights``: each respondent's survey weight, for the weighted counts."""
+    design, bank = design or PAPER_DESIGN, bank or default_bank()
     if not len(respondents) or not questions:
         none = Coded(np.empty(0, np.int64), [])
         return Distributions(none, none, none, none, none, Coded(np.empty(0, np.int64), []),
-                             np.zeros((0, MAX_K), np.int64), np.zeros(0, np.int64))
+                             np.zeros((0, MAX_K), np.int64), np.zeros(0, np.int64), bank,
+                             None if weights is None else np.zeros((0, MAX_K)))
     answers = respondents[questions].to_numpy(dtype=np.int16)
     country, gender, stage = (_coded(respondents[c]) for c in ("Country", "Gender", "Life Stage"))
     # Hash each distinct profile once (not each respondent): the same keys as the splits' profile_id.
@@ -220,15 +257,15 @@ def compute_distributions(respondents: pd.DataFrame, questions: list[str]) -> Di
         "coarse": (country.codes * (len(gender.values) + 1) + gender.codes) * (len(stage.values) + 1) + stage.codes,
         "country_question": country.codes,
     }
-    train_c = np.isin(country.values, schema.TRAIN_COUNTRIES)
-    cross_c = np.isin(country.values, schema.CROSS_COUNTRIES)
-    q_train = np.isin(questions, schema.TRAIN_QUESTIONS)
-    q_value = np.isin(questions, schema.CROSS_VALUE_QUESTIONS)
+    train_c = np.isin(country.values, design.train)
+    cross_c = np.isin(country.values, design.unseen)
+    q_train = np.isin(questions, bank.train)
+    q_value = np.isin(questions, bank.cross_value)
     parts = []
     nq = len(questions)
     for i, (level, group) in enumerate(groupings.items()):
         group = pd.factorize(group)[0]
-        present, counts = _group_counts(group, answers)
+        present, counts, weighted = _group_counts(group, answers, weights)
         g, q = present // nq, present % nq
         first_of = np.full(int(group.max()) + 1, -1, dtype=np.int64)
         first_of[group[::-1]] = np.arange(len(group))[::-1]  # a respondent of each group, for its labels
@@ -243,10 +280,10 @@ def compute_distributions(respondents: pd.DataFrame, questions: list[str]) -> Di
             Coded(country.codes[rep], country.values),
             Coded(gender.codes[rep] if level != "country_question" else null, gender.values),
             Coded(stage.codes[rep] if level != "country_question" else null, stage.values),
-            Coded(q, questions), counts, rep))
+            Coded(q, questions), counts, rep, None if weighted is None else weighted[scope]))
     cols = list(zip(*parts))
     return Distributions(*(Coded.concat(list(c)) for c in cols[:6]), np.concatenate(cols[6]),
-                         np.concatenate(cols[7]))
+                         np.concatenate(cols[7]), bank, None if weights is None else np.concatenate(cols[8]))
 
 
 def answer_distributions(respondents: pd.DataFrame, questions: list[str]) -> pd.DataFrame:
@@ -254,20 +291,34 @@ def answer_distributions(respondents: pd.DataFrame, questions: list[str]) -> pd.
     return compute_distributions(respondents, questions).frame()
 
 
-def disagreement_rows(dist: Distributions, respondents: pd.DataFrame) -> pd.DataFrame:
+def disagreement_rows(dist: Distributions, respondents: pd.DataFrame, cap: int | None = None,
+                      seed: int = 0) -> pd.DataFrame:
     """The H > 0 (profile, question) pairs as release-format rows: the majority answer as ``answer`` (ties go to
-    the lower option), the counts kept in ``counts``. There no point answer is right for every respondent."""
+    the lower option; with survey weights, the weighted majority), the counts kept in ``counts``. There no point
+    answer is right for every respondent. ``cap``: at most this many profiles per country, drawn as
+    :func:`dvmap_verl.data.splits.cap_profiles` draws them (the same rows), before the rows are built."""
     rows = np.flatnonzero((dist.level == "profile") & ~dist.consensus)
+    if cap is not None and len(rows):
+        rows = rows[_capped(dist.country[rows], dist.profile_id[rows], cap, seed)]
     attrs = respondents.iloc[dist.respondent[rows]][list(ATTRIBUTE_NAMES)].astype(str).reset_index(drop=True)
     out = pd.DataFrame({
         "profile_id": pd.factorize(dist.profile_id[rows])[0].astype(np.int32),
         "Q_id": dist.q_id[rows],
-        "answer_index": dist.counts[rows].argmax(axis=1).astype(np.int64),
+        "answer_index": (dist.counts if dist.weighted is None else dist.weighted)[rows].argmax(axis=1).astype(np.int64),
         "n_respondents": dist.n[rows].astype(np.int32),
     })
     out = pd.concat([out, attrs], axis=1)
     out["profile_key"] = dist.profile_id[rows]
     return out
+
+
+def _capped(country: np.ndarray, key: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Mask of the rows whose profile is among ``cap`` per country: per country in sorted order, a seeded
+    permutation of its distinct profile keys, cut at ``cap`` (one generator for all countries)."""
+    rng = np.random.default_rng(seed)
+    country, key = country.astype(str), key.astype(str)
+    chosen = [rng.permutation(np.unique(key[country == c]))[:cap] for c in np.unique(country)]
+    return np.isin(key, np.concatenate(chosen))
 
 
 def smoothed_targets(counts: list, consensus: np.ndarray, coarse: list, smoothing: float) -> list[list[float]]:

@@ -1,13 +1,17 @@
-"""The one table of truth: WVS Wave 7 variables, DVMap attributes, questions and countries.
+"""The one table of truth: WVS Wave 7 variables, DVMap attributes, the paper's countries, and (from the default
+question bank, ``question_bank.yaml``, read by :mod:`dvmap_verl.data.bank`) the paper's questions.
 
 Labels are the release's exact strings (checked against its dev split). Where the release is not public
-(cross-value wording, cross-country names), the entries are marked [G] and can be corrected here alone.
+(cross-value wording, cross-country names), the entries are marked [G] and can be corrected here (countries) or in
+the bank file (questions) alone. Other countries are named from ISO 3166 (:mod:`dvmap_verl.data.countries`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping
+
+from dvmap_verl.data.bank import Question, default_bank
 
 NOT_ANSWERED = "Not Answered"
 
@@ -158,93 +162,12 @@ ATTRIBUTE_KEYS = {a.name: a.key for a in ATTRIBUTES}
 # Questions
 # ---------------------------------------------------------------------------------------------------------------
 
-IMPORTANCE = ("Very important", "Rather important", "Not very important", "Not at all important")
-AGREE4 = ("Strongly agree", "Agree", "Disagree", "Strongly disagree")
-AGREE5 = ("Agree strongly", "Agree", "Neither agree nor disagree", "Disagree", "Disagree strongly")
-LOW_MEDIUM_HIGH = SCALE10_BINS.labels
-TRUST = ("Trust completely", "Trust somewhat", "Do not trust very much", "Do not trust at all")
-CONFIDENCE = ("A great deal", "Quite a lot", "Not very much", "None at all")
-MENTIONED = ("Mentioned", "Not mentioned")
-
-SOCIAL = "SOCIAL VALUES, ATTITUDES & STEREOTYPES"
-HAPPINESS = "HAPPINESS AND WELL-BEING"
-TRUST_CAT = "SOCIAL CAPITAL, TRUST & ORGANIZATIONAL MEMBERSHIP"
-CORRUPTION = "CORRUPTION"
-SECURITY = "SECURITY"
-
-
-@dataclass(frozen=True)
-class Question:
-    qid: str
-    category: str
-    text: str
-    options: tuple[str, ...]  # ordinal order (WVS code order)
-    split: str = "train"  # "train" or "cross_value"
-    scale10: bool = False  # a 1-10 scale binned with SCALE10_BINS
-    reversed_max: int | None = None  # a polarity-reversed "<qid>P" column holds (reversed_max - original)
-
-    @property
-    def k(self) -> int:
-        return len(self.options)
-
-    def option_for_code(self, code: float) -> int | None:
-        """Option index of a (non-negative) WVS code, or None when out of range."""
-        if self.scale10:
-            label = SCALE10_BINS.label(code)
-            return None if label is None else self.options.index(label)
-        i = int(code) - 1
-        return i if 0 <= i < self.k and i + 1 == code else None
-
-
-def _q(qid, category, text, options, split="train", scale10=False):
-    # "…P" columns reverse a K-point item: original = (K + 1) - P. Q8P/Q9P are 0/1 (1 = mentioned): original = 2 - P.
-    reversed_max = None if scale10 else (2 if options == MENTIONED else len(options) + 1)
-    return Question(qid, category, text, tuple(options), split, scale10, reversed_max)
-
-
-QUESTIONS: tuple[Question, ...] = (
-    _q("Q1", SOCIAL, "How important is family in your life?", IMPORTANCE),
-    _q("Q2", SOCIAL, "How important are friends in your life?", IMPORTANCE),
-    _q("Q3", SOCIAL, "How important is leisure time in your life?", IMPORTANCE),
-    _q("Q4", SOCIAL, "How important is politics in your life?", IMPORTANCE),
-    _q("Q5", SOCIAL, "How important is work in your life?", IMPORTANCE),
-    _q("Q6", SOCIAL, "How important is religion in your life?", IMPORTANCE),
-    _q("Q27", SOCIAL, "Do you agree that one of your main goals in life has been to make your parents proud?", AGREE4),
-    _q("Q29", SOCIAL, "Do you agree that on the whole, men make better political leaders than women do?", AGREE4),
-    _q("Q36", SOCIAL, "Do you agree that homosexual couples are as good parents as other couples?", AGREE5),
-    _q("Q46", HAPPINESS, "Taking all things together, would you say you are very happy, rather happy, not very happy, "
-       "or not at all happy?", ("Very happy", "Rather happy", "Not very happy", "Not at all happy")),
-    _q("Q49", HAPPINESS, "All things considered, how satisfied are you with your life as a whole these days? Using this "
-       "card on which 1 means you are 'completely dissatisfied' and 10 means you are 'completely satisfied', where "
-       "would you put your satisfaction with your life as a whole?", LOW_MEDIUM_HIGH, scale10=True),
-    _q("Q50", HAPPINESS, "How satisfied are you with the financial situation of your household? Using this card on "
-       "which 1 means you are 'completely dissatisfied' and 10 means you are 'completely satisfied'",
-       LOW_MEDIUM_HIGH, scale10=True),
-    _q("Q60", TRUST_CAT, "How much do you trust people you know personally: completely, somewhat, not very much, or "
-       "not at all?", TRUST),
-    _q("Q69", TRUST_CAT, "How much confidence do you have in the police: a great deal, quite a lot, not very much, or "
-       "none at all?", CONFIDENCE),
-    _q("Q112", CORRUPTION, "How would you rate corruption in your country on a scale from '1' meaning 'there is no "
-       "corruption in my country' to '10' meaning 'there is abundant corruption in my country'?", LOW_MEDIUM_HIGH,
-       scale10=True),
-    _q("Q131", SECURITY, "How secure do you feel these days?",
-       ("Very secure", "Quite secure", "Not very secure", "Not at all secure")),
-    # Cross-value benchmark (unseen in training). Wording follows the WVS questionnaire in the release's style [G].
-    _q("Q8", SOCIAL, "Here is a list of qualities that children can be encouraged to learn at home. Is independence "
-       "a quality you consider to be especially important?", MENTIONED, split="cross_value"),
-    _q("Q9", SOCIAL, "Here is a list of qualities that children can be encouraged to learn at home. Is hard work a "
-       "quality you consider to be especially important?", MENTIONED, split="cross_value"),
-    _q("Q37", SOCIAL, "Do you agree that it is a duty towards society to have children?", AGREE5, split="cross_value"),
-    _q("Q61", TRUST_CAT, "How much do you trust people you meet for the first time: completely, somewhat, not very "
-       "much, or not at all?", TRUST, split="cross_value"),
-    _q("Q70", TRUST_CAT, "How much confidence do you have in the courts: a great deal, quite a lot, not very much, or "
-       "none at all?", CONFIDENCE, split="cross_value"),
-    _q("Q113", CORRUPTION, "How many of the state authorities do you believe are involved in corruption?",
-       ("None of them", "Few of them", "Most of them", "All of them"), split="cross_value"),
-    _q("Q132", SECURITY, "How frequently do robberies occur in your neighbourhood?",
-       ("Very frequently", "Quite frequently", "Not frequently", "Not at all frequently"), split="cross_value"),
-)
+# The questions are data: the paper's 23 are the default question bank, dvmap_verl/data/question_bank.yaml
+# (schema: dvmap_verl/data/bank.py). ``dvmap prepare wvs --bank`` reads another; these names are the default's.
+QUESTIONS: tuple[Question, ...] = default_bank().questions
 QUESTION_BY_ID = {q.qid: q for q in QUESTIONS}
+IMPORTANCE = QUESTION_BY_ID["Q1"].options
+LOW_MEDIUM_HIGH = SCALE10_BINS.labels
 
 #: Scale-direction anchors for reading polarity-reversed ``…P`` columns the right way round. Q1 (family) has the
 #: mode "Very important" in every WVS country. These items lean to their first options (important, agree, happy,

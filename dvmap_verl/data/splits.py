@@ -16,6 +16,7 @@ import pandas as pd
 
 from dvmap_verl.data import schema
 from dvmap_verl.data.archetypes import Archetypes
+from dvmap_verl.data.bank import QuestionBank, default_bank
 from dvmap_verl.data.dataset import profile_keys
 from dvmap_verl.data.schema import ATTRIBUTE_NAMES
 
@@ -61,9 +62,12 @@ def _sample_profiles(rows: pd.DataFrame, cap: int | None, rng: np.random.Generat
 
 def make_splits(arch: Archetypes, config: SplitConfig | None = None,
                 train_countries: tuple[str, ...] = schema.TRAIN_COUNTRIES,
-                cross_countries: tuple[str, ...] = schema.CROSS_COUNTRIES) -> dict[str, pd.DataFrame]:
-    """Release-format rows for each split in :data:`schema.SPLITS` (frequency computed within each split)."""
+                cross_countries: tuple[str, ...] = schema.CROSS_COUNTRIES,
+                bank: QuestionBank | None = None) -> dict[str, pd.DataFrame]:
+    """Release-format rows for each split in :data:`schema.SPLITS` (frequency computed within each split).
+    ``bank``: the questions (their split roles, wording and order); default the paper's."""
     config = config or SplitConfig()
+    bank = bank or default_bank()
     rng = np.random.default_rng(config.seed)
     pairs = arch.pairs
     # Work on category codes: string comparisons over a million pairs would dominate the whole preparation.
@@ -77,7 +81,7 @@ def make_splits(arch: Archetypes, config: SplitConfig | None = None,
         return [i for i, c in enumerate(categories) if c in set(wanted)]
 
     in_train_c = np.isin(country, codes(countries.categories, train_countries))
-    train_q = np.isin(qid, codes(questions.categories, schema.TRAIN_QUESTIONS))
+    train_q = np.isin(qid, codes(questions.categories, bank.train))
 
     pool = rows[in_train_c & train_q]
     assignment: dict[int, str] = {}
@@ -94,7 +98,7 @@ def make_splits(arch: Archetypes, config: SplitConfig | None = None,
     cc_ids = _sample_profiles(cc_pool, config.cross_country_max_profiles_per_country, rng)
     chosen["cross_country"] = cc_pool.index[cc_pool["profile_id"].isin(_concat(cc_ids)).to_numpy()]
 
-    cv_pool = rows[in_train_c & np.isin(qid, codes(questions.categories, schema.CROSS_VALUE_QUESTIONS))]
+    cv_pool = rows[in_train_c & np.isin(qid, codes(questions.categories, bank.cross_value))]
     cv_ids = _sample_profiles(cv_pool, config.cross_value_max_profiles_per_country, rng)
     chosen["cross_value"] = cv_pool.index[cv_pool["profile_id"].isin(_concat(cv_ids)).to_numpy()]
 
@@ -107,7 +111,7 @@ def make_splits(arch: Archetypes, config: SplitConfig | None = None,
     for name in schema.SPLITS:
         sel = pairs.iloc[chosen[name]].reset_index(drop=True)
         attrs = profiles.loc[sel["profile_id"].to_numpy()].reset_index(drop=True)
-        out[name] = finish_split(pd.concat([sel, attrs], axis=1))
+        out[name] = finish_split(pd.concat([sel, attrs], axis=1), bank)
     return out
 
 
@@ -115,20 +119,28 @@ def _concat(ids: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate(list(ids.values())) if ids else np.empty(0, dtype=np.int64)
 
 
-_Q_ORDER = {q.qid: i for i, q in enumerate(schema.QUESTIONS)}
-
-
-def finish_split(df: pd.DataFrame) -> pd.DataFrame:
-    """Add question text, options, answer label and the within-split frequency; order by profile then question."""
+def finish_split(df: pd.DataFrame, bank: QuestionBank | None = None) -> pd.DataFrame:
+    """Add question text, options, answer label and the within-split frequency; order by profile then question
+    (in bank order). ``scale10`` marks binned numeric scales."""
+    bank = bank or default_bank()
     df = df.copy()
-    df["_q"] = df["Q_id"].map(_Q_ORDER)
+    df["_q"] = df["Q_id"].map(bank.order)
     df = df.sort_values(["profile_id", "_q"], kind="stable").drop(columns="_q").reset_index(drop=True)
     qid = df["Q_id"].astype(str)
-    df["Category"] = qid.map({q.qid: q.category for q in schema.QUESTIONS})
-    df["Question"] = qid.map({q.qid: q.text for q in schema.QUESTIONS})
-    df["Options"] = qid.map({q.qid: ", ".join(q.options) for q in schema.QUESTIONS})
-    answer_of = {(q.qid, i): o for q in schema.QUESTIONS for i, o in enumerate(q.options)}
-    df["answer"] = pd.Series(list(zip(qid, df["answer_index"].astype(int))), index=df.index).map(answer_of)
+    df["Category"] = qid.map({q.qid: q.category for q in bank.questions})
+    df["Question"] = qid.map({q.qid: q.text for q in bank.questions})
+    df["Options"] = qid.map({q.qid: ", ".join(q.options) for q in bank.questions})
+    df["scale10"] = qid.map({q.qid: q.scale10 for q in bank.questions}).fillna(False).astype(bool)
+    # Options by category code (a handful of questions), not a dict lookup per row.
+    qcat = pd.Categorical(qid)
+    offset = np.cumsum([0] + [bank.by_id[c].k for c in qcat.categories])
+    labels = np.array([o for c in qcat.categories for o in bank.by_id[c].options], dtype=object)
+    idx = df["answer_index"].to_numpy(dtype=np.int64)
+    k = np.diff(offset)[qcat.codes] if len(qcat.categories) else np.zeros(0, np.int64)
+    ok = (idx >= 0) & (idx < k)
+    answer = np.full(len(df), None, dtype=object)
+    answer[ok] = labels[offset[qcat.codes[ok]] + idx[ok]]
+    df["answer"] = answer
     df["frequency"] = add_frequency(df)
     return df
 

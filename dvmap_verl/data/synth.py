@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dvmap_verl.data import schema
+from dvmap_verl.data import countries, schema
+from dvmap_verl.data.bank import Question
 from dvmap_verl.io import atomic_path
 from dvmap_verl.data.wvs import SYNTHETIC_MARKER
 
@@ -54,12 +55,21 @@ COUNTRY_PROFILE = {  # (main languages, religions with weights)
 DEMOGRAPHIC_VARS = ("Q260", "Q262", "Q273", "Q274", "Q275", "Q279", "Q284", "Q288", "Q289CS9", "Q272")
 
 
-def generate(n_respondents: int, seed: int = 0, extra_columns: int = 0, dup_share: float = 0.35) -> pd.DataFrame:
-    """A synthetic respondent table with WVS variable names and codes."""
+def generate(n_respondents: int, seed: int = 0, extra_columns: int = 0, dup_share: float = 0.35,
+             countries: int | str | None = None, questions: int | None = None, layout: str = "wvs7") -> pd.DataFrame:
+    """A synthetic respondent table with WVS variable names and codes.
+
+    ``countries``: how many (the paper's 18 first, then other ISO 3166 countries by numeric code) or a comma list of
+    ISO alpha-3 codes; ``questions``: how many value items (the paper's 23 first, then :func:`extra_questions`);
+    ``layout``: ``wvs7`` or ``joint`` (the joint EVS/WVS file's names, :func:`to_joint_layout`). The defaults give
+    the paper's 18 countries and 23 questions, draw for draw as before these options existed."""
     if n_respondents <= 0:
         raise ValueError("n_respondents must be positive")
+    if layout not in ("wvs7", "joint"):
+        raise ValueError(f"unknown layout {layout!r}; known: wvs7, joint")
     rng = np.random.default_rng(seed)
-    countries = schema.COUNTRIES
+    countries = synthetic_countries(countries)
+    items = synthetic_questions(questions)
     c_idx = np.arange(n_respondents) % len(countries)
     rng.shuffle(c_idx)
     n = n_respondents
@@ -78,7 +88,7 @@ def generate(n_respondents: int, seed: int = 0, extra_columns: int = 0, dup_shar
     language = np.empty(n, dtype=np.int64)
     for ci, c in enumerate(countries):
         mask = c_idx == ci
-        langs, rels = COUNTRY_PROFILE[c.iso3]
+        langs, rels = COUNTRY_PROFILE.get(c.iso3) or _generic_profile(c.iso_num)
         language[mask] = rng.choice(langs, mask.sum(), p=_weights(len(langs)))
         codes = np.array(list(rels))
         w = np.array(list(rels.values()), dtype=float)
@@ -107,18 +117,20 @@ def generate(n_respondents: int, seed: int = 0, extra_columns: int = 0, dup_shar
         "W_WEIGHT": np.round(rng.uniform(0.5, 1.5, n), 4),
     }
     frame.update(demo)
-    frame.update(_answers(rng, c_idx, demo, noise_scale))
+    frame.update(_answers(rng, c_idx, demo, noise_scale, items, len(countries)))
     for k in ("Q273", "Q274", "Q275", "Q279", "Q289CS9"):  # item non-response
         frame[k] = np.where(rng.random(n) < 0.03, rng.choice([-1, -2], n), frame[k])
     frame["Q284"] = np.where(np.isin(frame["Q279"], [4, 5, 6, 7]) & (rng.random(n) < 0.6), -3, frame["Q284"])
-    egypt = c_idx == [c.iso3 for c in countries].index("EGY")
+    egypt = c_idx == ([c.iso3 for c in countries].index("EGY") if any(c.iso3 == "EGY" for c in countries) else -1)
     for q in ("Q36", "Q69"):  # not asked in Egypt
         col = q + "P" if q in REVERSED_ITEMS else q
-        frame[col] = np.where(egypt, -4, frame[col])
+        if col in frame:
+            frame[col] = np.where(egypt, -4, frame[col])
     for j in range(extra_columns):
         frame[f"X{j:03d}"] = rng.integers(-2, 11, n, dtype=np.int8)
     frame[SYNTHETIC_MARKER] = np.ones(n, dtype=np.int8)
-    return pd.DataFrame(frame)
+    out = pd.DataFrame(frame)
+    return to_joint_layout(out) if layout == "joint" else out
 
 
 def _weights(k: int) -> np.ndarray:
@@ -126,7 +138,7 @@ def _weights(k: int) -> np.ndarray:
     return w / w.sum()
 
 
-def _answers(rng, c_idx, demo, noise_scale) -> dict[str, np.ndarray]:
+def _answers(rng, c_idx, demo, noise_scale, items=schema.QUESTIONS, n_countries=18) -> dict[str, np.ndarray]:
     """Ordinal answers from a latent score: country + religion + income + age + education effects + noise."""
     n = len(c_idx)
     religious = ~np.isin(demo["Q289CS9"], [100000020])
@@ -134,10 +146,10 @@ def _answers(rng, c_idx, demo, noise_scale) -> dict[str, np.ndarray]:
     age = (demo["Q262"] - 45) / 25
     edu = (demo["Q275"] - 4) / 4
     out = {}
-    for qi, q in enumerate(schema.QUESTIONS):
+    for qi, q in enumerate(items):
         qrng = np.random.default_rng(1000 + qi)
         k = 3 if q.scale10 else q.k
-        country_fx = qrng.normal(0, 0.6, len(schema.COUNTRIES))[c_idx]
+        country_fx = qrng.normal(0, 0.6, n_countries)[c_idx]
         beta = qrng.normal(0, 0.5, 4)
         # The real items' lean (schema.LEANS_TO_FIRST_OPTIONS): important, agree, happy, trust, secure.
         base = {"Q1": -2.6, "Q2": -0.9, "Q3": -0.8, "Q5": -0.8, "Q27": -1.0, "Q46": -0.8, "Q60": -0.9,
@@ -162,6 +174,117 @@ def _answers(rng, c_idx, demo, noise_scale) -> dict[str, np.ndarray]:
     return out
 
 
+EXTRA_SCALES = (  # option sets of the synthetic items beyond the paper's 23, in turn; binned: a 1-10 scale
+    (schema.QUESTION_BY_ID["Q27"].options, False), (("Mentioned", "Not mentioned"), False),
+    (schema.QUESTION_BY_ID["Q36"].options, False), (("Low", "Medium", "High"), True),
+    (schema.QUESTION_BY_ID["Q1"].options, False), (schema.QUESTION_BY_ID["Q69"].options, False),
+)
+
+
+def extra_questions(n: int) -> tuple[Question, ...]:
+    """``n`` synthetic items beyond the paper's 23, WVS-numbered (Q7, Q10, Q11, ...; the paper's ids skipped),
+    all training questions; every fourth a 1-10 scale binned Low/Medium/High. Not WVS wording."""
+    used = set(schema.QUESTION_BY_ID)
+    ids = [f"Q{i}" for i in range(1, 1000) if f"Q{i}" not in used][:n]
+    out = []
+    for j, qid in enumerate(ids):
+        options, binned = EXTRA_SCALES[j % len(EXTRA_SCALES)]
+        codes = tuple((c, i) for i, (lo, hi) in enumerate(((1, 3), (4, 7), (8, 10))) for c in range(lo, hi + 1)) \
+            if binned else ()
+        out.append(Question(qid, "SYNTHETIC", f"Synthetic item {qid} (not WVS wording): how do you see it?",
+                            tuple(options), "train", binned, None, qid, None, codes))
+    return tuple(out)
+
+
+def synthetic_questions(n: int | None) -> tuple[Question, ...]:
+    """The paper's 23 questions, then extra items up to ``n`` (fewer than 23: the first ``n`` of the paper's)."""
+    n = len(schema.QUESTIONS) if n is None else int(n)
+    if n <= 0:
+        raise ValueError(f"--questions must be positive, got {n}")
+    return schema.QUESTIONS[:n] + extra_questions(max(0, n - len(schema.QUESTIONS)))
+
+
+def synthetic_countries(spec: int | str | None) -> tuple[schema.Country, ...]:
+    """The countries of a synthetic file: a count (the paper's 18 first, then the other ISO 3166 countries by
+    numeric code) or a comma list of ISO alpha-3 codes."""
+    import pycountry
+
+    paper = schema.COUNTRIES
+    others = sorted((int(c.numeric), c.alpha_3) for c in pycountry.countries
+                    if c.alpha_3 not in {p.iso3 for p in paper})
+    pool = list(paper) + [schema.Country(countries.name_for_numeric(num), a3, num, "other") for num, a3 in others]
+    if spec is None:
+        return paper
+    text = str(spec).strip()
+    if text.isdigit():
+        if not 1 <= int(text) <= len(pool):
+            raise ValueError(f"--countries must be 1..{len(pool)}, got {text}")
+        return tuple(pool[:int(text)])
+    by_a3 = {c.iso3: c for c in pool}
+    codes = [t.strip().upper() for t in text.split(",") if t.strip()]
+    bad = [c for c in codes if c not in by_a3]
+    if bad or not codes:
+        raise ValueError(f"--countries: {', '.join(bad) or text!r} not ISO alpha-3 codes (or give a count)")
+    return tuple(by_a3[c] for c in dict.fromkeys(codes))
+
+
+def _generic_profile(iso_num: int) -> tuple[tuple[int, ...], dict[int, int]]:
+    """Languages and religion weights of a country outside :data:`COUNTRY_PROFILE` (made up, seeded by its code)."""
+    langs = list(LANGUAGES)
+    rels = list(RELIGIONS)
+    r = np.random.default_rng(iso_num)
+    return (langs[iso_num % len(langs)], langs[(iso_num // 7) % len(langs)]), {
+        int(c): int(w) for c, w in zip(r.choice(rels, 3, replace=False), r.integers(1, 8, 3))}
+
+
+def to_joint_layout(frame: pd.DataFrame) -> pd.DataFrame:
+    """A WVS-7-named synthetic table under the joint EVS/WVS 2017-2022 file's names (:data:`wvs.JOINT_LAYOUT`):
+    cntry (ISO numeric) and cntry_AN (ISO alpha-2), uniqid, X001... demographics, A001... items in original
+    (not polarity-reversed) codes except A029/A030 (1 mentioned, 0 not), income split by study (WVS cases in
+    X047_WVS7, EVS cases in X047E_EVS5, -4 in the other), the weight as S018. Items the layout does not name
+    keep their WVS-7 names."""
+    import pycountry
+
+    from dvmap_verl.data.wvs import JOINT_LAYOUT
+
+    f = frame.copy()
+    for q in schema.QUESTIONS:  # the joint file holds original codes under its own names
+        alias = JOINT_LAYOUT.get(q.qid)
+        if alias and q.qid + "P" in f and q.qid not in f:
+            p = f.pop(q.qid + "P")
+            f[q.qid] = np.where(p >= 0, q.reversed_max - p, p)
+    a2 = {c.alpha_3: c.alpha_2 for c in pycountry.countries}
+    f["B_COUNTRY_ALPHA"] = f["B_COUNTRY_ALPHA"].map(a2)
+    study = np.where(f["B_COUNTRY"].to_numpy() % 2 == 0, 1, 2)  # 1 EVS, 2 WVS (made up)
+    income = f.pop("Q288").to_numpy()
+    f["X047_WVS7"] = np.where(study == 2, income, -4)
+    f["X047E_EVS5"] = np.where(study == 1, income, -4)
+    f["study"] = study
+    rename = {v: names[0] for v, names in JOINT_LAYOUT.items() if v != "Q288" and v in f}
+    rename["W_WEIGHT"] = "S018"
+    f = f.rename(columns=rename)
+    return f.rename(columns={c: c.lower() for c in ("CNTRY", "CNTRY_AN", "UNIQID")}).rename(
+        columns={"cntry_an": "cntry_AN"})
+
+
+def question_labels(frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, dict[int, str]]]:
+    """Variable labels (the question text) and value labels (options, and WVS's missing codes) of the value items
+    in ``frame``, as a .sav carries them (so ``dvmap question-bank`` can draft a bank from the file)."""
+    missing = {-1: "Don't know", -2: "No answer", -4: "Not asked", -5: "Missing; Not available"}
+    items = {q.qid: q for q in synthetic_questions(200)}
+    text, values = {}, {}
+    for col in frame.columns:
+        q = items.get(col) or (items.get(col[:-1]) if col.endswith("P") else None)
+        if q is None:
+            continue
+        rev = col != q.qid
+        text[col] = f"{q.text}{' (polarity reversed)' if rev else ''}"
+        codes = {(q.reversed_max - c) if rev else c: q.options[i] for c, i in q.codes}
+        values[col] = {**{int(c): o for c, o in codes.items()}, **missing} if not q.scale10 else {
+            1: "Low (1)", 10: "High (10)", **missing}
+    return text, values
+
+
 def value_labels() -> dict[str, dict[int, str]]:
     """Value labels for the synthetic file's religion and language codes (SPSS/Stata metadata or sidecar JSON)."""
     return {"Q289CS9": dict(RELIGIONS), "Q272": dict(LANGUAGES)}
@@ -172,6 +295,8 @@ def write(frame: pd.DataFrame, path: str | Path) -> list[Path]:
     path = Path(path)
     suffix = path.suffix.lower()
     labels = value_labels()
+    if "cntry" in frame.columns:  # the joint layout's names
+        labels = {"F025": labels["Q289CS9"], "G016": labels["Q272"]}
     written = [path]
     with atomic_path(path) as tmp:
         if suffix == ".csv":
@@ -185,7 +310,10 @@ def write(frame: pd.DataFrame, path: str | Path) -> list[Path]:
             import pyreadstat
 
             writer = pyreadstat.write_sav if suffix == ".sav" else pyreadstat.write_dta
-            kwargs = {"variable_value_labels": {k: {float(c): v for c, v in m.items()} for k, m in labels.items()}}
+            item_labels, item_values = question_labels(frame)
+            kwargs = {"variable_value_labels": {k: {float(c): v for c, v in m.items()}
+                                                for k, m in {**labels, **item_values}.items()},
+                      "column_labels": [item_labels.get(c) for c in frame.columns]}
             if suffix == ".dta":
                 kwargs = {}  # Stata labels need int-valued label sets; pyreadstat writes them for .sav only
             writer(frame, str(tmp), **kwargs)
