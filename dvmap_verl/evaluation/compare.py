@@ -209,6 +209,12 @@ def _fmt_ci(mean: float, lo: float, hi: float) -> str:
     return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
+def fmt_ci(mean: float, lo: float, hi: float) -> str:
+    """A difference with its 95% interval, ``+0.012 [-0.003, +0.027]``, or alone when there is none (NaN bounds:
+    ``--bootstrap 0``). Public for ``dvmap compare``'s console lines."""
+    return _fmt_ci(mean, lo, hi)
+
+
 def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
     from dvmap_verl.evaluation.report import _table
 

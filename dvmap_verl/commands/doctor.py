@@ -1,0 +1,24 @@
+"""``dvmap doctor``: check GPUs, versions, data, model and prompt lengths before training."""
+
+from __future__ import annotations
+
+import argparse
+
+from dvmap_verl.commands.common import non_negative_int
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    dr = subparsers.add_parser("doctor", help="check GPUs, versions, data, model and prompt lengths before training",
+                        description="Takes the training command's arguments: dvmap doctor +recipe=NAME [overrides]")
+    dr.add_argument("overrides", nargs="+", help="+recipe=NAME and any Hydra overrides, as for main_ppo")
+    dr.add_argument("--gpus", type=non_negative_int, help="GPUs to assume visible (default: ask torch)")
+    return dr
+
+
+def run(args: argparse.Namespace) -> int:
+    from dvmap_verl.training.doctor import blockers, run_doctor
+
+    checks = run_doctor(args.overrides, visible_gpus=args.gpus)
+    bad = blockers(checks)
+    print(f"doctor: {len(bad)} blocker(s)" + (": " + ", ".join(c.name for c in bad) if bad else "; ready to train"))
+    return 1 if bad else 0
