@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from typing import Sequence
 
 from dvmap_verl.commands import (analyze, baselines, compare, curves, demo, doctor, eval_pairs, evaluate, import_run,
                                  merge, pairs_from_corpus, prepare, report, smoke, synth_wvs, utility)
+from dvmap_verl.errors import DvmapError
 from dvmap_verl.commands.common import Parser, quiet_libraries  # noqa: F401 (quiet_libraries: re-exported)
 
 #: The sub-commands in ``dvmap --help`` order; each module has ``add_parser(subparsers)`` and ``run(args)``.
@@ -27,10 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dvmap_verl.evaluation.backends.replicas import ReplicaStartError
-    from dvmap_verl.evaluation.evaluate import RunLockedError
-    from dvmap_verl.preflight import PreflightError
-
+    """Run ``dvmap``; the exit status. Bad input or an unusable environment (a :class:`DvmapError`) is one line
+    ``dvmap: error: ...`` and 2 (``--verbose`` shows its traceback); Ctrl-C is 130; any other exception is a bug in
+    this package: its traceback, a line saying so, and 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False):
@@ -42,14 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Everything finished is on disk (results are appended as they arrive): the same command resumes.
         print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, OSError, RunLockedError, ImportError, PreflightError,
-            ReplicaStartError) as e:
-        # Input problems: one clear line, no traceback (--verbose keeps it).
+    except DvmapError as e:
         if args.verbose:
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"dvmap: error: {msg}", file=sys.stderr)
+        print(f"dvmap: error: {e}", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        print(f"dvmap {args.command}: this is a bug in dvmap-verl, not a problem with your input: please report it "
+              f"to the dvmap-verl maintainers (the project's issue tracker) with the command and the traceback above",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

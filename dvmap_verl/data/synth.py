@@ -17,6 +17,7 @@ import pandas as pd
 from dvmap_verl.data import schema
 from dvmap_verl.io import atomic_path
 from dvmap_verl.data.wvs import SYNTHETIC_MARKER
+from dvmap_verl.errors import InputError
 
 # Items written polarity-reversed as "<qid>P", as the v6 CSV is reported to do.
 REVERSED_ITEMS = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q8", "Q9", "Q27", "Q46", "Q60", "Q69", "Q131")
@@ -57,7 +58,7 @@ DEMOGRAPHIC_VARS = ("Q260", "Q262", "Q273", "Q274", "Q275", "Q279", "Q284", "Q28
 def generate(n_respondents: int, seed: int = 0, extra_columns: int = 0, dup_share: float = 0.35) -> pd.DataFrame:
     """A synthetic respondent table with WVS variable names and codes."""
     if n_respondents <= 0:
-        raise ValueError("n_respondents must be positive")
+        raise InputError("n_respondents must be positive")
     rng = np.random.default_rng(seed)
     countries = schema.COUNTRIES
     c_idx = np.arange(n_respondents) % len(countries)
@@ -190,7 +191,7 @@ def write(frame: pd.DataFrame, path: str | Path) -> list[Path]:
                 kwargs = {}  # Stata labels need int-valued label sets; pyreadstat writes them for .sav only
             writer(frame, str(tmp), **kwargs)
         else:
-            raise ValueError(f"{path}: unsupported output type {suffix!r} (use .csv, .parquet, .sav or .dta)")
+            raise InputError(f"{path}: unsupported output type {suffix!r} (use .csv, .parquet, .sav or .dta)")
     if suffix in (".csv", ".parquet", ".dta"):
         side = path.with_name(path.name + ".labels.json")
         with atomic_path(side) as tmp:

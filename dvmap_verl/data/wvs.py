@@ -16,6 +16,7 @@ import pandas as pd
 
 from dvmap_verl.data import schema
 from dvmap_verl.data.schema import ATTRIBUTES, NOT_ANSWERED, QUESTIONS, Attribute
+from dvmap_verl.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ SYNTHETIC_MARKER = "DVMAP_SYNTHETIC"
 ID_VARIABLE = "D_INTERVIEW"
 
 
-class WVSInputError(ValueError):
+class WVSInputError(InputError):
     """A WVS input problem; the message names the file and the variable or value."""
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from dvmap_verl.evaluation import metrics as M
 from dvmap_verl.io import atomic_path, save_figure, write_json
 from dvmap_verl.data.schema import COUNTRY_BY_NAME
+from dvmap_verl.errors import InputError
 
 KEY = ["split", "profile_id", "q_id"]
 HEADLINE = ["acc", "lc", "wd", "wd_norm", "unparsed_rate"]
@@ -31,7 +32,7 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
 
     items, preds, run, _ = _load_run(Path(run_dir))
     if preds.empty:
-        raise ValueError(f"{run_dir}: no predictions to compare (run `dvmap eval` into it first)")
+        raise InputError(f"{run_dir}: no predictions to compare (run `dvmap eval` into it first)")
     scored = _scored(items, preds)
     originals = items[~items["counterfactual"]].drop(columns=["messages"]).reset_index(drop=True)
     return scored[~scored["counterfactual"]].reset_index(drop=True), run, originals
@@ -82,10 +83,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     the notes). Nothing is written before these checks pass.
     """
     if len(run_dirs) < 1:
-        raise ValueError("give at least one run folder")
+        raise InputError("give at least one run folder")
     names = list(names) if names else [Path(r).name for r in run_dirs]
     if len(names) != len(run_dirs) or len(set(names)) != len(names):
-        raise ValueError(f"--names needs one distinct name per run ({len(run_dirs)} runs, names {names})")
+        raise InputError(f"--names needs one distinct name per run ({len(run_dirs)} runs, names {names})")
     loaded = [load_run(r) for r in run_dirs]
     scored = {n: s for n, (s, _, _) in zip(names, loaded)}
     runs = {n: r for n, (_, r, _) in zip(names, loaded)}
@@ -177,7 +178,7 @@ def _require_shared_items(names: list[str], scored: dict[str, pd.DataFrame]) -> 
     for name in names[1:]:
         other = pd.MultiIndex.from_frame(scored[name][KEY].astype(str)).unique()
         if not len(ref.intersection(other)):
-            raise ValueError(f"{names[0]} and {name} share no item (items match on split, profile and question), "
+            raise InputError(f"{names[0]} and {name} share no item (items match on split, profile and question), "
                              f"so there is no difference to compute: {_item_set(names[0], scored[names[0]])}; "
                              f"{_item_set(name, scored[name])}. Compare runs made on the same benchmark files")
 
@@ -193,7 +194,7 @@ def _without_training_items(loaded: dict, train_items: pd.DataFrame, train: str,
             what = (f"{name}: {int(overlap.sum()):,} of its {len(items):,} items also occur in the training table "
                     f"{train} (same profile and question, or the same prompt)")
             if not drop:
-                raise ValueError(what + "; scores on them measure recall, not generalisation. Compare runs on "
+                raise InputError(what + "; scores on them measure recall, not generalisation. Compare runs on "
                                  "held-out items, or pass --drop-overlap to leave them out (counted)")
             notes.append(what + "; left out (--drop-overlap)")
             gone = pd.MultiIndex.from_frame(items.loc[overlap.to_numpy(), KEY].astype(str))

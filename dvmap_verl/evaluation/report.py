@@ -17,6 +17,7 @@ from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, RUN, load_items, 
 from dvmap_verl.evaluation.runs import load_json_object, run_samples
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
+from dvmap_verl.errors import InputError, MissingInputError
 
 GROUPS = ["split", "country", "q_id", "category"]
 SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wvs`, not from the World Values Survey; "
@@ -25,7 +26,7 @@ SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wv
 
 def _load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[str]]:
     if not (run_dir / ITEMS).exists():
-        raise FileNotFoundError(f"{run_dir}: no {ITEMS}; run `dvmap eval` or `dvmap baselines` into it first")
+        raise MissingInputError(f"{run_dir}: no {ITEMS}; run `dvmap eval` or `dvmap baselines` into it first")
     items = pd.read_parquet(run_dir / ITEMS)
     items["options"] = items["options"].map(list)
     run = load_json_object(run_dir / RUN, required=False) or {}
@@ -192,7 +193,7 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     eval_api_parallel.py rule, exactly; ``lenient`` is its old name) for the model's Acc; both are always reported.
     Under ``release`` the items their script skips (answer not a substring of the options) are left out."""
     if correctness not in CORRECTNESS:
-        raise ValueError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
+        raise InputError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
     if correctness == "lenient":
         correctness = "release"
     run_dir = Path(run_dir)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from dvmap_verl.reward.answers import (BadOptions, Reply, extract_answer, format_share, normalize,  # noqa: F401
                                        option_set, parse_options, truth_index)
 from dvmap_verl.reward.distribution import parse_distribution, ranked_probability_score, target_distribution
+from dvmap_verl.errors import InputError
 
 #: The release's format tags; the structured chain of thought answers in <reasoning> then <answer>.
 RELEASE_TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
@@ -132,7 +133,7 @@ def _reference(solution: str, ground_truth: str) -> dict[str, float]:
 
 def _tags(format_tags: Any) -> tuple[str, ...]:
     if isinstance(format_tags, str):
-        raise ValueError(f"unknown format_tags preset {format_tags!r}; known: {sorted(TAG_PRESETS)}")
+        raise InputError(f"unknown format_tags preset {format_tags!r}; known: {sorted(TAG_PRESETS)}")
     return tuple(str(t) for t in format_tags)
 
 
@@ -141,9 +142,9 @@ def _setting(name: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"dvmap reward setting {name}={value!r} is not a number") from None
+        raise InputError(f"dvmap reward setting {name}={value!r} is not a number") from None
     if not math.isfinite(number) or (name == "sigma" and number <= 0):
-        raise ValueError(f"dvmap reward setting {name}={value!r} must be finite" + (" and > 0" if name == "sigma"
+        raise InputError(f"dvmap reward setting {name}={value!r} must be finite" + (" and > 0" if name == "sigma"
                                                                                  else ""))
     return number
 
@@ -200,7 +201,7 @@ def score(
     try:
         scorer = VARIANTS[variant][0]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown reward variant {variant!r}; known: {sorted(VARIANTS)}") from None
+        raise InputError(f"unknown reward variant {variant!r}; known: {sorted(VARIANTS)}") from None
     if type(beta) is not float:
         beta = _setting("beta", beta)
     for name in ("sigma", "alpha"):

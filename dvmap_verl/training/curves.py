@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure
+from dvmap_verl.errors import InputError
 
 METRICS = ("score", "acc", "format", "parsed", "likert")
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
 
 
-class CurvesInputError(ValueError):
+class CurvesInputError(InputError):
     pass
 
 

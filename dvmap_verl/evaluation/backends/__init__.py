@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
+from dvmap_verl.errors import InputError
+
 
 @dataclass(frozen=True)
 class Request:
@@ -100,7 +102,7 @@ def make_backend(kind: str, model: str, settings: GenerationSettings, **options:
     ray_address = options.pop("ray_address", None)
     if str(replicas) != "1":
         if kind == "openai":
-            raise ValueError("--replicas is for local engines (vllm, hf); an OpenAI server scales with --concurrency")
+            raise InputError("--replicas is for local engines (vllm, hf); an OpenAI server scales with --concurrency")
         from dvmap_verl.evaluation.backends.replicas import ReplicatedBackend
 
         engine = {k: v for k, v in options.items() if v is not None and k in _ENGINE_OPTIONS[kind]}
@@ -123,7 +125,7 @@ def make_backend(kind: str, model: str, settings: GenerationSettings, **options:
 
         return VLLMBackend(model, settings, tensor_parallel_size=options.get("tensor_parallel_size", 1),
                            max_model_len=options.get("max_model_len"))
-    raise ValueError(f"unknown backend {kind!r}; known: vllm, openai, hf")
+    raise InputError(f"unknown backend {kind!r}; known: vllm, openai, hf")
 
 
 #: What each local engine takes, so that a replica gets exactly its own engine's options.

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
+from dvmap_verl.errors import MissingPackage
 
 #: Prompts per ``LLM.chat`` call: big enough to keep the GPU busy, small enough that a kill loses seconds.
 CHUNK_PROMPTS = 256
@@ -36,7 +37,7 @@ class VLLMBackend:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as e:  # GPU-only dependency, installed with `pip install dvmap-verl[gpu]`
-            raise ImportError("the vllm backend needs vLLM: pip install 'dvmap-verl[gpu]'") from e
+            raise MissingPackage("the vllm backend needs vLLM: pip install 'dvmap-verl[gpu]'") from e
         self.settings = settings
         self.chunk = chunk
         self._params = SamplingParams
