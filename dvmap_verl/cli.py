@@ -29,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``dvmap``; the exit status. Bad input or an unusable environment (a :class:`DvmapError`) is one line
-    ``dvmap: error: ...`` and 2 (``--verbose`` shows its traceback); Ctrl-C is 130; any other exception is a bug in
-    this package: its traceback, a line saying so, and 1."""
+    """Run ``dvmap``; the exit status. Bad input or an unusable environment (a :class:`DvmapError`, or an
+    ``OSError`` the operating system raised: disk full, permission denied) is one line ``dvmap: error: ...`` and 2
+    (``--verbose`` shows its traceback); Ctrl-C is 130; any other exception is a bug in this package: its traceback,
+    a line saying so, and 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False):
@@ -48,7 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dvmap: error: {e}", file=sys.stderr)
         return 2
-    except Exception:
+    except Exception as e:
+        if isinstance(e, OSError) and e.errno is not None and not args.verbose:
+            # The operating system refused a file operation (no space, no permission, a file where a folder
+            # belongs): the machine's state, not a bug; the message names the path.
+            print(f"dvmap: error: {e}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         print(f"dvmap {args.command}: this is a bug in dvmap-verl, not a problem with your input: please report it "
               f"to the dvmap-verl maintainers (the project's issue tracker) with the command and the traceback above",

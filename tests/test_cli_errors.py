@@ -63,3 +63,13 @@ def test_error_classes_are_dvmap_errors_that_keep_their_builtin_base(module, nam
 def test_the_three_kinds_keep_their_builtin_bases():
     assert issubclass(InputError, ValueError) and issubclass(MissingInputError, FileNotFoundError)
     assert issubclass(EnvironmentProblem, RuntimeError)
+
+
+def test_an_operating_system_refusal_is_one_line_not_a_bug(tmp_path, capsys):
+    # --out under a regular file: making its folder, the OS says "File exists" (errno 17); the machine's state,
+    # not a bug.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["synth-wvs", "--out", str(blocker / "wvs.csv"), "--respondents", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"dvmap: error: [Errno 17] File exists: '{blocker}'\n"

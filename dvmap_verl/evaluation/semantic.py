@@ -85,7 +85,12 @@ def analyze_semantic(train: str | Path, cross_value: str | Path, runs: Sequence[
     if not cv_q:
         raise InputError(f"{cross_value}: holds no question that is not in {train}")
     base, trained = (per_item(load_run(r)[0]) for r in runs)
-    dist = semantic_distances(train_q, cv_q, _require()(str(embedder)))
+    sentence_transformer = _require()
+    try:
+        model = sentence_transformer(str(embedder))
+    except (OSError, ValueError) as e:  # no such repo or folder, no network, not a model folder
+        raise InputError(f"--embedder {embedder}: cannot load it with sentence-transformers ({e})") from e
+    dist = semantic_distances(train_q, cv_q, model)
 
     shared = base.index.intersection(trained.index)
     shared = shared[shared.get_level_values("q_id").isin(list(cv_q))]
