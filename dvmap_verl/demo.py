@@ -117,18 +117,31 @@ def run_demo(out: str | Path, respondents: int = 20000, limit: int = 60, seed: i
     return summary
 
 
+_TOTAL = 6  # stages of the demo
+
+
 def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: TextIO) -> dict[str, Any]:
     log: list[dict] = []
-    total = 6
+    data = _stage_data(out, respondents, seed, log, console)
+    model_dir, tokenizer, cfg = _stage_recipe(out, data, seed, log, console)
+    _stage_reward(out, data, tokenizer, cfg, log, console)
+    run_dir = _stage_eval(out, data, model_dir, limit, seed, log, console)
+    _stage_report(run_dir, log, console)
+    summary = {"out": str(out), "synthetic": True, "note": UNTRAINED_NOTE, "stages": log}
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
-    with _Stage(log, 1, total, "Synthetic WVS Wave 7 file (dvmap synth-wvs)", console) as st:
+
+def _stage_data(out: Path, respondents: int, seed: int, log: list[dict], console: TextIO) -> Path:
+    """Stages 1-2: a synthetic WVS file, prepared into VeRL parquet; the prepared folder."""
+    with _Stage(log, 1, _TOTAL, "Synthetic WVS Wave 7 file (dvmap synth-wvs)", console) as st:
         from dvmap_verl.data import synth
         wvs = out / "wvs_synthetic.csv"
         frame = synth.generate(respondents, seed=seed)
         synth.write(frame, wvs)
         st.done(f"{len(frame):,} synthetic respondents x {frame.shape[1]} WVS columns", file=wvs)
 
-    with _Stage(log, 2, total, "Archetypes, splits and VeRL parquet (dvmap prepare wvs)", console) as st:
+    with _Stage(log, 2, _TOTAL, "Archetypes, splits and VeRL parquet (dvmap prepare wvs)", console) as st:
         from dvmap_verl.data.prepare import prepare_wvs
 
         data = out / "data"
@@ -138,8 +151,12 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
         st.done(f"{a['shared_profile_respondent_share']:.1%} of respondents share a profile; "
                 f"{a['pairs_dropped_share']:.1%} of (profile, question) pairs dropped by H > 0; rows {rows}",
                 folder=data)
+    return data
 
-    with _Stage(log, 3, total, "Recipe dvmap_qwen3_8b composed and validated by verl (dry run, no GPU)",
+
+def _stage_recipe(out: Path, data: Path, seed: int, log: list[dict], console: TextIO):
+    """Stage 3: the tiny model and the 8B recipe composed and validated; (model folder, tokenizer, config)."""
+    with _Stage(log, 3, _TOTAL, "Recipe dvmap_qwen3_8b composed and validated by verl (dry run, no GPU)",
                 console) as st:
         from omegaconf import OmegaConf
 
@@ -160,8 +177,12 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
                 f"{checked['rollout_n']} rollouts at T={checked['temperature']}, rollout TP {checked['tensor_parallel']}",
                 config=composed,
                 on_gpus=f"python -m verl.trainer.main_ppo +recipe=dvmap_qwen3_8b dvmap.data_dir={data}")
+    return model_dir, tokenizer, cfg
 
-    with _Stage(log, 4, total, "Reward: sample completions scored by verl's reward loop on local Ray",
+
+def _stage_reward(out: Path, data: Path, tokenizer, cfg, log: list[dict], console: TextIO) -> None:
+    """Stage 4: sample completions scored by verl's reward loop."""
+    with _Stage(log, 4, _TOTAL, "Reward: sample completions scored by verl's reward loop on local Ray",
                 console) as st:
         from dvmap_verl.training.dryrun import rollout_batch, score_on_ray
 
@@ -182,7 +203,11 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
         st.done(f"{len(table)} completions: mean score {mean['score']:.3f}, acc {mean['acc']:.2f}, "
                 f"format {mean['format']:.2f}", file=scores_file)
 
-    with _Stage(log, 5, total, "Tiny model evaluated with the transformers backend (+ income flip)", console) as st:
+
+def _stage_eval(out: Path, data: Path, model_dir: Path, limit: int, seed: int, log: list[dict],
+                console: TextIO) -> Path:
+    """Stage 5: the tiny model evaluated with the hf backend; the run folder."""
+    with _Stage(log, 5, _TOTAL, "Tiny model evaluated with the transformers backend (+ income flip)", console) as st:
         from dvmap_verl.evaluation.backends import make_backend
         from dvmap_verl.evaluation.evaluate import DEFAULT_FLIP, EvalConfig, run_eval
         from dvmap_verl.training.tiny import teach_fixed_reply
@@ -204,8 +229,12 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
                               quiet=True)
         st.done(f"{status['written']} completions ({limit} items + income-flipped twins)",
                 predictions=run_dir / "predictions.jsonl")
+    return run_dir
 
-    with _Stage(log, 6, total, "Baselines and report (dvmap report)", console) as st:
+
+def _stage_report(run_dir: Path, log: list[dict], console: TextIO) -> None:
+    """Stage 6: baselines and the report."""
+    with _Stage(log, 6, _TOTAL, "Baselines and report (dvmap report)", console) as st:
         from dvmap_verl.evaluation.report import build_report
 
         report = build_report(run_dir, bootstrap=500)
@@ -216,7 +245,3 @@ def _run_stages(out: Path, respondents: int, limit: int, seed: int, console: Tex
                 f"{fits} of the {report['n_items']} items) vs baselines " +
                 ", ".join(f"{k} {v['acc']:.3f}" for k, v in b.items()),
                 report=run_dir / "report.md", plots=", ".join(report["plots"]))
-
-    summary = {"out": str(out), "synthetic": True, "note": UNTRAINED_NOTE, "stages": log}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary

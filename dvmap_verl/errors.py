@@ -23,3 +23,7 @@ class MissingInputError(DvmapError, FileNotFoundError):
 
 class EnvironmentProblem(DvmapError, RuntimeError):
     """The machine or installation cannot do what was asked (a missing package, no GPU, a locked run)."""
+
+
+class MissingPackage(EnvironmentProblem, ImportError):
+    """An optional package a command needs is not installed; the message names the ``pip install`` that adds it."""

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from dvmap_verl.errors import EnvironmentProblem
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -83,7 +85,7 @@ JOURNAL = ".dvmap-commit.json"
 BACKUP_PREFIX = ".backup-"
 
 
-class CommitError(OSError):
+class CommitError(EnvironmentProblem, OSError):
     """A staged set could not be moved into place; the folder holds the old set again."""
 
 

@@ -19,12 +19,14 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
+from dvmap_verl.errors import InputError, MissingInputError
+
 MAX_LINE_BYTES = 16 << 20  # a record (one completion) is kilobytes; 16 MiB is no model's reply
 MAX_DEPTH = 32  # records are at most 3 deep (a list of probabilities in an object)
 MAX_INT_DIGITS = 30  # item and sample numbers, token counts: far below 10**30
 
 
-class RunFileError(ValueError):
+class RunFileError(InputError):
     """A run folder's ``run.json``/``stats.json`` that cannot be read as the JSON object it must be."""
 
 
@@ -81,7 +83,7 @@ def load_json_object(path: str | Path, required: bool = True) -> dict[str, Any] 
     path = Path(path)
     if not path.exists():
         if required:
-            raise FileNotFoundError(f"{path}: no such file")
+            raise MissingInputError(f"{path}: no such file")
         return None
     try:
         obj = loads_bounded(path.read_bytes())

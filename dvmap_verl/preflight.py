@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib.util
 from typing import Sequence
 
+from dvmap_verl.errors import EnvironmentProblem
 
-class PreflightError(RuntimeError):
+
+class PreflightError(EnvironmentProblem):
     """A GPU-only command cannot start here: the message names what is missing and what to run instead."""
 
 

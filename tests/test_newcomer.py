@@ -379,15 +379,15 @@ def test_a_missing_local_model_folder_is_one_line_before_anything_starts(argv, m
 def test_repo_ids_are_not_taken_for_local_paths(tmp_path, monkeypatch):
     import argparse
 
-    from dvmap_verl.cli import _check_local_models, _looks_local
+    from dvmap_verl.commands.common import check_local_models, looks_local
 
     monkeypatch.chdir(tmp_path)
-    assert [_looks_local(m) for m in ("Qwen/Qwen3-8B", "m", "/x", "./x", "../x", "~/x", "~x")] == \
+    assert [looks_local(m) for m in ("Qwen/Qwen3-8B", "m", "/x", "./x", "../x", "~/x", "~x")] == \
         [False, False, True, True, True, True, True]
-    _check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B", base=None), "model", "base")  # not refused
+    check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B", base=None), "model", "base")  # not refused
     (tmp_path / "Qwen").mkdir()  # now Qwen/Qwen3-8B names a local folder that is not there
-    assert _looks_local("Qwen/Qwen3-8B")
+    assert looks_local("Qwen/Qwen3-8B")
     with pytest.raises(ValueError, match=r"^--model Qwen/Qwen3-8B: no such local folder"):
-        _check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B"), "model")
+        check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B"), "model")
     (tmp_path / "Qwen" / "Qwen3-8B").mkdir()
-    _check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B"), "model")  # it exists: accepted
+    check_local_models(argparse.Namespace(model="Qwen/Qwen3-8B"), "model")  # it exists: accepted

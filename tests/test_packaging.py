@@ -24,7 +24,8 @@ def test_wheel_contents_and_recipe_from_installed_wheel(tmp_path):
                    "dvmap_verl/recipes/README.md", "hydra_plugins/dvmap_verl_searchpath/__init__.py",
                    "dvmap_verl/reward/__init__.py", "dvmap_verl/reward/answers.py", "dvmap_verl/data/prompts.py",
                    "dvmap_verl/evaluation/backends/vllm.py", "dvmap_verl/training/doctor.py",
-                   "dvmap_verl/data/question_bank.yaml", "dvmap_verl/commands/question_bank.py"):
+                   "dvmap_verl/data/question_bank.yaml", "dvmap_verl/commands/question_bank.py",
+                   "dvmap_verl/commands/common.py", "dvmap_verl/commands/evaluate.py"):
         assert needed in names, needed
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with other Hydra plugins
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)

@@ -520,9 +520,10 @@ def test_a_replica_that_cannot_load_its_model_is_one_line_and_claims_no_folder(d
         errors[replicas] = [x for x in res.stderr.splitlines() if x.startswith("dvmap: error:")]
         assert not out.exists()
     assert len(errors["2"]) == 1 and errors["2"] == errors["1"]
-    # A repo id (a local path that is not there is refused before Ray starts: test_newcomer) offline: the hub's
-    # own reason, once.
-    assert errors["2"][0].startswith("dvmap: error: We couldn't connect to 'https://huggingface.co' to load")
+    # A repo id (a local path that is not there is refused before Ray starts: test_newcomer) offline: the option
+    # and the hub's own reason, once.
+    assert errors["2"][0].startswith("dvmap: error: --model dvmap-test/no_such_model: cannot load it with "
+                                     "transformers (We couldn't connect to 'https://huggingface.co' to load")
 
 
 def test_cause_message_unwraps_ray_errors():

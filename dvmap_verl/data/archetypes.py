@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.data.schema import ATTRIBUTE_NAMES
+from dvmap_verl.errors import InputError
 
 CONSENSUS_RULES = ("strict", "majority", "all")
 
@@ -29,7 +30,7 @@ class Archetypes:
 
 def extract_archetypes(respondents: pd.DataFrame, questions: list[str], consensus: str = "strict") -> Archetypes:
     if consensus not in CONSENSUS_RULES:
-        raise ValueError(f"unknown consensus rule {consensus!r}; known: {CONSENSUS_RULES}")
+        raise InputError(f"unknown consensus rule {consensus!r}; known: {CONSENSUS_RULES}")
     pid = respondents.groupby(list(ATTRIBUTE_NAMES), sort=False, observed=True).ngroup().to_numpy()
     sizes = np.bincount(pid)
     first = pd.Series(np.arange(len(pid))).groupby(pid).first().to_numpy()

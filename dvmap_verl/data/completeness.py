@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dvmap_verl.jsonl import load_json_object
+from dvmap_verl.errors import MissingInputError
 
 CORPUS_DIR = "Demographic_Value_Alignment/DVMap_Corpus"
 BENCH_DIR = "Triple-Generalization_Evaluation_Benchmark"
@@ -183,7 +184,7 @@ def _rel(path: Path, root: Path) -> str:
     return str(path.relative_to(root) if path.is_relative_to(root) and path != root else path)
 
 
-class MissingSplitError(FileNotFoundError):
+class MissingSplitError(MissingInputError):
     """A prepared folder lacks a table a command needs; the message names the import that would make it."""
 
 
@@ -237,4 +238,4 @@ def check_input(path: str | Path, option: str, command: str) -> Path:
         return path
     if path.suffix == ".parquet" and ((path.parent / "stats.json").exists() or (path.parent / MANIFEST).exists()):
         require_split(path.parent, path.stem, f"{command} ({option})")
-    raise FileNotFoundError(f"{path}: no such file or folder ({option})")
+    raise MissingInputError(f"{path}: no such file or folder ({option})")

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from dvmap_verl.io import atomic_path
 from dvmap_verl.data.prompts import system_prompt, template_parts
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, ATTRIBUTE_NAMES, QUESTION_BY_ID
+from dvmap_verl.errors import InputError
 
 ABILITY = "pluralistic_value_alignment"
 VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
@@ -160,7 +161,7 @@ def _answer_index(df: pd.DataFrame) -> np.ndarray:
         options = opts.split(", ")
         if ans not in options:
             row = int(np.flatnonzero(codes == j)[0])
-            raise ValueError(f"row {row} ({df['Q_id'].iloc[row]}): answer {ans!r} is not one of its options {options}")
+            raise InputError(f"row {row} ({df['Q_id'].iloc[row]}): answer {ans!r} is not one of its options {options}")
         index[j] = options.index(ans)
     return index[codes]
 

@@ -46,6 +46,7 @@ from dvmap_verl.data.bank import QuestionBank, default_bank
 from dvmap_verl.data.countries import PAPER_DESIGN, CountryDesign
 from dvmap_verl.data.dataset import profile_keys
 from dvmap_verl.data.schema import ATTRIBUTE_NAMES
+from dvmap_verl.errors import InputError
 
 LEVELS = ("profile", "coarse", "country_question")
 MAX_K = 8
@@ -324,7 +325,7 @@ def _capped(country: np.ndarray, key: np.ndarray, cap: int, seed: int) -> np.nda
 def smoothed_targets(counts: list, consensus: np.ndarray, coarse: list, smoothing: float) -> list[list[float]]:
     """Per row: counts / n; consensus rows are mixed ``(1 - smoothing) * point + smoothing * coarse cell``."""
     if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"target smoothing must be in [0, 1], got {smoothing}")
+        raise InputError(f"target smoothing must be in [0, 1], got {smoothing}")
     out = []
     for c, cons, cc in zip(counts, consensus, coarse):
         t = np.asarray(c, dtype=np.float64)

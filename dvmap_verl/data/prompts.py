@@ -7,6 +7,8 @@ from __future__ import annotations
 import textwrap
 from typing import Mapping
 
+from dvmap_verl.errors import InputError
+
 # The release's user message. Kept byte for byte, quirks included: single quotes around five attributes, no space in
 # "{Common Language}.You practice", a trailing space after the role paragraph, 12-space indentation. It is three
 # blocks: the profile sentence, the reasoning instruction, the question/options block. The prompt-strategy templates
@@ -152,7 +154,7 @@ def user_prompt(fields: Mapping[str, str], template: str = "release") -> str:
     try:
         tpl = USER_TEMPLATES[template]
     except KeyError:
-        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}") from None
+        raise InputError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}") from None
     return tpl.format_map(fields)
 
 
@@ -169,7 +171,7 @@ def system_prompt(name: str = "release") -> str | None:
     try:
         return SYSTEM_PROMPTS[name]
     except KeyError:
-        raise ValueError(f"unknown system prompt {name!r}; known: {sorted(SYSTEM_PROMPTS)}") from None
+        raise InputError(f"unknown system prompt {name!r}; known: {sorted(SYSTEM_PROMPTS)}") from None
 
 
 def chat_messages(user: str, system: str | None) -> list[dict[str, str]]:

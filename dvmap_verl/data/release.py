@@ -30,6 +30,7 @@ from dvmap_verl.data.prepare import split_summary, write_outputs
 from dvmap_verl.data.prompts import USER_TEMPLATES, template_format_tags, template_system
 from dvmap_verl.data.schema import RELEASE_COLUMNS
 from dvmap_verl.data.splits import add_frequency
+from dvmap_verl.errors import InputError
 
 # Release file/folder name (lower-cased) -> our split name.
 RELEASE_PARTS = {
@@ -55,7 +56,7 @@ EXPECTED = ("Demographic_Value_Alignment/DVMap_Corpus/{train,dev,test}.parquet a
             "Triple-Generalization_Evaluation_Benchmark/Cross-{Demographic,Country,Value}/")
 
 
-class ReleaseInputError(ValueError):
+class ReleaseInputError(InputError):
     pass
 
 

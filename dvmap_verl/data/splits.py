@@ -19,6 +19,7 @@ from dvmap_verl.data.archetypes import Archetypes
 from dvmap_verl.data.bank import QuestionBank, default_bank
 from dvmap_verl.data.dataset import profile_keys
 from dvmap_verl.data.schema import ATTRIBUTE_NAMES
+from dvmap_verl.errors import InputError
 
 
 @dataclass
@@ -37,9 +38,9 @@ class SplitConfig:
         for name in ("val_frac", "cross_demographic_frac"):
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {v}")
+                raise InputError(f"{name} must be in [0, 1), got {v}")
         if self.val_frac + self.cross_demographic_frac >= 1.0:
-            raise ValueError("val_frac + cross_demographic_frac must leave profiles for training")
+            raise InputError("val_frac + cross_demographic_frac must leave profiles for training")
         for name in ("max_profiles_per_country", "cross_country_max_profiles_per_country",
                      "cross_value_max_profiles_per_country", "disagreement_max_profiles_per_country"):
             v = getattr(self, name)

@@ -18,6 +18,7 @@ from dvmap_verl.data import countries, schema
 from dvmap_verl.data.bank import Question
 from dvmap_verl.io import atomic_path
 from dvmap_verl.data.wvs import SYNTHETIC_MARKER
+from dvmap_verl.errors import InputError
 
 # Items written polarity-reversed as "<qid>P", as the v6 CSV is reported to do.
 REVERSED_ITEMS = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q8", "Q9", "Q27", "Q46", "Q60", "Q69", "Q131")
@@ -64,9 +65,9 @@ def generate(n_respondents: int, seed: int = 0, extra_columns: int = 0, dup_shar
     ``layout``: ``wvs7`` or ``joint`` (the joint EVS/WVS file's names, :func:`to_joint_layout`). The defaults give
     the paper's 18 countries and 23 questions, draw for draw as before these options existed."""
     if n_respondents <= 0:
-        raise ValueError("n_respondents must be positive")
+        raise InputError("n_respondents must be positive")
     if layout not in ("wvs7", "joint"):
-        raise ValueError(f"unknown layout {layout!r}; known: wvs7, joint")
+        raise InputError(f"unknown layout {layout!r}; known: wvs7, joint")
     rng = np.random.default_rng(seed)
     countries = synthetic_countries(countries)
     items = synthetic_questions(questions)
@@ -200,7 +201,7 @@ def synthetic_questions(n: int | None) -> tuple[Question, ...]:
     """The paper's 23 questions, then extra items up to ``n`` (fewer than 23: the first ``n`` of the paper's)."""
     n = len(schema.QUESTIONS) if n is None else int(n)
     if n <= 0:
-        raise ValueError(f"--questions must be positive, got {n}")
+        raise InputError(f"--questions must be positive, got {n}")
     return schema.QUESTIONS[:n] + extra_questions(max(0, n - len(schema.QUESTIONS)))
 
 
@@ -218,13 +219,13 @@ def synthetic_countries(spec: int | str | None) -> tuple[schema.Country, ...]:
     text = str(spec).strip()
     if text.isdigit():
         if not 1 <= int(text) <= len(pool):
-            raise ValueError(f"--countries must be 1..{len(pool)}, got {text}")
+            raise InputError(f"--countries must be 1..{len(pool)}, got {text}")
         return tuple(pool[:int(text)])
     by_a3 = {c.iso3: c for c in pool}
     codes = [t.strip().upper() for t in text.split(",") if t.strip()]
     bad = [c for c in codes if c not in by_a3]
     if bad or not codes:
-        raise ValueError(f"--countries: {', '.join(bad) or text!r} not ISO alpha-3 codes (or give a count)")
+        raise InputError(f"--countries: {', '.join(bad) or text!r} not ISO alpha-3 codes (or give a count)")
     return tuple(by_a3[c] for c in dict.fromkeys(codes))
 
 
@@ -318,7 +319,7 @@ def write(frame: pd.DataFrame, path: str | Path) -> list[Path]:
                 kwargs = {}  # Stata labels need int-valued label sets; pyreadstat writes them for .sav only
             writer(frame, str(tmp), **kwargs)
         else:
-            raise ValueError(f"{path}: unsupported output type {suffix!r} (use .csv, .parquet, .sav or .dta)")
+            raise InputError(f"{path}: unsupported output type {suffix!r} (use .csv, .parquet, .sav or .dta)")
     if suffix in (".csv", ".parquet", ".dta"):
         side = path.with_name(path.name + ".labels.json")
         with atomic_path(side) as tmp:

@@ -40,6 +40,7 @@ from dvmap_verl.io import atomic_path
 from dvmap_verl.data.prompts import (USER_TEMPLATES, chat_messages, states_distribution, system_prompt,
                                      template_system, user_prompt)
 from dvmap_verl.data.schema import ATTRIBUTE_BY_NAME, ATTRIBUTE_KEYS, ATTRIBUTE_NAMES
+from dvmap_verl.errors import InputError
 
 PREDICTIONS = "predictions.jsonl"
 ITEMS = "items.parquet"
@@ -132,21 +133,21 @@ def _is_verl(path: Path) -> bool:
     try:
         names = set(pq.read_schema(path).names)
     except (pa.ArrowInvalid, OSError) as e:  # "Parquet magic bytes not found": say which file
-        raise ValueError(f"{path}: not a readable parquet file ({e})") from None
+        raise InputError(f"{path}: not a readable parquet file ({e})") from None
     return {"prompt", "extra_info", "reward_model"} <= names
 
 
 def _flatten(verl: pd.DataFrame, path: Path) -> pd.DataFrame:
     missing = {"prompt", "extra_info", "reward_model"} - set(verl.columns)
     if missing:
-        raise ValueError(f"{path}: not a DVMap VeRL parquet, missing column(s) {sorted(missing)}")
+        raise InputError(f"{path}: not a DVMap VeRL parquet, missing column(s) {sorted(missing)}")
     if verl.empty:
-        raise ValueError(f"{path}: the split is empty (0 rows); nothing to evaluate (see the split's counts in "
+        raise InputError(f"{path}: the split is empty (0 rows); nothing to evaluate (see the split's counts in "
                          f"stats.json beside it: dvmap prepare kept no rows for it)")
     extra = pd.DataFrame(list(verl["extra_info"]))
     need = {"options", "answer_index", "q_id", "country", "split"}
     if need - set(extra.columns):
-        raise ValueError(f"{path}: extra_info lacks {sorted(need - set(extra.columns))}; prepare it with dvmap prepare")
+        raise InputError(f"{path}: extra_info lacks {sorted(need - set(extra.columns))}; prepare it with dvmap prepare")
     extra["options"] = extra["options"].map(list)
     extra["k"] = extra["options"].map(len)
     extra["truth"] = extra["answer_index"].astype(int)
@@ -162,7 +163,7 @@ def rerender(items: pd.DataFrame, template: str) -> list[str]:
     """Every item's chat messages rebuilt from its attributes, question and options with ``template`` and the system
     message it asks for: one prepared dataset serves every prompt strategy of the paper's Table 4."""
     if template not in USER_TEMPLATES:
-        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
+        raise InputError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
     system = system_prompt(template_system(template))
     out = []
     for r in items.to_dict("records"):
@@ -179,7 +180,7 @@ def counterfactual_items(items: pd.DataFrame, attribute: str, mapping: dict[str,
     release's, byte for byte, or the paper's); items whose prompt matches neither are skipped.
     """
     if attribute not in ATTRIBUTE_BY_NAME:
-        raise ValueError(f"unknown attribute {attribute!r}; known: {list(ATTRIBUTE_NAMES)}")
+        raise InputError(f"unknown attribute {attribute!r}; known: {list(ATTRIBUTE_NAMES)}")
     key = ATTRIBUTE_KEYS[attribute]
     cand = items[items[key].isin(list(mapping)) & ~items["counterfactual"]]
     rows = []

@@ -23,6 +23,7 @@ from dvmap_verl.evaluation.evaluate import ITEMS, PREDICTIONS, REJECTED, RUN, Ev
     load_items
 from dvmap_verl.evaluation.runs import RunFolder, dumps_line
 from dvmap_verl.io import atomic_path
+from dvmap_verl.errors import InputError, MissingInputError
 
 THEIR_COLUMNS = ("UID", "Q_id", "prompt", "Country", "Gender", "Marital Status", "Has Children", "Education Level",
                  "Occupation", "Work Nature", "Religion", "Life Stage", "Income Bracket", "response", "answer",
@@ -32,13 +33,13 @@ _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 SHOW = 20  # UIDs named per problem
 
 
-class RunImportError(ValueError):
+class RunImportError(InputError):
     pass
 
 
 def read_their_csv(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (--release-csv)")
+        raise MissingInputError(f"{path}: no such file (--release-csv)")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:

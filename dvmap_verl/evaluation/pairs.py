@@ -47,6 +47,7 @@ from dvmap_verl.evaluation.runs import (JsonlScan, RunFolder, dumps_line, finger
                                         pair_result_key, pair_result_problem, read_jsonl)
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.reward.answers import extract_answer
+from dvmap_verl.errors import InputError, MissingInputError
 
 REQUIRED = ("question", "chosen", "rejected")
 PAIR_READOUTS = ("likelihood", "judge")
@@ -95,7 +96,7 @@ def parse_columns(specs: list[str] | None) -> dict[str, str]:
     for spec in specs or []:
         ours, sep, theirs = spec.partition("=")
         if not sep or not ours or not theirs:
-            raise ValueError(f"--columns expects OURS=THEIRS (e.g. chosen=aligned_answer), got {spec!r}")
+            raise InputError(f"--columns expects OURS=THEIRS (e.g. chosen=aligned_answer), got {spec!r}")
         out[ours] = theirs
     return out
 
@@ -103,11 +104,11 @@ def parse_columns(specs: list[str] | None) -> dict[str, str]:
 def load_pairs(path: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        raise MissingInputError(f"{path}: no such file or folder")
     if path.suffix == ".jsonl":
         scan = read_jsonl(path, last_line_whole=True)  # a hand-written table may lack the final newline
         if scan.bad:
-            raise ValueError(f"{path}: not a JSON Lines table of pairs: {len(scan.bad)} line(s) are not JSON objects "
+            raise InputError(f"{path}: not a JSON Lines table of pairs: {len(scan.bad)} line(s) are not JSON objects "
                              f"({'; '.join(f'line {n}: {why}' for n, why in list(scan.bad.items())[:3])}); fix or "
                              f"remove them")
         frame = pd.DataFrame(scan.records)
@@ -115,7 +116,7 @@ def load_pairs(path: str | Path, columns: dict[str, str] | None = None) -> pd.Da
         try:
             frame = pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
         except ValueError as e:
-            raise ValueError(f"{path}: not a JSON{' Lines' if path.suffix == '.jsonl' else ''} table of pairs ({e})") \
+            raise InputError(f"{path}: not a JSON{' Lines' if path.suffix == '.jsonl' else ''} table of pairs ({e})") \
                 from None
     else:
         import pyarrow as pa
@@ -124,23 +125,23 @@ def load_pairs(path: str | Path, columns: dict[str, str] | None = None) -> pd.Da
         try:
             frame = ds.dataset(str(path), format="parquet").to_table().to_pandas()
         except (pa.ArrowInvalid, OSError) as e:
-            raise ValueError(f"{path}: not a readable parquet table of pairs ({e})") from None
+            raise InputError(f"{path}: not a readable parquet table of pairs ({e})") from None
     columns = columns or {}
     missing_source = [theirs for theirs in columns.values() if theirs not in frame.columns]
     if missing_source:
-        raise ValueError(f"{path}: --columns names column(s) {missing_source} that the table lacks; it has "
+        raise InputError(f"{path}: --columns names column(s) {missing_source} that the table lacks; it has "
                          f"{sorted(frame.columns)}")
     frame = frame.rename(columns={theirs: ours for ours, theirs in columns.items()})
     if frame.empty:
-        raise ValueError(f"{path}: holds no pairs")
+        raise InputError(f"{path}: holds no pairs")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; it has {sorted(frame.columns)} (map yours with "
+        raise InputError(f"{path}: missing column(s) {missing}; it has {sorted(frame.columns)} (map yours with "
                          f"--columns OURS=THEIRS)")
     for c in REQUIRED:
         bad = frame[c].isna() | (frame[c].astype(str).str.strip() == "")
         if bad.any():
-            raise ValueError(f"{path}: column {c!r} is empty in row {int(np.flatnonzero(bad.to_numpy())[0])}")
+            raise InputError(f"{path}: column {c!r} is empty in row {int(np.flatnonzero(bad.to_numpy())[0])}")
     if "pair_id" not in frame:
         frame["pair_id"] = np.arange(len(frame))
     return frame.reset_index(drop=True)

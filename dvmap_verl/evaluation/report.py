@@ -22,6 +22,7 @@ from dvmap_verl.evaluation.evaluate import PREDICTIONS, load_items
 from dvmap_verl.evaluation.scoring import load_run, scored_predictions
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure, write_json
 from dvmap_verl.data.schema import ATTRIBUTE_KEYS, COUNTRY_BY_NAME
+from dvmap_verl.errors import InputError, MissingInputError
 
 GROUPS = ["split", "country", "q_id", "category"]
 SYNTHETIC_BANNER = ("> **Synthetic data.** These items come from `dvmap synth-wvs`, not from the World Values Survey; "
@@ -148,7 +149,7 @@ def build_report(run_dir: str | Path, train: str | Path | None = None, bootstrap
     Every metric of the registry (metric_registry.py) is computed: point metrics in the headline and the
     breakdown tables, probability metrics in the "Distributional" section."""
     if correctness not in CORRECTNESS:
-        raise ValueError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
+        raise InputError(f"unknown correctness rule {correctness!r}; known: {CORRECTNESS}")
     if correctness == "lenient":
         correctness = "release"
     run_dir = Path(run_dir)

@@ -22,6 +22,7 @@ from dvmap_verl.io import atomic_path, json_default
 from dvmap_verl.jsonl import (MAX_DEPTH, MAX_INT_DIGITS, MAX_LINE_BYTES, JsonlScan, RunFileError,  # noqa: F401
                               Validator, dumps_line, line_list, load_json_object, loads_bounded, nesting_depth,
                               read_jsonl)
+from dvmap_verl.errors import EnvironmentProblem, InputError
 
 RUN, LOCK = "run.json", ".lock"
 #: Unparsed answer marker in ``pred``.
@@ -30,11 +31,11 @@ UNPARSED = -1
 PROBS_TOLERANCE = 1e-4
 
 
-class RunSettingsError(ValueError):
+class RunSettingsError(InputError):
     pass
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(EnvironmentProblem):
     pass
 
 

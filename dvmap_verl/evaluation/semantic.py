@@ -21,6 +21,7 @@ import pandas as pd
 
 from dvmap_verl import stats
 from dvmap_verl.io import save_figure, write_json
+from dvmap_verl.errors import InputError, MissingPackage
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 PAPER_R = {"d_min": -0.198, "d_avg": -0.451}
@@ -30,7 +31,7 @@ def _require():
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise ImportError("dvmap analyze semantic needs sentence-transformers: pip install 'dvmap-verl[analysis]'") \
+        raise MissingPackage("dvmap analyze semantic needs sentence-transformers: pip install 'dvmap-verl[analysis]'") \
             from None
     return SentenceTransformer
 
@@ -77,14 +78,19 @@ def analyze_semantic(train: str | Path, cross_value: str | Path, runs: Sequence[
     from dvmap_verl.evaluation.evaluate import load_items
 
     if len(runs) != 2:
-        raise ValueError(f"--runs takes two run folders, BASE and TRAINED (got {len(runs)})")
+        raise InputError(f"--runs takes two run folders, BASE and TRAINED (got {len(runs)})")
     # Data and runs first: a wrong path fails in a second, before an embedding model is loaded.
     train_q = question_texts(load_items([train], test_items=False))
     cv_q = {q: t for q, t in question_texts(load_items([cross_value])).items() if q not in train_q}
     if not cv_q:
-        raise ValueError(f"{cross_value}: holds no question that is not in {train}")
+        raise InputError(f"{cross_value}: holds no question that is not in {train}")
     base, trained = (per_item(load_run(r)[0]) for r in runs)
-    dist = semantic_distances(train_q, cv_q, _require()(str(embedder)))
+    sentence_transformer = _require()
+    try:
+        model = sentence_transformer(str(embedder))
+    except (OSError, ValueError) as e:  # no such repo or folder, no network, not a model folder
+        raise InputError(f"--embedder {embedder}: cannot load it with sentence-transformers ({e})") from e
+    dist = semantic_distances(train_q, cv_q, model)
 
     shared = base.index.intersection(trained.index)
     shared = shared[shared.get_level_values("q_id").isin(list(cv_q))]
@@ -92,7 +98,7 @@ def analyze_semantic(train: str | Path, cross_value: str | Path, runs: Sequence[
     items = pd.Series(shared.get_level_values("q_id")).value_counts()
     table = dist.set_index("q_id").join(gain.rename("gain"), how="inner").join(items.rename("items"))
     if table.empty:
-        raise ValueError("the two runs share no cross-value items: evaluate both on the cross-value split")
+        raise InputError("the two runs share no cross-value items: evaluate both on the cross-value split")
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"embedder": str(embedder), "runs": [str(r) for r in runs], "paper_r": PAPER_R,
                            "questions": table.reset_index().to_dict("records")}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dvmap_verl.io import atomic_path, write_json
+from dvmap_verl.errors import MissingInputError, MissingPackage
 
 PAPER_TASKS = ("mmlu", "arc_easy", "gsm8k", "hellaswag", "ifeval")
 
@@ -23,7 +24,7 @@ def _require():
         import lm_eval
         from lm_eval.tasks import TaskManager
     except ImportError:
-        raise ImportError("dvmap utility needs lm-evaluation-harness: pip install 'dvmap-verl[analysis]'") from None
+        raise MissingPackage("dvmap utility needs lm-evaluation-harness: pip install 'dvmap-verl[analysis]'") from None
     return lm_eval, TaskManager
 
 
@@ -83,7 +84,7 @@ def run_utility(model: str, out_dir: str | Path, tasks: Sequence[str] = PAPER_TA
     models = {"trained": model, **({"base": base} if base else {})}
     for name, path in models.items():  # a local path that is not there: say so, before lm-eval tries the hub
         if (path.startswith((".", "/", "~")) or Path(path).is_absolute()) and not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"{path}: no such model folder (--{'model' if name == 'trained' else 'base'})")
+            raise MissingInputError(f"{path}: no such model folder (--{'model' if name == 'trained' else 'base'})")
     tables = {}
     for name, path in models.items():
         res = evaluate_model(path, tasks, backend, limit, include_path, batch_size, device)

@@ -38,9 +38,9 @@ def _setting(name: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"dvmap reward setting {name}={value!r} is not a number") from None
+        raise InputError(f"dvmap reward setting {name}={value!r} is not a number") from None
     if not math.isfinite(number) or (name == "sigma" and number <= 0):
-        raise ValueError(f"dvmap reward setting {name}={value!r} must be finite" + (" and > 0" if name == "sigma"
+        raise InputError(f"dvmap reward setting {name}={value!r} must be finite" + (" and > 0" if name == "sigma"
                                                                                  else ""))
     return number
 
@@ -72,7 +72,7 @@ def score(
     try:
         judge = VARIANTS[variant].judge
     except (KeyError, TypeError):
-        raise ValueError(f"unknown reward variant {variant!r}; known: {sorted(VARIANTS)}") from None
+        raise InputError(f"unknown reward variant {variant!r}; known: {sorted(VARIANTS)}") from None
     if type(beta) is not float:
         beta = _setting("beta", beta)
     for name in ("sigma", "alpha"):

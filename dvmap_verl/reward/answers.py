@@ -25,8 +25,9 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from dvmap_verl.reward.options import (_STRIP_CHARS, MAX_ANSWER_CHARS, OptionSet, holds_negation, takes_back,  # noqa: F401
+from dvmap_verl.reward.options import (MAX_ANSWER_CHARS, STRIP_CHARS, OptionSet, holds_negation, takes_back,  # noqa: F401
                                        normalize, normalize_text, option_set)
+from dvmap_verl.errors import InputError
 
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
@@ -50,7 +51,7 @@ MAX_OPTIONS = 32
 MAX_OPTIONS_CHARS = 4096
 
 
-class BadOptions(ValueError):
+class BadOptions(InputError):
     """A row's options cannot be used (too large, or holding None/NaN/non-text entries)."""
 
 
@@ -330,9 +331,9 @@ def format_share(text: Any, tags: Sequence[str]) -> float:
 def truth_index(value: str, options: tuple[str, ...]) -> int:
     """Index of a ground-truth label among parsed options (cached: the reward's hot path); ValueError naming
     both when absent."""
-    i = option_set(options).exact.get(" ".join(normalize_text(value).lower().split()).strip(_STRIP_CHARS))
+    i = option_set(options).exact.get(" ".join(normalize_text(value).lower().split()).strip(STRIP_CHARS))
     if i is None:
-        raise ValueError(f"ground truth {value!r} is not one of the options {list(options)!r}")
+        raise InputError(f"ground truth {value!r} is not one of the options {list(options)!r}")
     return i
 
 

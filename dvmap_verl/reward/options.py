@@ -67,7 +67,7 @@ CLAUSE_BREAKS = frozenset({"but", "however", "though", "although", "whereas", "i
 _CLAUSE_PUNCT = frozenset(".,;:!?()[]")
 
 # Characters stripped from both ends of an answer: white space, quotes, markdown emphasis, brackets, punctuation.
-_STRIP_CHARS = " \t\r\n\"'`*_#~>[](){}“”‘’«».,;:!?。，：；！？"
+STRIP_CHARS = " \t\r\n\"'`*_#~>[](){}“”‘’«».,;:!?。，：；！？"
 _SPACES = re.compile(r"\s+")
 # "Answer: Agree", "Final answer - Agree", "My answer is Agree", "Option: Agree"
 _PREFIX = re.compile(r"^(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|option|choice)\s*(?:is\s*)?[:\-–]?\s*")
@@ -120,9 +120,9 @@ def normalize(answer: str) -> str:
         s = _STRUCK_ANY.sub(" ", s)
     if "*" in s or "_" in s or "`" in s or "<" in s:
         s = _MARKUP.sub(" ", s)
-    s = " ".join(s.split()).strip(_STRIP_CHARS)
+    s = " ".join(s.split()).strip(STRIP_CHARS)
     if s.startswith(("answer", "option", "choice", "final", "my ", "the ")):
-        s = _PREFIX.sub("", s, count=1).strip(_STRIP_CHARS)
+        s = _PREFIX.sub("", s, count=1).strip(STRIP_CHARS)
     return s
 
 
@@ -218,7 +218,7 @@ class OptionSet:
 
     def __init__(self, options: tuple[str, ...]):
         self.options = options
-        self.normalized = tuple(_SPACES.sub(" ", normalize_text(o).lower()).strip(_STRIP_CHARS) for o in options)
+        self.normalized = tuple(_SPACES.sub(" ", normalize_text(o).lower()).strip(STRIP_CHARS) for o in options)
         self.exact = {n: i for i, n in enumerate(self.normalized)}
         # The hot path: the answer written exactly as the option (or its lower case), before any normalisation.
         self.fast: dict[str, int] = {}
@@ -349,7 +349,7 @@ class OptionSet:
             return i is not None, i
         m = _LABEL_PREFIX.match(s)
         if m:
-            by_text = self.exact.get(m.group(2).strip(_STRIP_CHARS))
+            by_text = self.exact.get(m.group(2).strip(STRIP_CHARS))
             if by_text is not None:
                 by_label = self._label_index(m.group(1))
                 return True, by_text if by_label in (None, by_text) else None

@@ -21,6 +21,7 @@ import warnings
 from typing import Any, Callable, Mapping
 
 from dvmap_verl import stats
+from dvmap_verl.errors import InputError
 from dvmap_verl.reward.answers import BadOptions, Reply, normalize, option_set, parse_options, truth_index
 from dvmap_verl.reward.distribution import parse_distribution, target_distribution
 
@@ -76,7 +77,7 @@ def format_tags_of(format_tags: Any) -> tuple[str, ...]:
     if isinstance(format_tags, str):
         tags = TAG_PRESETS.get(format_tags)
         if tags is None:
-            raise ValueError(f"unknown format_tags preset {format_tags!r}; known: {sorted(TAG_PRESETS)}")
+            raise InputError(f"unknown format_tags preset {format_tags!r}; known: {sorted(TAG_PRESETS)}")
         return tags
     return tuple(str(t) for t in format_tags)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dvmap_verl.errors import MissingInputError
+
 
 def find_actor_dir(path: str | Path) -> Path:
     """The ``actor`` folder of a checkpoint, given it, its ``global_step_N`` parent, or the run's checkpoint root
     (then the latest step, from verl's ``latest_checkpointed_iteration.txt``)."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such checkpoint folder")
+        raise MissingInputError(f"{p}: no such checkpoint folder")
     if (p / "fsdp_config.json").exists():
         return p
     if (p / "actor" / "fsdp_config.json").exists():
@@ -22,7 +24,7 @@ def find_actor_dir(path: str | Path) -> Path:
     steps = sorted(p.glob("global_step_*"), key=lambda d: int(d.name.rsplit("_", 1)[-1]))
     if steps:
         return find_actor_dir(steps[-1])
-    raise FileNotFoundError(f"{p}: not a verl FSDP checkpoint (no fsdp_config.json, actor/ or global_step_*)")
+    raise MissingInputError(f"{p}: not a verl FSDP checkpoint (no fsdp_config.json, actor/ or global_step_*)")
 
 
 def merge_fsdp_checkpoint(path: str | Path, target_dir: str | Path, trust_remote_code: bool = False) -> Path:

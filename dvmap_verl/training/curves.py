@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.io import atomic_path, remove_stale_tmp, save_figure
+from dvmap_verl.errors import InputError
 
 METRICS = ("score", "acc", "format", "parsed", "likert")
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
 
 
-class CurvesInputError(ValueError):
+class CurvesInputError(InputError):
     pass
 
 
@@ -85,7 +86,10 @@ def build_curves(rollout_dir: str | Path, out_dir: str | Path | None = None, ten
     if tokenizer_path:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        except (OSError, ValueError) as e:  # no such repo or folder, no network, not a tokenizer folder
+            raise InputError(f"--tokenizer {tokenizer_path}: cannot load it ({e})") from e
     frame = pd.DataFrame([step_summary(p, s, tokenizer) for s, p in step_files(rollout_dir)])
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(out)

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dvmap_verl.errors import InputError
+
 DVMAP = [sys.executable, "-m", "dvmap_verl.cli"]
 
 
@@ -45,7 +47,7 @@ def hydra_path(path: Path | str, flag: str = "--out") -> str:
         from hydra.core.override_parser.overrides_parser import OverridesParser
     except ImportError:  # no Hydra here (dry run on a laptop): refuse what would need escaping
         if _HYDRA_SPECIAL.search(text):
-            raise ValueError(f"{flag} {text}: Hydra reads ',', brackets, '=', quotes and spaces in an override "
+            raise InputError(f"{flag} {text}: Hydra reads ',', brackets, '=', quotes and spaces in an override "
                              f"specially; choose a path without them") from None
         return text
     escaped = escape_special_characters(text)
@@ -54,7 +56,7 @@ def hydra_path(path: Path | str, flag: str = "--out") -> str:
     except Exception:  # Hydra's grammar errors are its own exception types
         ok = False
     if not ok:
-        raise ValueError(f"{flag} {text}: Hydra cannot carry this path in an override (quotes or '${{'); choose "
+        raise InputError(f"{flag} {text}: Hydra cannot carry this path in an override (quotes or '${{'); choose "
                          f"a path without them")
     return escaped
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, cut_at_stop
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
+from dvmap_verl.errors import InputError
 
 
 class HFBackend:
@@ -17,11 +18,14 @@ class HFBackend:
 
         self.settings = settings
         self.batch_size = max(1, batch_size)
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.model = AutoModelForCausalLM.from_pretrained(model)
+        except (OSError, ValueError) as e:  # no such repo or folder, no network, not a model folder
+            raise InputError(f"--model {model}: cannot load it with transformers ({e})") from e
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model)
         self.model.eval()
         self._torch = torch
 

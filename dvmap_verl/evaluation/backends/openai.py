@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, reply_kind
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores
+from dvmap_verl.errors import EnvironmentProblem, InputError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -28,7 +29,7 @@ class PermanentError(RuntimeError):
     """A reply that retrying cannot fix (4xx other than 408/409/425/429)."""
 
 
-class ServerUnreachableError(ConnectionError):
+class ServerUnreachableError(EnvironmentProblem, ConnectionError):
     """Nothing listens at the base URL (connection refused, unknown host): retrying will not help."""
 
 
@@ -200,7 +201,7 @@ class OpenAIBackend:
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name)
             except Exception as e:
-                raise ValueError(f"the logprob readout over an OpenAI server renders the chat template locally and "
+                raise InputError(f"the logprob readout over an OpenAI server renders the chat template locally and "
                                  f"could not load a tokenizer from {self.tokenizer_name!r} ({e}); pass --tokenizer "
                                  f"PATH_OR_NAME") from None
         return self._tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True,

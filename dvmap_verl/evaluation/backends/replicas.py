@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request, as_reply
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, as_scoring
+from dvmap_verl.errors import EnvironmentProblem, InputError
 
 
 class _BackendActor:
@@ -65,7 +66,7 @@ def _collect(method, requests: list, convert) -> list[tuple[bool, Any]]:
     return out
 
 
-class ReplicaStartError(RuntimeError):
+class ReplicaStartError(EnvironmentProblem):
     """A replica's engine could not be built (its actor died in its constructor); the message is the cause's own."""
 
 
@@ -104,7 +105,7 @@ def resolve_replicas(replicas: str | int, gpus_per_replica: int, ray_module) -> 
         return int(replicas)
     gpus = int(ray_module.cluster_resources().get("GPU", 0))
     if gpus_per_replica <= 0 or gpus == 0:
-        raise ValueError("--replicas auto counts GPUs, and Ray sees none: give a number of replicas")
+        raise InputError("--replicas auto counts GPUs, and Ray sees none: give a number of replicas")
     return max(gpus // gpus_per_replica, 1)
 
 

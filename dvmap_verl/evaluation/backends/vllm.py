@@ -13,6 +13,7 @@ from typing import Sequence
 
 from dvmap_verl.evaluation.backends import GenerationSettings, OnError, OnResult, Reply, Request
 from dvmap_verl.evaluation.readouts import OnScore, ScoreRequest, Scores, scoring_start
+from dvmap_verl.errors import InputError, MissingPackage
 
 #: Prompts per ``LLM.chat`` call: big enough to keep the GPU busy, small enough that a kill loses seconds.
 CHUNK_PROMPTS = 256
@@ -22,7 +23,10 @@ def max_model_len_for(model: str, conversations: Sequence[Sequence[dict]], chat_
     """The longest prompt of the data (chat template applied, as vLLM applies it) plus ``max_tokens``."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model)
+    try:
+        tok = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as e:  # no such repo or folder, no network, not a model folder
+        raise InputError(f"--model {model}: cannot load its tokenizer ({e})") from e
     texts = [tok.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True, **chat_kwargs)
              for c in conversations]
     return max(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) + max_tokens
@@ -36,7 +40,7 @@ class VLLMBackend:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as e:  # GPU-only dependency, installed with `pip install dvmap-verl[gpu]`
-            raise ImportError("the vllm backend needs vLLM: pip install 'dvmap-verl[gpu]'") from e
+            raise MissingPackage("the vllm backend needs vLLM: pip install 'dvmap-verl[gpu]'") from e
         self.settings = settings
         self.chunk = chunk
         self._params = SamplingParams
