@@ -9,11 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "dvmap_verl"
 MAX_LINES = 80
 
-# Being split by the reg-metrics branch (issue 24, items 2-3); the merger empties this set once that lands, and the
-# test then holds every function to the limit.
+# Exceptions, each with its reason; none today (report/compare were split in issue 24).
 PENDING_LONG: set[str] = set()  # none left: report/compare were split (issue 24)
-# compare.py reads report's run loader and table writer through private names; reg-metrics moves them to public
-# helpers (issue 24, item 2). The merger empties this set too.
 PENDING_PRIVATE: set[str] = set()  # none left: scoring.py holds the shared loaders
 
 
