@@ -169,3 +169,18 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
                  "--bootstrap", "0"]) == 0
     diff = json.loads((tmp_path / "cmp" / "compare.json").read_text())["differences"][0]
     assert diff["shared_items"] == len(items)
+
+
+def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
+    # Imported items carry no DVMap profile: re-rendering them with a persona template cannot work; exit 2, no run.
+    data = tmp_path / "items"
+    assert main(["import-benchmark", "globalopinionqa", "--input", str(WRITERS["globalopinionqa"](tmp_path / "in")),
+                 "--out", str(data)]) == 0
+    parquet = str(next(data.glob("*.parquet")))
+    capsys.readouterr()
+    assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
+                 str(tmp_path / "run"), "--template", "paper", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dvmap: error: --template paper: these items (") \
+        and "no DVMap profile attributes" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -164,6 +164,12 @@ def rerender(items: pd.DataFrame, template: str) -> list[str]:
     message it asks for: one prepared dataset serves every prompt strategy of the paper's Table 4."""
     if template not in USER_TEMPLATES:
         raise InputError(f"unknown prompt template {template!r}; known: {sorted(USER_TEMPLATES)}")
+    missing = [ATTRIBUTE_KEYS[a] for a in ATTRIBUTE_NAMES if ATTRIBUTE_KEYS[a] not in items]
+    if missing:  # items of another benchmark (dvmap import-benchmark) carry no DVMap profile
+        sources = ", ".join(sorted(items["data_source"].astype(str).unique())) if "data_source" in items else "?"
+        raise InputError(f"--template {template}: these items ({sources}) have no DVMap profile attributes "
+                         f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); keep their prompts (no "
+                         f"--template), or import them with `dvmap import-benchmark --template ...`")
     system = system_prompt(template_system(template))
     out = []
     for r in items.to_dict("records"):
