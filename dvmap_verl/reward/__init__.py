@@ -17,6 +17,7 @@ import math
 import warnings
 from typing import Any, Mapping
 
+from dvmap_verl.errors import InputError
 from dvmap_verl.reward.answers import (BadOptions, Reply, extract_answer, format_share, normalize,  # noqa: F401
                                        option_set, parse_options, truth_index)
 from dvmap_verl.reward.variants import (DEFAULT_SIGMA, RELEASE_TAGS, TAG_PRESETS, VARIANTS,  # noqa: F401
@@ -60,7 +61,7 @@ def score(
 
     A row that cannot be judged (no usable ground truth, truth not among the options, broken options) scores
     ``beta * format`` with ``acc = parsed = likert = 0``, and a warning naming the problem is issued once.
-    Settings (variant, beta, sigma, format_tags) that are wrong raise ValueError: that is a configuration error.
+    Settings (variant, beta, sigma, format_tags) that are wrong raise InputError (a ValueError): a configuration error.
 
     >>> score("<reasoning>r</reasoning><answer>Agree.</answer>", "Agree", ["Agree", "Disagree"])["score"]
     1.4
