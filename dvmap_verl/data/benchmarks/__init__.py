@@ -41,6 +41,9 @@ class Importer:
     templates: tuple[str, ...]   # the first is the default
     description: str
     source: str                  # where the format comes from
+    #: ``render(template, render_args, options) -> user message``: the item's prompt with its options shown in
+    #: the given order (``dvmap eval --option-order``); ``render_args`` is what the importer stored in the item.
+    render: Callable[[str, dict[str, Any], list[str]], str] | None = None
 
 
 _IMPORTERS: dict[str, Importer] = {}
@@ -62,6 +65,27 @@ def get_importer(name: str) -> Importer:
 
 def importers() -> list[Importer]:
     return list(_IMPORTERS.values())
+
+
+def render_item(item: Any, options: list[str]) -> str | None:
+    """An imported item's user message re-rendered with its own benchmark template and ``options`` in the given
+    order, or None when the item has no recorded template (``prompt_format`` "benchmark:template" and
+    ``render_args``, written by import-benchmark) or its importer renders none. Raises :class:`InputError`
+    naming the item when its recorded arguments cannot be read."""
+    import json
+
+    fmt, args = item.get("prompt_format"), item.get("render_args")
+    if not isinstance(fmt, str) or ":" not in fmt or not isinstance(args, str) or not args:
+        return None
+    name, template = fmt.split(":", 1)
+    importer = _IMPORTERS.get(name)
+    if importer is None or importer.render is None:
+        return None
+    try:
+        return importer.render(template, json.loads(args), list(options))
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"item {item.get('item')} (q_id {item.get('q_id')!r}): its recorded {name} prompt "
+                         f"arguments cannot be rendered again ({type(e).__name__}: {e})") from None
 
 
 def _set_aside(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -197,7 +197,8 @@ def read_wave(folder: Path, opts: ImportOptions, stats: dict) -> list[dict]:
                 country=OVERALL if attr == OVERALL else f"{attr}={group}", group_attribute=attr, group=group,
                 ordinal=q["ordinal"],
                 n=opts.draws or max(n, 1), prompt_format=f"{NAME}:{opts.template}", source=f"{folder.name} ({wcol})",
-                input_file=folder / "info.csv", input_row=q["row"], respondents=n))
+                input_file=folder / "info.csv", input_row=q["row"], respondents=n,
+                render_args=render_args(attr, group, names, q["question"])))
     return rows
 
 
@@ -229,7 +230,7 @@ def _meister_item(key, entry, group, counts, attr, file, info, opts, groups):
         user=prompt(opts.template, attr, group, groups, question, t.options), country=f"{attr}={group}",
         group_attribute=attr, group=group, ordinal=ordinal, n=opts.draws or MEISTER_DRAWS,
         prompt_format=f"{NAME}:{opts.template}", source=file.name, input_file=file, input_row=key,
-        respondents=int(round(t.raw_sum)))
+        respondents=int(round(t.raw_sum)), render_args=render_args(attr, group, groups, question))
 
 
 def read_counts(files: list[Path], opts: ImportOptions) -> list[dict]:
@@ -286,6 +287,15 @@ def _counts_note(with_info: bool) -> str:
             + f"; sampling floor with {MEISTER_DRAWS} draws unless --draws")
 
 
+def render_args(attribute: str, group: str, groups: list[str], question: str) -> dict:
+    return {"attribute": attribute, "group": group, "groups": list(groups), "question": question}
+
+
+def render(template: str, args: dict, options: list[str]) -> str:
+    return prompt(template, args["attribute"], args["group"], args["groups"], args["question"], options)
+
+
 register_importer(Importer(NAME, read, ("qa", "bio", "portray", "persona"),
                            "OpinionQA per-wave folders (info/metadata/responses.csv) or {GROUP}_data.json counts",
-                           "tatsu-lab/opinions_qa data/human_resp; BENCHMARK_FORMATS.md sections 2 and 3"))
+                           "tatsu-lab/opinions_qa data/human_resp; BENCHMARK_FORMATS.md sections 2 and 3",
+                           render=render))

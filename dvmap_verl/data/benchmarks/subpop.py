@@ -80,14 +80,12 @@ def _item(rec: dict, row: int, file: Path, opts: ImportOptions, groups: dict[str
     t = make_target(answerable, responses, [False] * len(answerable), file, row, "responses")
     t.refusal_options, t.refusal_share = refusal_labels, _refusal_rate(rec["refusal_rate"], file, row)
     attr, group, question = str(rec["attribute"]), str(rec["group"]), str(rec["question"]).strip()
-    if opts.template == "persona":
-        user = persona_prompt([f"As to {attr.lower()}, you are {group}."], question, t.options)
-    else:
-        user = steered_prompt(opts.template, attr, group, groups.get(attr, [group]), question, t.options)
+    args = {"attribute": attr, "group": group, "groups": list(groups.get(attr, [group])), "question": question}
+    user = render(opts.template, args, t.options)
     return item_row(benchmark=NAME, split=NAME, q_id=str(rec["qkey"]), question=question, category=file.stem, t=t,
                     user=user, country=f"{attr}={group}", group_attribute=attr, group=group, ordinal=ordinal,
                     n=opts.draws or DEFAULT_DRAWS, prompt_format=f"{NAME}:{opts.template}", source=file.name,
-                    input_file=file, input_row=row)
+                    input_file=file, input_row=row, render_args=args)
 
 
 def read(path: Path, opts: ImportOptions) -> ImportResult:
@@ -117,6 +115,13 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     return ImportResult(rows, [str(f) for f in files], notes)
 
 
+def render(template: str, args: dict, options: list[str]) -> str:
+    attr, group, question = args["attribute"], args["group"], args["question"]
+    if template == "persona":
+        return persona_prompt([f"As to {attr.lower()}, you are {group}."], question, options)
+    return steered_prompt(template, attr, group, args["groups"], question, options)
+
+
 register_importer(Importer(NAME, read, ("qa", "bio", "portray", "persona"),
                            "SubPOP processed CSV or HF JSONL (qkey, attribute, group, responses, refusal_rate, ...)",
-                           "github.com/JosephJeesungSuh/subpop; BENCHMARK_FORMATS.md section 5"))
+                           "github.com/JosephJeesungSuh/subpop; BENCHMARK_FORMATS.md section 5", render=render))

@@ -145,7 +145,8 @@ def _group_items(values: pd.DataFrame, groups: pd.DataFrame, keys: list[str], qu
                 country=" | ".join(map(str, key)), group_attribute=" x ".join(keys), group=" | ".join(map(str, key)),
                 ordinal=ordinal, n=opts.draws or t.raw_sum, prompt_format=f"{NAME}:{opts.template}",
                 source=vfile.name, input_file=vfile, input_row=f"{qid} @ {' | '.join(map(str, key))}",
-                scale=scale))
+                scale=scale, render_args={"facts": facts, "question": str(m.get("question", qid)),
+                                          "scale": list(scale) if scale else None}))
     return rows
 
 
@@ -187,6 +188,12 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     return ImportResult(rows, [str(vfile), str(dfile), str(mfile)], ["groups = countries (B_COUNTRY)"], stats)
 
 
+def render(template: str, args: dict, options: list[str]) -> str:
+    """The default template of an ordinal question names the scale, not the options: the same prompt in every
+    order (the options are still scored, or read back, in the order given)."""
+    return prompt(template, args["facts"], args["question"], args["scale"], options)
+
+
 register_importer(Importer(NAME, read, ("default", "persona"),
                            "WorldValuesBench TSVs + question_metadata.json, or its probe set (probe/samples.tsv)",
-                           "github.com/Demon702/WorldValuesBench; BENCHMARK_FORMATS.md section 4"))
+                           "github.com/Demon702/WorldValuesBench; BENCHMARK_FORMATS.md section 4", render=render))
