@@ -136,6 +136,7 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
     assert main(["import-benchmark", bench, "--input", str(WRITERS[bench](tmp_path / "in")), "--out",
                  str(data)]) == 0
     parquet = str(next(data.glob("*.parquet")))
+    direct: dict[str, dict[str, float]] = {}
     for readout, samples in (("logprob", 1), ("sampling", 2)):
         run = tmp_path / readout
         assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
@@ -162,13 +163,23 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
         value, scored = direct_mean(OWN[bench], items, probs)
         assert own["own"] and own["value"] == pytest.approx(value, abs=1e-6) and own["scored_items"] == scored
         assert own["not_computed"] == len(items) - scored
+        tv = float(np.mean([0.5 * np.abs(probs[r.item] - np.asarray(r.target)).sum() for r in items.itertuples()]))
+        assert section["metrics"]["total_variation"]["value"] == pytest.approx(tv, abs=1e-6)
+        direct[readout] = {OWN[bench]: value, "total_variation": tv}
         assert "## Peer benchmarks" in (run / "report.md").read_text()
         assert metrics["distributional"]["model"]["profile_items"] >= 1
     # Both runs hold the same items (split, profile_id, q_id): compare pairs all of them.
     assert main(["compare", str(tmp_path / "logprob"), str(tmp_path / "sampling"), "--out", str(tmp_path / "cmp"),
                  "--bootstrap", "0"]) == 0
-    diff = json.loads((tmp_path / "cmp" / "compare.json").read_text())["differences"][0]
-    assert diff["shared_items"] == len(items)
+    out = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert out["differences"][0]["shared_items"] == len(items)
+    # compare shows the peer metrics too: the paired difference (sampling - logprob) on the same items is the
+    # difference of the scipy means above (both runs score the same items)
+    (peer,) = out["peer_benchmarks"]["differences"]
+    assert peer["benchmark"] == bench and peer["shared_items"] == len(items)
+    for name in (OWN[bench], "total_variation"):
+        assert peer[f"d_{name}"] == pytest.approx(direct["sampling"][name] - direct["logprob"][name], abs=1e-6)
+    assert "## Peer benchmarks" in (tmp_path / "cmp" / "compare.md").read_text()
 
 
 def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):

@@ -118,6 +118,9 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     out["by_country"] = {k: v.to_dict("records") for k, v in by_country.items()}
     out["by_question"] = {k: v.to_dict("records") for k, v in by_question.items()}
     out["distributional_differences"] = _probability_differences(names, scored, bootstrap, rng)
+    peer = _peer_benchmarks(names, scored, bootstrap, rng)
+    if peer is not None:
+        out["peer_benchmarks"] = peer
     out["notes"] = [f"{d['run']} vs {names[0]}: compared on the {d['shared_items']:,} items both hold "
                     f"({d['items_ref']:,} and {d['items_run']:,} in all)"
                     for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])] + leak_notes
@@ -225,6 +228,71 @@ def _probability_differences(names: list[str], scored: dict[str, pd.DataFrame], 
     return rows
 
 
+def _peer_values(scored: pd.DataFrame) -> pd.DataFrame | None:
+    """Per imported item of a run, keyed by content: ``benchmark`` and every benchmark-tagged metric against the
+    item's target (:func:`benchmark_metrics.benchmark_item_values`); None when the run has no imported item."""
+    from dvmap_verl.evaluation.benchmark_metrics import benchmark_item_values
+
+    items, p, _ = D.item_probabilities(scored)
+    values = benchmark_item_values(items, p)
+    if values is not None:
+        values.index = pd.MultiIndex.from_frame(items.loc[values.index, KEY])
+    return values
+
+
+def _peer_benchmarks(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: int,
+                     rng: np.random.Generator) -> dict[str, Any] | None:
+    """The peer benchmarks' metrics (registry entries tagged "benchmark", scored against each imported item's
+    ``target``): per run and benchmark the mean over the items where each is computed; and each run minus the
+    first per benchmark on the items both hold, with paired bootstrap intervals. None when no run holds an
+    imported item."""
+    per = {n: v for n in names if (v := _peer_values(scored[n])) is not None}
+    if not per:
+        return None
+    ms = metric_registry.metrics(benchmark=True)
+    summary = [{"system": n, "benchmark": b, "items": int(len(part)),
+                **{m.name: float(np.nanmean(part[m.name])) if part[m.name].notna().any() else float("nan")
+                   for m in ms}}
+               for n, v in per.items() for b, part in v.groupby("benchmark", sort=True)]
+    diffs = []
+    ref = per.get(names[0])
+    for name in names[1:] if ref is not None else []:
+        if name not in per:
+            continue
+        shared = ref.index.intersection(per[name].index)
+        for bench in sorted(set(ref.loc[shared, "benchmark"])):
+            sel = shared[(ref.loc[shared, "benchmark"] == bench).to_numpy()]
+            row: dict[str, Any] = {"run": name, "benchmark": bench, "shared_items": int(len(sel))}
+            for m in ms:
+                d = (per[name].loc[sel, m.name] - ref.loc[sel, m.name]).to_numpy(dtype=float)
+                d = d[np.isfinite(d)]  # items where both are computed
+                mean, lo, hi = paired_bootstrap(d, bootstrap, rng) if len(d) else (float("nan"),) * 3
+                row |= {f"d_{m.name}": mean, f"d_{m.name}_lo": lo, f"d_{m.name}_hi": hi}
+            diffs.append(row)
+    return {"metrics": [m.name for m in ms], "summary": summary, "differences": diffs}
+
+
+def _peer_markdown(peer: dict[str, Any], reference: str, bootstrap: int) -> list[str]:
+    ms = [metric_registry.get_metric(n) for n in peer["metrics"]]
+    lines = ["## Peer benchmarks (against each imported item's target; each benchmark's own metric marked *)", "",
+             "| system | benchmark | items | " + " | ".join(m.heading for m in ms) + " |",
+             "|---|---|---:|" + "---:|" * len(ms)]
+    for r in peer["summary"]:
+        cells = ["—" if np.isnan(r[m.name]) else f"{r[m.name]:.4f}{' *' if r['benchmark'] in m.tags else ''}"
+                 for m in ms]  # —: not computed on any item (an ordinal metric on non-ordinal items)
+        lines.append(f"| {r['system']} | {r['benchmark']} | {r['items']:,} | " + " | ".join(cells) + " |")
+    if peer["differences"]:
+        lines += ["", f"## Peer benchmark difference from `{reference}` (same items; paired bootstrap 95% interval, "
+                      f"{bootstrap} draws)", "",
+                  "| run | benchmark | shared items | " + " | ".join(f"Δ {m.heading}" for m in ms) + " |",
+                  "|---|---|---:|" + "---|" * len(ms)]
+        for d in peer["differences"]:
+            cells = ["—" if np.isnan(d[f"d_{m.name}"]) else fmt_ci(d[f"d_{m.name}"], d[f"d_{m.name}_lo"],
+                                                                     d[f"d_{m.name}_hi"]) for m in ms]
+            lines.append(f"| {d['run']} | {d['benchmark']} | {d['shared_items']:,} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _item_set(name: str, scored: pd.DataFrame) -> str:
     """``name: N items (split n, ...; e.g. profile/question)`` for an error message."""
     items = scored.drop_duplicates(KEY)
@@ -286,6 +354,8 @@ def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
         lines += [f"## Distributional difference from `{out['reference']}` (same items; paired intervals for the "
                   f"item-level metrics)", ""]
         lines += _differences_table(out["distributional_differences"], metric_registry.metrics(needs_probs=True))
+    if out.get("peer_benchmarks"):
+        lines += _peer_markdown(out["peer_benchmarks"], out["reference"], out["bootstrap"])
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)
