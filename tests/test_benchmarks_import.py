@@ -271,3 +271,18 @@ def test_draws_override_and_items_beyond_the_evaluation_width_are_set_aside(tmp_
     a = one(items, country="Atlantis", question="Should the town build bike lanes?")
     # 100 draws: 62.65 and 37.35 as whole answers (largest remainders) -> 63 and 37.
     assert a["n"] == 100 and list(a["counts"]) == [63.0, 37.0] and stats["draws"] == [100.0]
+
+
+def test_duplicate_question_and_group_rows_are_a_bad_row_never_two_items(tmp_path):
+    dup = 'natarms,SEX,Male,"[0.5, 0.2, 0.3]",0.0,"[1.0, 3.0, 2.0]",Spending on arms?,"[\'a\', \'b\', \'c\']"\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "subpop_eval.csv").write_text(B.SUBPOP_CSV + dup, encoding="utf-8")
+    # natarms/SEX=Male is data rows 4 and 5 (1-based, header excluded)
+    with pytest.raises(InputError, match=r"subpop_eval.csv: row 4, 5, column 'key': 2 rows for question 'natarms' "
+                                         r"and group 'SEX=Male'"):
+        import_benchmark("subpop", tmp_path / "in", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    stats = import_benchmark("subpop", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
+    assert stats["items"] == 3  # both copies left out: which one is right cannot be told
+    assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("4, 5", "key")]
+    assert "natarms" not in set(items_of(tmp_path / "out", stats)["q_id"])

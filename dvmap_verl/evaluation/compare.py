@@ -40,12 +40,16 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     return scored[~scored["counterfactual"]].reset_index(drop=True), run, originals
 
 
-def per_item(scored: pd.DataFrame) -> pd.DataFrame:
+def per_item(scored: pd.DataFrame, run: str = "a run") -> pd.DataFrame:
     """One row per item, indexed by content key: ``correct`` and ``lc`` (means over its samples), ``country``,
-    ``category`` and the value of every item-level point metric of the registry (one column each)."""
+    ``category`` and the value of every item-level point metric of the registry (one column each). Raises
+    :class:`InputError` naming ``run`` and the key when two items share one."""
     agg = V.item_values(V.point_items(scored)).set_index(KEY)
     if agg.index.has_duplicates:
-        raise InputError("two items share a (split, profile, question) key")
+        key = agg.index[agg.index.duplicated()][0]
+        raise InputError(f"{run}: two items share the (split, profile, question) key {tuple(map(str, key))}; "
+                         f"compare pairs runs on that key, so each item's must be unique (import the benchmark "
+                         f"again: duplicate rows are refused now)")
     return agg
 
 
@@ -108,6 +112,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
         loaded = list(kept.values())
     scored = {n: s for n, (s, _, _) in zip(names, loaded)}
     _require_shared_items(names, scored)
+    for n, r in zip(names, run_dirs):  # a duplicate key is named with its run folder before anything is written
+        per_item(scored[n], f"{r}")
 
     headline = _headline(scored, train_items if baselines else None, loaded[0][2])
     out["headline"] = [{"split": s, "system": n, **v} for (s, n), v in zip(headline.index, headline.to_dict("records"))]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from dvmap_verl.data.benchmarks.common import MAX_OPTIONS, BadRows, json_ready, verl_table
+from dvmap_verl.data.benchmarks.common import MAX_OPTIONS, BadRow, BadRows, json_ready, verl_table
 from dvmap_verl.errors import InputError, MissingInputError
 
 
@@ -88,6 +88,25 @@ def render_item(item: Any, options: list[str]) -> str | None:
                          f"arguments cannot be rendered again ({type(e).__name__}: {e})") from None
 
 
+def _without_duplicates(rows: list[dict[str, Any]], bad: BadRows) -> list[dict[str, Any]]:
+    """The rows, none sharing an evaluation key (split, group, question: what ``dvmap compare`` pairs runs on).
+    Copies of one key are one malformed row naming the file and the rows (raised, or with ``--skip-bad-rows``
+    every copy left out and listed: which copy is right cannot be told)."""
+    seen: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        seen.setdefault((r["split"], r["profile_id"], r["q_id"]), []).append(r)
+    drop = set()
+    for (_, profile, q_id), copies in seen.items():
+        if len(copies) > 1:
+            files = sorted({c["input_file"] for c in copies})
+            where = [c["input_row"] for c in copies]
+            bad.add(BadRow(", ".join(files), ", ".join(map(str, where)), "key",
+                           f"{len(copies)} rows for question {q_id!r} and group {profile!r}: each (question, "
+                           f"group) must occur once"))
+            drop.update(id(c) for c in copies)
+    return [r for r in rows if id(r) not in drop]
+
+
 def _set_aside(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Items the evaluation cannot hold (more answerable options than MAX_OPTIONS) apart, each named."""
     keep, aside = [], []
@@ -118,7 +137,7 @@ def import_benchmark(name: str, input_path: str | Path, out_dir: str | Path, tem
         raise InputError(f"--draws must be at least 1, not {draws}")
     opts = ImportOptions(template=template, bad=BadRows(skip=skip_bad_rows), draws=draws)
     result = importer.read(path, opts)
-    rows, aside = _set_aside(result.rows)
+    rows, aside = _set_aside(_without_duplicates(result.rows, opts.bad))
     if not rows:
         raise InputError(f"{path}: no {name} item could be read ({len(opts.bad.rows)} malformed row(s), "
                          f"{len(aside)} set aside)")
