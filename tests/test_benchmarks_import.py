@@ -286,3 +286,38 @@ def test_duplicate_question_and_group_rows_are_a_bad_row_never_two_items(tmp_pat
     assert stats["items"] == 3  # both copies left out: which one is right cannot be told
     assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("4, 5", "key")]
     assert "natarms" not in set(items_of(tmp_path / "out", stats)["q_id"])
+
+
+POLPARTY = {"PARKS_W99": {
+    "MC_options": ["Very satisfied", "Somewhat satisfied", "Not satisfied", "Refused"],
+    "question_text": "How satisfied are you with parks?",
+    "Democrat": {"Not satisfied": 12.0, "Refused": 1.0, "Somewhat satisfied": 40.0, "Very satisfied": 30.0},
+    "Republican": {"Not satisfied": 9.0, "Somewhat satisfied": 35.0, "Very satisfied": 41.0},
+    "Independent": {"Refused": 3.0},                      # refusals only: counted, not malformed
+    "Other": {"Bogus label": 5.0, "Very satisfied": 1.0}}}  # malformed: this group only
+
+
+def test_count_files_skip_a_bad_group_not_its_question(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "POLPARTY_data.json").write_text(json.dumps(POLPARTY))
+    with pytest.raises(InputError, match=r"row PARKS_W99, column 'Other': label\(s\) \['Bogus label'\]"):
+        import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out")
+    stats = import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
+    assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("PARKS_W99", "Other")]
+    assert stats["groups_without_answers"] == 1 and stats["items"] == 2
+    items = items_of(tmp_path / "out", stats)
+    dem = one(items, group="Democrat")
+    # 30, 40, 12 of 82 answered; 1 refusal of 83
+    assert list(dem["target"]) == pytest.approx([30 / 82, 40 / 82, 12 / 82])
+    assert dem["refusal_share"] == pytest.approx(1 / 83)
+    assert list(one(items, group="Republican")["target"]) == pytest.approx([41 / 85, 35 / 85, 9 / 85])
+
+
+def test_nothing_left_names_what_was_skipped_in_one_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    only_bad = {"PARKS_W99": {k: v for k, v in POLPARTY["PARKS_W99"].items() if k not in ("Democrat", "Republican")}}
+    (tmp_path / "in" / "POLPARTY_data.json").write_text(json.dumps(only_bad))
+    with pytest.raises(InputError, match=r"no opinionqa item could be read \(1 malformed row\(s\), 0 set aside: "
+                                         r".*POLPARTY_data.json: row PARKS_W99, column 'Other': label"):
+        import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
+    assert not (tmp_path / "out").exists()

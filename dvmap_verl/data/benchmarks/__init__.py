@@ -138,9 +138,13 @@ def import_benchmark(name: str, input_path: str | Path, out_dir: str | Path, tem
     opts = ImportOptions(template=template, bad=BadRows(skip=skip_bad_rows), draws=draws)
     result = importer.read(path, opts)
     rows, aside = _set_aside(_without_duplicates(result.rows, opts.bad))
-    if not rows:
+    if not rows:  # nothing to write: the error itself names what was skipped and set aside
+        why = [f"{b.file}: row {b.row}, column {b.column!r}: {b.why}" for b in opts.bad.rows[:3]]
+        why += [f"{a['q_id']} / {a['group']}: {a['why']}" for a in aside[:3]]
+        more = len(opts.bad.rows) + len(aside) - len(why)
         raise InputError(f"{path}: no {name} item could be read ({len(opts.bad.rows)} malformed row(s), "
-                         f"{len(aside)} set aside)")
+                         f"{len(aside)} set aside" + (": " + "; ".join(why) if why else "")
+                         + (f"; and {more} more" if more > 0 else "") + ")")
     out_name = f"{name}_{template}.parquet"
     stats = {
         "benchmark": name, "template": template, "items_file": out_name, "input": str(path),

@@ -219,6 +219,8 @@ def _meister_item(key, entry, group, counts, attr, file, info, opts, groups):
     q = info.get(key)
     ordinal_labels = q["references"][:len(q["ordinal"])] if q else None
     refusal = [o not in ordinal_labels if ordinal_labels else is_refusal(o) for o in options]
+    if not any(v > 0 for v, r in zip(values, refusal) if not r):
+        return None  # refusals only (or no answer): nothing to score, counted as in the per-wave format
     t: Target = make_target(options, values, refusal, file, key, group, scale="count")
     ordinal = [q["ordinal"][ordinal_labels.index(o)] for o in t.options] if q and all(
         o in ordinal_labels for o in t.options) else [float("nan")] * len(t.options)
@@ -233,7 +235,12 @@ def _meister_item(key, entry, group, counts, attr, file, info, opts, groups):
         respondents=int(round(t.raw_sum)), render_args=render_args(attr, group, groups, question))
 
 
-def read_counts(files: list[Path], opts: ImportOptions) -> list[dict]:
+def read_counts(files: list[Path], opts: ImportOptions, stats: dict | None = None) -> list[dict]:
+    """Items of ``{GROUP}_data.json`` count files. The unit of a bad row is one group of one question (a bad
+    group leaves its question's other groups in); a group with refusals only is counted in
+    ``stats["groups_without_answers"]``, not malformed."""
+    stats = {} if stats is None else stats
+    stats.setdefault("groups_without_answers", 0)
     rows = []
     for file in files:
         attr = file.name[:-len("_data.json")]
@@ -245,23 +252,33 @@ def read_counts(files: list[Path], opts: ImportOptions) -> list[dict]:
             raise InputError(f"{file}: expected {{qkey: {{MC_options, question_text, <group>: counts}}}}")
         info = read_info(file.parent / "info.csv", opts.bad) if (file.parent / "info.csv").is_file() else {}
         for key, entry in data.items():
+            groups = [g for g in entry if g not in ("MC_options", "question_text")] if isinstance(entry, dict) else []
             try:
                 if not isinstance(entry, dict) or "MC_options" not in entry:
                     raise BadRow(file, key, "MC_options", "missing")
-                groups = [g for g in entry if g not in ("MC_options", "question_text")]
                 if not groups:
                     raise BadRow(file, key, "<group>", "no group counts")
-                items = [_meister_item(key, entry, g, entry[g], attr, file, info, opts, groups) for g in groups]
-                rows.extend(items)
             except BadRow as b:
                 opts.bad.add(b)
+                continue
+            for g in groups:
+                try:
+                    item = _meister_item(key, entry, g, entry[g], attr, file, info, opts, groups)
+                except BadRow as b:
+                    opts.bad.add(b)
+                    continue
+                if item is None:
+                    stats["groups_without_answers"] += 1
+                else:
+                    rows.append(item)
     return rows
 
 
 def read(path: Path, opts: ImportOptions) -> ImportResult:
     stats = {"empty_groups": 0, "answers_not_in_references": 0, "attributes_not_in_responses": []}
     if path.is_file() and path.name.endswith("_data.json"):
-        return ImportResult(read_counts([path], opts), [str(path)], [_counts_note(False)])
+        return ImportResult(read_counts([path], opts, stats), [str(path)], [_counts_note(False)],
+                            extra_stats={"groups_without_answers": stats["groups_without_answers"]})
     if (path / "responses.csv").is_file():
         waves = [path]
     else:
@@ -274,8 +291,9 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     counts = sorted(path.glob("*_data.json")) if path.is_dir() else []
     counts = [f for f in counts if f.name[:-len("_data.json")].isupper()]
     if counts:
-        return ImportResult(read_counts(counts, opts), [str(f) for f in counts],
-                            [_counts_note((path / "info.csv").is_file())])
+        return ImportResult(read_counts(counts, opts, stats), [str(f) for f in counts],
+                            [_counts_note((path / "info.csv").is_file())],
+                            extra_stats={"groups_without_answers": stats["groups_without_answers"]})
     raise MissingInputError(f"{path}: neither an OpinionQA wave folder (info.csv, metadata.csv, responses.csv), a "
                             f"folder of them, nor {{GROUP}}_data.json count files")
 
