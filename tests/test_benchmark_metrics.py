@@ -195,3 +195,33 @@ def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_di
     assert len(err) == 1 and err[0].startswith("dvmap: error: --template paper: these items (") \
         and "no DVMap profile attributes" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_flip_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
+    # --flip swaps a DVMap profile attribute: imported items have none; exit 2 with one line, no run (was a KeyError)
+    data = tmp_path / "items"
+    assert main(["import-benchmark", "globalopinionqa", "--input", str(WRITERS["globalopinionqa"](tmp_path / "in")),
+                 "--out", str(data)]) == 0
+    parquet = str(next(data.glob("*.parquet")))
+    capsys.readouterr()
+    assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
+                 str(tmp_path / "run"), "--flip", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dvmap: error: --flip Income Bracket: these items (") \
+        and "no DVMap profile attributes" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_metric_of_the_wrong_shape_is_named_with_its_module():
+    from dvmap_verl.errors import EnvironmentProblem
+    from dvmap_verl.evaluation.metric_registry import Metric
+    from dvmap_verl.evaluation.metric_values import Rows, row_values
+
+    def two_columns(p, t, k, items):
+        return np.zeros((len(k), 2))
+
+    m = Metric("bad_shape", two_columns, "item", False, False, "returns (n, 2)", "")
+    rows = Rows(np.zeros((3, 16)), np.zeros((3, 16)), np.array([2, 2, 2]), pd.DataFrame(index=range(3)), np.ones(3))
+    with pytest.raises(EnvironmentProblem, match=rf"metric 'bad_shape' \(its function in {__name__}; source: not "
+                                                 r"given\) returned shape \(3, 2\) for 3 item rows; it must return 3"):
+        row_values(m, rows)

@@ -321,3 +321,12 @@ def test_nothing_left_names_what_was_skipped_in_one_error(tmp_path):
                                          r".*POLPARTY_data.json: row PARKS_W99, column 'Other': label"):
         import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_input_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["import-benchmark", "globalopinionqa", "--input", str(tmp_path / "empty.csv"), "--out",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dvmap: error: {tmp_path / 'empty.csv'}: not a readable CSV (No columns to parse from file)"]
+    assert not (tmp_path / "out").exists()

@@ -80,7 +80,7 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     file = _csv_path(path)
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: not a readable CSV ({e})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:

@@ -99,7 +99,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
                                 f"responses.csv)")
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a readable CSV ({e})") from None
 
 

@@ -44,7 +44,7 @@ def _records(file: Path, bad) -> list[tuple[int, dict]]:
         return out
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: not a readable CSV ({e})") from None
     return list(enumerate(frame.to_dict("records"), start=1))
 

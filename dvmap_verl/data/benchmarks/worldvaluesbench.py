@@ -43,7 +43,7 @@ def _find(path: Path, name: str) -> Path | None:
 def _tsv(file: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(file, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: not a readable TSV ({e})") from None
 
 
