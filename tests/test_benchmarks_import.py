@@ -231,7 +231,9 @@ def test_worldvaluesbench_probe_set_and_country_groups(tmp_path):
     # Without the probe set: one group per country, over every value question.
     stats = import_benchmark("worldvaluesbench", root / "full", tmp_path / "country", template="persona")
     items = items_of(tmp_path / "country", stats)
-    assert stats["items"] == 6
+    # Freedonia answered Q300 with code 3 only (and once not at all): a one-option item, set aside
+    assert stats["items"] == 5 and [(a["q_id"], a["group"], a["options"]) for a in stats["set_aside"]] == [
+        ("Q300", "Freedonia", 1)]
     nominal = one(items, q_id="Q300", group="Atlantis")  # non-ordinal: the codes observed (1, 2, 1)
     assert list(nominal["options"]) == ["1", "2"] and list(nominal["target"]) == pytest.approx([2 / 3, 1 / 3])
     assert not nominal["is_ordinal"]
@@ -330,3 +332,16 @@ def test_an_empty_input_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"dvmap: error: {tmp_path / 'empty.csv'}: not a readable CSV (No columns to parse from file)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_single_option_items_are_set_aside_and_listed(tmp_path):
+    csv = ("question,selections,options,source\n"
+           "\"Two options\",\"{'Atlantis': [0.25, 0.75]}\",\"['Yes', 'No']\",GAS\n"
+           "\"One option\",\"{'Atlantis': [1.0]}\",\"['Yes']\",GAS\n"
+           "\"One answerable\",\"{'Atlantis': [0.6, 0.4]}\",\"['Yes', 'Refused']\",GAS\n")  # refusal split off
+    (tmp_path / "goqa.csv").write_text(csv)
+    stats = import_benchmark("globalopinionqa", tmp_path / "goqa.csv", tmp_path / "out")
+    assert stats["items"] == 1
+    assert [(a["group"], a["options"], a["why"]) for a in stats["set_aside"]] == [
+        ("Atlantis", 1, "1 answerable option(s): nothing to choose between")] * 2
+    assert list(items_of(tmp_path / "out", stats)["question"]) == ["Two options"]

@@ -108,12 +108,15 @@ def _without_duplicates(rows: list[dict[str, Any]], bad: BadRows) -> list[dict[s
 
 
 def _set_aside(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Items the evaluation cannot hold (more answerable options than MAX_OPTIONS) apart, each named."""
+    """Items the evaluation cannot hold (more answerable options than MAX_OPTIONS) or that ask nothing (fewer than
+    two: every readout would be right, and fully consistent, for free) apart, each named."""
     keep, aside = [], []
     for r in rows:
-        if len(r["options"]) > MAX_OPTIONS:
-            aside.append({"q_id": r["q_id"], "group": r["group"], "country": r["country"],
-                          "options": len(r["options"]), "why": f"more than {MAX_OPTIONS} answerable options"})
+        k = len(r["options"])
+        why = f"more than {MAX_OPTIONS} answerable options" if k > MAX_OPTIONS else \
+            f"{k} answerable option(s): nothing to choose between" if k < 2 else None
+        if why:
+            aside.append({"q_id": r["q_id"], "group": r["group"], "country": r["country"], "options": k, "why": why})
         else:
             keep.append(r)
     return keep, aside
