@@ -95,3 +95,19 @@ def test_two_items_sharing_a_key_are_named_with_their_run():
     with pytest.raises(InputError, match=r"runs/sp_dup: two items share the \(split, profile, question\) key "
                                          r"\('subpop', 'SEX=Male', 'natparks'\)"):
         per_item(scored, "runs/sp_dup")
+
+
+def test_a_run_with_unreadable_answers_is_named_with_its_share(data, tmp_path):
+    make_run(tmp_path / "base", data, lambda r: r.truth, limit=20)
+    items = make_run(tmp_path / "blank", data, lambda r: r.truth, limit=20)
+    with open(tmp_path / "blank" / PREDICTIONS, "w") as fh:  # 5 of the 20 items: a reply with no answer
+        for r in items.itertuples():
+            bad = r.item < 5
+            fh.write(json.dumps({"item": r.item, "sample": 0, "completion": "I cannot say" if bad else
+                                 f"<answer>{r.options[r.truth]}</answer>", "answer": None if bad else
+                                 r.options[r.truth], "pred": -1 if bad else int(r.truth)}) + "\n")
+    out = compare_runs([tmp_path / "base", tmp_path / "blank"], tmp_path / "cmp", bootstrap=0)
+    dist = {r["system"]: r["unreadable_items"] for r in out["distributional"]}
+    assert dist == {"base": 0, "blank": 5}
+    note = "blank: 5 of 20 items (25%) had no readable answer and count as uniform"
+    assert any(n.startswith(note) for n in out["notes"]) and note in (tmp_path / "cmp" / "compare.md").read_text()

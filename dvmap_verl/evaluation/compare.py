@@ -130,6 +130,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     out["notes"] = [f"{d['run']} vs {names[0]}: compared on the {d['shared_items']:,} items both hold "
                     f"({d['items_ref']:,} and {d['items_run']:,} in all)"
                     for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])] + leak_notes
+    out["notes"] += _unreadable_notes(out["distributional"])
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,8 +174,19 @@ def _distributional(scored: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
     rows = []
     for name, s in scored.items():
         items, p, readout = D.item_probabilities(s)
-        rows.append({"system": name, "readout": readout, **D.score_distributions(items, p)})
+        unreadable = int(items["unreadable"].sum()) if "unreadable" in items else 0
+        rows.append({"system": name, "readout": readout, **D.score_distributions(items, p),
+                     "unreadable_items": unreadable})
     return rows
+
+
+def _unreadable_notes(distributional: list[dict[str, Any]]) -> list[str]:
+    """A run whose items had no readable answer scores the uniform distribution there (the report's rule): say
+    so, per run, since a difference from such a run measures the uniform distribution, not the model."""
+    return [f"{r['system']}: {r['unreadable_items']:,} of {r['items']:,} items "
+            f"({r['unreadable_items'] / r['items']:.0%}) had no readable answer and count as uniform; its "
+            f"distributional scores and differences on them are the uniform distribution's, not the model's"
+            for r in distributional if r.get("unreadable_items") and r.get("items")]
 
 
 def _metric_differences(ms: list, a: pd.DataFrame, b: pd.DataFrame, summaries: list[dict], bootstrap: int,
