@@ -173,3 +173,14 @@ def test_profile_metrics_score_against_the_exact_target():
     p2 = np.zeros((1, MAX_K))
     p2[0, 2] = 1.0
     assert get_metric("respondent_acc").fn(p2, None, k, items)[0] == pytest.approx(0.6)
+
+
+def test_calibrate_on_without_calibrate_temperature_is_refused_in_one_line(tmp_path, capsys):
+    from dvmap_verl.cli import main
+
+    assert main(["eval", "--backend", "hf", "--model", "m", "--data", str(tmp_path / "x.parquet"), "--out",
+                 str(tmp_path / "run"), "--readout", "logprob", "--calibrate-on", "tv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dvmap: error: --calibrate-on tv chooses what --calibrate-temperature SPLIT minimises; give "
+                   "--calibrate-temperature too, or leave --calibrate-on out"]
+    assert not (tmp_path / "run").exists()
