@@ -345,3 +345,11 @@ def test_single_option_items_are_set_aside_and_listed(tmp_path):
     assert [(a["group"], a["options"], a["why"]) for a in stats["set_aside"]] == [
         ("Atlantis", 1, "1 answerable option(s): nothing to choose between")] * 2
     assert list(items_of(tmp_path / "out", stats)["question"]) == ["Two options"]
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path):
+    src = B.write_subpop(tmp_path / "subpop")
+    (tmp_path / "taken.csv").write_text("x")
+    with pytest.raises(InputError, match=rf"--out {tmp_path / 'taken.csv'}: a file, not a folder"):
+        import_benchmark("subpop", src, tmp_path / "taken.csv")
+    assert (tmp_path / "taken.csv").read_text() == "x"

@@ -136,6 +136,8 @@ def import_benchmark(name: str, input_path: str | Path, out_dir: str | Path, tem
     path = Path(input_path)
     if not path.exists():
         raise MissingInputError(f"{path}: no such file or folder (the {name} input)")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(f"--out {out_dir}: a file, not a folder (import-benchmark writes a folder of items)")
     if draws is not None and draws < 1:
         raise InputError(f"--draws must be at least 1, not {draws}")
     opts = ImportOptions(template=template, bad=BadRows(skip=skip_bad_rows), draws=draws)
