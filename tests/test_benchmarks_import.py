@@ -353,3 +353,14 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path):
     with pytest.raises(InputError, match=rf"--out {tmp_path / 'taken.csv'}: a file, not a folder"):
         import_benchmark("subpop", src, tmp_path / "taken.csv")
     assert (tmp_path / "taken.csv").read_text() == "x"
+
+
+def test_a_probe_question_the_files_lack_is_a_bad_row(tmp_path):
+    root = B.write_wvb(tmp_path / "WorldValuesBench")
+    with open(root / "probe" / "samples.tsv", "a") as fh:
+        fh.write("Q77\tSocial Values\tEurope\tUrban\tLower\t999070001\n")
+    with pytest.raises(InputError, match=r"full_value_qa.tsv: row \(header\), column 'Q77': no such column"):
+        import_benchmark("worldvaluesbench", root, tmp_path / "out")
+    stats = import_benchmark("worldvaluesbench", root, tmp_path / "out", skip_bad_rows=True)
+    assert stats["items"] == 4  # the probe set's other items, as without Q77
+    assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("(header)", "Q77")]

@@ -122,9 +122,13 @@ def _group_items(values: pd.DataFrame, groups: pd.DataFrame, keys: list[str], qu
     joined = groups.merge(values, on="D_INTERVIEW", how="left", indicator=True)
     stats["participants_not_found"] += int((joined["_merge"] == "left_only").sum())
     rows = []
-    for qid in questions:
+    for qid in questions:  # a question the files cannot answer is one bad row (listed with --skip-bad-rows)
         if qid not in values.columns:
-            raise InputError(f"{vfile}: no column {qid!r} (asked by the probe set or the metadata)")
+            opts.bad.add(BadRow(vfile, "(header)", qid, "no such column (asked by the probe set or the metadata)"))
+            continue
+        if not isinstance(meta.get(qid), dict):
+            opts.bad.add(BadRow(mfile, qid, qid, "no entry for this question (asked by the probe set)"))
+            continue
         scale = _scale(meta, qid, mfile)
         part = joined[joined["Question"] == qid] if "Question" in joined else joined
         codes = _codes(part[qid].fillna(""), vfile, qid, scale, opts.bad, part["_row"].to_numpy())
