@@ -242,7 +242,7 @@ def test_position_bias_consistency_and_order_average_by_hand():
     md = "\n".join(O.order_markdown(section))
     assert "| 1 | 0.800 | 0.600 |" in md and "| 3 | 0.000 | 0.200 |" in md
     assert "Position-bias TV 0.200 over 5 answered record(s); 0 unanswered, 1 with no valid permutation" in md
-    assert "Cross-order consistency: 0.500 of 2 item(s)" in md
+    assert "Cross-order consistency: 0.500 (the share of the 2 item(s) that give the same modal answer" in md
 
 
 def test_cli_refuses_an_unknown_order_in_one_line(capsys):

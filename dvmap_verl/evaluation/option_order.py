@@ -341,7 +341,8 @@ def order_markdown(section: dict[str, Any]) -> list[str]:
              f"position beside the share of records whose target sits there; TV between the two is 0 without "
              f"position bias.", ""]
     if pb.get("by_position"):
-        lines += ["| position | model share | target share |", "|---|---|---|"]
+        lines += ["| position (1 = first shown; `metrics.json` counts from 0) | model share | target share |",
+                  "|---|---|---|"]
         lines += [f"| {r['position'] + 1} | {r['model_share']:.3f} | {r['target_share']:.3f} |"
                   for r in pb["by_position"]]
         lines += ["", f"Position-bias TV {pb['tv']:.3f} over {pb['records']:,} answered record(s); "
@@ -349,8 +350,8 @@ def order_markdown(section: dict[str, Any]) -> list[str]:
                       f"(left out).", ""]
     c = section.get("consistency")
     if c:
-        lines += [f"Cross-order consistency: {c['consistency']:.3f} of {c['items']:,} item(s) give the same modal "
-                  f"answer under all {section['orders']} orders ({c['items_missing_an_order']:,} item(s) lack an "
-                  f"answer under some order and are left out). The order-averaged distribution is scored in the "
-                  f"distributional section.", ""]
+        lines += [f"Cross-order consistency: {c['consistency']:.3f} (the share of the {c['items']:,} item(s) that "
+                  f"give the same modal answer under all {section['orders']} orders; "
+                  f"{c['items_missing_an_order']:,} item(s) lack an answer under some order and are left out). The "
+                  f"order-averaged distribution is scored in the distributional section.", ""]
     return lines
