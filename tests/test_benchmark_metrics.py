@@ -97,6 +97,7 @@ def test_floors_uniform_and_sampling_with_the_draw_count():
     # A one-hot target: every draw equals it (similarity 1), uniform is [0.5, 0.5] against [1, 0].
     fl = BM.benchmark_floors(rows([1, 0]), np.array([30.0]), k, None, BM.js_similarity, draws=5)
     assert fl["sampling"] == pytest.approx(1.0) and fl["uniform"] == pytest.approx(1 - jensenshannon([.5, .5], [1, 0]))
+    assert fl["simulations"] == 5 and "draws" not in fl  # the benchmark's draws per item are n (30 here)
 
 
 # ------------------------------------------------------------------------------------------------ end to end
