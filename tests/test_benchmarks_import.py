@@ -364,3 +364,18 @@ def test_a_probe_question_the_files_lack_is_a_bad_row(tmp_path):
     stats = import_benchmark("worldvaluesbench", root, tmp_path / "out", skip_bad_rows=True)
     assert stats["items"] == 4  # the probe set's other items, as without Q77
     assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("(header)", "Q77")]
+
+
+def test_boolean_shares_and_an_all_refused_rate_beside_a_distribution_are_bad_rows(tmp_path):
+    csv = ("question,selections,options,source\n"
+           "\"Bools\",\"{'Atlantis': [True, False]}\",\"['Yes', 'No']\",GAS\n")
+    (tmp_path / "goqa.csv").write_text(csv)
+    with pytest.raises(InputError, match=r"goqa.csv: row 1, column \"selections\['Atlantis'\]\": a boolean, not a "
+                                         r"number: True"):
+        import_benchmark("globalopinionqa", tmp_path / "goqa.csv", tmp_path / "out")
+    (tmp_path / "sp").mkdir()
+    (tmp_path / "sp" / "subpop_eval.csv").write_text(
+        "qkey,attribute,group,responses,refusal_rate,ordinal,question,options\n"
+        "pct,SEX,Male,\"[20, 30, 50]\",1.0,\"[1, 2, 3]\",Q?,\"['a', 'b', 'c']\"\n")
+    with pytest.raises(InputError, match=r"row 1, column 'refusal_rate': '1.0': every respondent refused"):
+        import_benchmark("subpop", tmp_path / "sp", tmp_path / "out2")

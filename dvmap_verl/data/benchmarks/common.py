@@ -104,6 +104,8 @@ def numbers(values: Iterable[Any], file, row, column) -> list[float]:
     """Finite floats, or :class:`BadRow` naming the first that is not."""
     out = []
     for v in values:
+        if isinstance(v, (bool, np.bool_)):  # float(True) is 1.0: a re-serialisation slip, not a share
+            raise BadRow(file, row, column, f"a boolean, not a number: {v!r}")
         try:
             f = float(v)
         except (TypeError, ValueError):

@@ -55,6 +55,9 @@ def _refusal_rate(value, file, row) -> float:
     rate = numbers([value], file, row, "refusal_rate")[0]
     if not 0 <= rate <= 1:
         raise BadRow(file, row, "refusal_rate", f"not a share in [0, 1]: {value!r}")
+    if rate == 1:  # everyone refused, beside a distribution of answers: more likely 1 percent on the wrong scale
+        raise BadRow(file, row, "refusal_rate", f"{value!r}: every respondent refused, yet the responses hold a "
+                                                f"distribution (a percentage? give a share in [0, 1))")
     return rate
 
 
