@@ -97,6 +97,7 @@ def test_floors_uniform_and_sampling_with_the_draw_count():
     # A one-hot target: every draw equals it (similarity 1), uniform is [0.5, 0.5] against [1, 0].
     fl = BM.benchmark_floors(rows([1, 0]), np.array([30.0]), k, None, BM.js_similarity, draws=5)
     assert fl["sampling"] == pytest.approx(1.0) and fl["uniform"] == pytest.approx(1 - jensenshannon([.5, .5], [1, 0]))
+    assert fl["simulations"] == 5 and "draws" not in fl  # the benchmark's draws per item are n (30 here)
 
 
 # ------------------------------------------------------------------------------------------------ end to end
@@ -136,6 +137,7 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
     assert main(["import-benchmark", bench, "--input", str(WRITERS[bench](tmp_path / "in")), "--out",
                  str(data)]) == 0
     parquet = str(next(data.glob("*.parquet")))
+    direct: dict[str, dict[str, float]] = {}
     for readout, samples in (("logprob", 1), ("sampling", 2)):
         run = tmp_path / readout
         assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
@@ -162,13 +164,23 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
         value, scored = direct_mean(OWN[bench], items, probs)
         assert own["own"] and own["value"] == pytest.approx(value, abs=1e-6) and own["scored_items"] == scored
         assert own["not_computed"] == len(items) - scored
+        tv = float(np.mean([0.5 * np.abs(probs[r.item] - np.asarray(r.target)).sum() for r in items.itertuples()]))
+        assert section["metrics"]["total_variation"]["value"] == pytest.approx(tv, abs=1e-6)
+        direct[readout] = {OWN[bench]: value, "total_variation": tv}
         assert "## Peer benchmarks" in (run / "report.md").read_text()
         assert metrics["distributional"]["model"]["profile_items"] >= 1
     # Both runs hold the same items (split, profile_id, q_id): compare pairs all of them.
     assert main(["compare", str(tmp_path / "logprob"), str(tmp_path / "sampling"), "--out", str(tmp_path / "cmp"),
                  "--bootstrap", "0"]) == 0
-    diff = json.loads((tmp_path / "cmp" / "compare.json").read_text())["differences"][0]
-    assert diff["shared_items"] == len(items)
+    out = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert out["differences"][0]["shared_items"] == len(items)
+    # compare shows the peer metrics too: the paired difference (sampling - logprob) on the same items is the
+    # difference of the scipy means above (both runs score the same items)
+    (peer,) = out["peer_benchmarks"]["differences"]
+    assert peer["benchmark"] == bench and peer["shared_items"] == len(items)
+    for name in (OWN[bench], "total_variation"):
+        assert peer[f"d_{name}"] == pytest.approx(direct["sampling"][name] - direct["logprob"][name], abs=1e-6)
+    assert "## Peer benchmarks" in (tmp_path / "cmp" / "compare.md").read_text()
 
 
 def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
@@ -184,3 +196,33 @@ def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_di
     assert len(err) == 1 and err[0].startswith("dvmap: error: --template paper: these items (") \
         and "no DVMap profile attributes" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_flip_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
+    # --flip swaps a DVMap profile attribute: imported items have none; exit 2 with one line, no run (was a KeyError)
+    data = tmp_path / "items"
+    assert main(["import-benchmark", "globalopinionqa", "--input", str(WRITERS["globalopinionqa"](tmp_path / "in")),
+                 "--out", str(data)]) == 0
+    parquet = str(next(data.glob("*.parquet")))
+    capsys.readouterr()
+    assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
+                 str(tmp_path / "run"), "--flip", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dvmap: error: --flip Income Bracket: these items (") \
+        and "no DVMap profile attributes" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_metric_of_the_wrong_shape_is_named_with_its_module():
+    from dvmap_verl.errors import EnvironmentProblem
+    from dvmap_verl.evaluation.metric_registry import Metric
+    from dvmap_verl.evaluation.metric_values import Rows, row_values
+
+    def two_columns(p, t, k, items):
+        return np.zeros((len(k), 2))
+
+    m = Metric("bad_shape", two_columns, "item", False, False, "returns (n, 2)", "")
+    rows = Rows(np.zeros((3, 16)), np.zeros((3, 16)), np.array([2, 2, 2]), pd.DataFrame(index=range(3)), np.ones(3))
+    with pytest.raises(EnvironmentProblem, match=rf"metric 'bad_shape' \(its function in {__name__}; source: not "
+                                                 r"given\) returned shape \(3, 2\) for 3 item rows; it must return 3"):
+        row_values(m, rows)

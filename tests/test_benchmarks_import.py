@@ -231,7 +231,9 @@ def test_worldvaluesbench_probe_set_and_country_groups(tmp_path):
     # Without the probe set: one group per country, over every value question.
     stats = import_benchmark("worldvaluesbench", root / "full", tmp_path / "country", template="persona")
     items = items_of(tmp_path / "country", stats)
-    assert stats["items"] == 6
+    # Freedonia answered Q300 with code 3 only (and once not at all): a one-option item, set aside
+    assert stats["items"] == 5 and [(a["q_id"], a["group"], a["options"]) for a in stats["set_aside"]] == [
+        ("Q300", "Freedonia", 1)]
     nominal = one(items, q_id="Q300", group="Atlantis")  # non-ordinal: the codes observed (1, 2, 1)
     assert list(nominal["options"]) == ["1", "2"] and list(nominal["target"]) == pytest.approx([2 / 3, 1 / 3])
     assert not nominal["is_ordinal"]
@@ -271,3 +273,109 @@ def test_draws_override_and_items_beyond_the_evaluation_width_are_set_aside(tmp_
     a = one(items, country="Atlantis", question="Should the town build bike lanes?")
     # 100 draws: 62.65 and 37.35 as whole answers (largest remainders) -> 63 and 37.
     assert a["n"] == 100 and list(a["counts"]) == [63.0, 37.0] and stats["draws"] == [100.0]
+
+
+def test_duplicate_question_and_group_rows_are_a_bad_row_never_two_items(tmp_path):
+    dup = 'natarms,SEX,Male,"[0.5, 0.2, 0.3]",0.0,"[1.0, 3.0, 2.0]",Spending on arms?,"[\'a\', \'b\', \'c\']"\n'
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "subpop_eval.csv").write_text(B.SUBPOP_CSV + dup, encoding="utf-8")
+    # natarms/SEX=Male is data rows 4 and 5 (1-based, header excluded)
+    with pytest.raises(InputError, match=r"subpop_eval.csv: row 4, 5, column 'key': 2 rows for question 'natarms' "
+                                         r"and group 'SEX=Male'"):
+        import_benchmark("subpop", tmp_path / "in", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    stats = import_benchmark("subpop", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
+    assert stats["items"] == 3  # both copies left out: which one is right cannot be told
+    assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("4, 5", "key")]
+    assert "natarms" not in set(items_of(tmp_path / "out", stats)["q_id"])
+
+
+POLPARTY = {"PARKS_W99": {
+    "MC_options": ["Very satisfied", "Somewhat satisfied", "Not satisfied", "Refused"],
+    "question_text": "How satisfied are you with parks?",
+    "Democrat": {"Not satisfied": 12.0, "Refused": 1.0, "Somewhat satisfied": 40.0, "Very satisfied": 30.0},
+    "Republican": {"Not satisfied": 9.0, "Somewhat satisfied": 35.0, "Very satisfied": 41.0},
+    "Independent": {"Refused": 3.0},                      # refusals only: counted, not malformed
+    "Other": {"Bogus label": 5.0, "Very satisfied": 1.0}}}  # malformed: this group only
+
+
+def test_count_files_skip_a_bad_group_not_its_question(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "POLPARTY_data.json").write_text(json.dumps(POLPARTY))
+    with pytest.raises(InputError, match=r"row PARKS_W99, column 'Other': label\(s\) \['Bogus label'\]"):
+        import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out")
+    stats = import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
+    assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("PARKS_W99", "Other")]
+    assert stats["groups_without_answers"] == 1 and stats["items"] == 2
+    items = items_of(tmp_path / "out", stats)
+    dem = one(items, group="Democrat")
+    # 30, 40, 12 of 82 answered; 1 refusal of 83
+    assert list(dem["target"]) == pytest.approx([30 / 82, 40 / 82, 12 / 82])
+    assert dem["refusal_share"] == pytest.approx(1 / 83)
+    assert list(one(items, group="Republican")["target"]) == pytest.approx([41 / 85, 35 / 85, 9 / 85])
+
+
+def test_nothing_left_names_what_was_skipped_in_one_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    only_bad = {"PARKS_W99": {k: v for k, v in POLPARTY["PARKS_W99"].items() if k not in ("Democrat", "Republican")}}
+    (tmp_path / "in" / "POLPARTY_data.json").write_text(json.dumps(only_bad))
+    with pytest.raises(InputError, match=r"no opinionqa item could be read \(1 malformed row\(s\), 0 set aside: "
+                                         r".*POLPARTY_data.json: row PARKS_W99, column 'Other': label"):
+        import_benchmark("opinionqa", tmp_path / "in", tmp_path / "out", skip_bad_rows=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_input_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["import-benchmark", "globalopinionqa", "--input", str(tmp_path / "empty.csv"), "--out",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dvmap: error: {tmp_path / 'empty.csv'}: not a readable CSV (No columns to parse from file)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_single_option_items_are_set_aside_and_listed(tmp_path):
+    csv = ("question,selections,options,source\n"
+           "\"Two options\",\"{'Atlantis': [0.25, 0.75]}\",\"['Yes', 'No']\",GAS\n"
+           "\"One option\",\"{'Atlantis': [1.0]}\",\"['Yes']\",GAS\n"
+           "\"One answerable\",\"{'Atlantis': [0.6, 0.4]}\",\"['Yes', 'Refused']\",GAS\n")  # refusal split off
+    (tmp_path / "goqa.csv").write_text(csv)
+    stats = import_benchmark("globalopinionqa", tmp_path / "goqa.csv", tmp_path / "out")
+    assert stats["items"] == 1
+    assert [(a["group"], a["options"], a["why"]) for a in stats["set_aside"]] == [
+        ("Atlantis", 1, "1 answerable option(s): nothing to choose between")] * 2
+    assert list(items_of(tmp_path / "out", stats)["question"]) == ["Two options"]
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path):
+    src = B.write_subpop(tmp_path / "subpop")
+    (tmp_path / "taken.csv").write_text("x")
+    with pytest.raises(InputError, match=rf"--out {tmp_path / 'taken.csv'}: a file, not a folder"):
+        import_benchmark("subpop", src, tmp_path / "taken.csv")
+    assert (tmp_path / "taken.csv").read_text() == "x"
+
+
+def test_a_probe_question_the_files_lack_is_a_bad_row(tmp_path):
+    root = B.write_wvb(tmp_path / "WorldValuesBench")
+    with open(root / "probe" / "samples.tsv", "a") as fh:
+        fh.write("Q77\tSocial Values\tEurope\tUrban\tLower\t999070001\n")
+    with pytest.raises(InputError, match=r"full_value_qa.tsv: row \(header\), column 'Q77': no such column"):
+        import_benchmark("worldvaluesbench", root, tmp_path / "out")
+    stats = import_benchmark("worldvaluesbench", root, tmp_path / "out", skip_bad_rows=True)
+    assert stats["items"] == 4  # the probe set's other items, as without Q77
+    assert [(b["row"], b["column"]) for b in stats["bad_rows"]["rows"]] == [("(header)", "Q77")]
+
+
+def test_boolean_shares_and_an_all_refused_rate_beside_a_distribution_are_bad_rows(tmp_path):
+    csv = ("question,selections,options,source\n"
+           "\"Bools\",\"{'Atlantis': [True, False]}\",\"['Yes', 'No']\",GAS\n")
+    (tmp_path / "goqa.csv").write_text(csv)
+    with pytest.raises(InputError, match=r"goqa.csv: row 1, column \"selections\['Atlantis'\]\": a boolean, not a "
+                                         r"number: True"):
+        import_benchmark("globalopinionqa", tmp_path / "goqa.csv", tmp_path / "out")
+    (tmp_path / "sp").mkdir()
+    (tmp_path / "sp" / "subpop_eval.csv").write_text(
+        "qkey,attribute,group,responses,refusal_rate,ordinal,question,options\n"
+        "pct,SEX,Male,\"[20, 30, 50]\",1.0,\"[1, 2, 3]\",Q?,\"['a', 'b', 'c']\"\n")
+    with pytest.raises(InputError, match=r"row 1, column 'refusal_rate': '1.0': every respondent refused"):
+        import_benchmark("subpop", tmp_path / "sp", tmp_path / "out2")

@@ -141,3 +141,46 @@ def test_a_split_the_run_lacks_is_refused_before_anything_runs(tmp_path, synthet
         C.check_calibration_split(items, "test")
     with pytest.raises(InputError, match="every item is in that split"):
         C.check_calibration_split(items, "val")
+
+
+def _imported_frame():
+    """Row 0: an OpinionQA-like group, weighted target [0.4, 0, 0.6] but only 1 respondent (counts [0, 0, 1]);
+    row 1: a WVS profile (no benchmark) with counts [1, 3]; row 2: no counts at all (truth 1 of 2)."""
+    import pandas as pd
+
+    return pd.DataFrame({"benchmark": ["opinionqa", None, None], "target": [[0.4, 0.0, 0.6], None, None],
+                         "counts": [[0.0, 0.0, 1.0], [1.0, 3.0], None], "truth": [2, 1, 1], "k": [3, 2, 2]})
+
+
+def test_an_imported_items_exact_target_is_the_calibration_target_not_its_rounded_counts():
+    t = C.item_targets(_imported_frame(), 3)
+    assert t.tolist() == [[0.4, 0.0, 0.6], [0.25, 0.75, 0.0], [0.0, 1.0, 0.0]]
+
+
+def test_profile_metrics_score_against_the_exact_target():
+    from dvmap_verl.evaluation.arrays import MAX_K
+    from dvmap_verl.evaluation.metric_registry import get_metric
+
+    items = _imported_frame().iloc[:1]
+    p = np.zeros((1, MAX_K))
+    p[0, 0] = 1.0
+    k = np.array([3])
+    # CDF of p [1, 1, 1], of the target [0.4, 0.4, 1]: (0.6^2 + 0.6^2 + 0) / (K - 1) = 0.36 (counts would give nan:
+    # one respondent; counts/30-style rounding would give 0.444)
+    assert get_metric("rps_profile").fn(p, None, k, items)[0] == pytest.approx(0.36)
+    # WD / (K - 1): (0.6 + 0.6) / 2 = 0.6
+    assert get_metric("wd_profile").fn(p, None, k, items)[0] == pytest.approx(0.6)
+    p2 = np.zeros((1, MAX_K))
+    p2[0, 2] = 1.0
+    assert get_metric("respondent_acc").fn(p2, None, k, items)[0] == pytest.approx(0.6)
+
+
+def test_calibrate_on_without_calibrate_temperature_is_refused_in_one_line(tmp_path, capsys):
+    from dvmap_verl.cli import main
+
+    assert main(["eval", "--backend", "hf", "--model", "m", "--data", str(tmp_path / "x.parquet"), "--out",
+                 str(tmp_path / "run"), "--readout", "logprob", "--calibrate-on", "tv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dvmap: error: --calibrate-on tv chooses what --calibrate-temperature SPLIT minimises; give "
+                   "--calibrate-temperature too, or leave --calibrate-on out"]
+    assert not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ import pytest
 
 from dvmap_verl.evaluation.compare import compare_runs, paired_bootstrap
 from dvmap_verl.evaluation.evaluate import PREDICTIONS, EvalConfig, prepare_run
+from dvmap_verl.errors import InputError
 
 CLI = [sys.executable, "-m", "dvmap_verl.cli"]
 
@@ -82,3 +83,31 @@ def test_runs_on_other_items_are_compared_on_their_intersection(data, tmp_path):
     bad = subprocess.run(CLI + ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "x"),
                                 "--names", "only-one"], capture_output=True, text=True)
     assert bad.returncode == 2 and "one distinct name per run" in bad.stderr
+
+
+def test_two_items_sharing_a_key_are_named_with_their_run():
+    from dvmap_verl.evaluation.compare import per_item
+
+    scored = pd.DataFrame({"item": [0, 1], "split": ["subpop"] * 2, "profile_id": ["SEX=Male"] * 2,
+                           "q_id": ["natparks"] * 2, "k": [3, 3], "truth": [0, 1], "pred": [0, 0],
+                           "correct": [1.0, 0.0], "lc": [1.0, 0.5], "parsed": [1.0, 1.0],
+                           "country": ["SEX=Male"] * 2, "category": ["c"] * 2})
+    with pytest.raises(InputError, match=r"runs/sp_dup: two items share the \(split, profile, question\) key "
+                                         r"\('subpop', 'SEX=Male', 'natparks'\)"):
+        per_item(scored, "runs/sp_dup")
+
+
+def test_a_run_with_unreadable_answers_is_named_with_its_share(data, tmp_path):
+    make_run(tmp_path / "base", data, lambda r: r.truth, limit=20)
+    items = make_run(tmp_path / "blank", data, lambda r: r.truth, limit=20)
+    with open(tmp_path / "blank" / PREDICTIONS, "w") as fh:  # 5 of the 20 items: a reply with no answer
+        for r in items.itertuples():
+            bad = r.item < 5
+            fh.write(json.dumps({"item": r.item, "sample": 0, "completion": "I cannot say" if bad else
+                                 f"<answer>{r.options[r.truth]}</answer>", "answer": None if bad else
+                                 r.options[r.truth], "pred": -1 if bad else int(r.truth)}) + "\n")
+    out = compare_runs([tmp_path / "base", tmp_path / "blank"], tmp_path / "cmp", bootstrap=0)
+    dist = {r["system"]: r["unreadable_items"] for r in out["distributional"]}
+    assert dist == {"base": 0, "blank": 5}
+    note = "blank: 5 of 20 items (25%) had no readable answer and count as uniform"
+    assert any(n.startswith(note) for n in out["notes"]) and note in (tmp_path / "cmp" / "compare.md").read_text()

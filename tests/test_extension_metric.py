@@ -105,3 +105,9 @@ def test_registry_refuses_clashing_names():
         register_metric(Metric("items", fn))
     with pytest.raises(ValueError, match="level must be one of"):
         register_metric(Metric("per_token", fn, level="token"))
+    # "Acc" beside acc (heading "Acc"): compare.md would show two columns headed "Δ Acc"
+    with pytest.raises(ValueError, match=r"metric 'Acc' \(heading 'Acc'\) differs only by case from the registered "
+                                         r"'acc'"):
+        register_metric(Metric("Acc", fn))
+    with pytest.raises(ValueError, match=r"metric 'my_acc' \(heading 'acc'\) differs only by case"):
+        register_metric(Metric("my_acc", fn, label="acc"))

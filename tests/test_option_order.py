@@ -242,7 +242,7 @@ def test_position_bias_consistency_and_order_average_by_hand():
     md = "\n".join(O.order_markdown(section))
     assert "| 1 | 0.800 | 0.600 |" in md and "| 3 | 0.000 | 0.200 |" in md
     assert "Position-bias TV 0.200 over 5 answered record(s); 0 unanswered, 1 with no valid permutation" in md
-    assert "Cross-order consistency: 0.500 of 2 item(s)" in md
+    assert "Cross-order consistency: 0.500 (the share of the 2 item(s) that give the same modal answer" in md
 
 
 def test_cli_refuses_an_unknown_order_in_one_line(capsys):
@@ -252,3 +252,37 @@ def test_cli_refuses_an_unknown_order_in_one_line(capsys):
                  "--option-order", "sideways"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--option-order 'sideways'" in err[0]
+
+
+def _imported_items(tmp_path, name, csv_text, fname, template=None):
+    """The items import-benchmark writes, as the dicts OrderPlan sees (``item``, ``messages`` JSON)."""
+    from dvmap_verl.data.benchmarks import import_benchmark
+
+    src = tmp_path / fname
+    src.write_text(csv_text)
+    stats = import_benchmark(name, src, tmp_path / "out", template=template)
+    table = pd.read_parquet(tmp_path / "out" / stats["items_file"])
+    return [{**e, "item": i, "messages": json.dumps([dict(m) for m in p])}
+            for i, (p, e) in enumerate(zip(table["prompt"], table["extra_info"]))]
+
+
+def test_an_imported_goqa_item_is_rerendered_with_its_own_template(tmp_path):
+    # "No" occurs inside "Norway": the text-swap fallback refused this item
+    csv = ('question,selections,options,source\n"Should Norway join the EU?",'
+           '"{\'Norway\': [0.3, 0.7]}","[\'Yes\', \'No\']",GAS\n')
+    (item,) = _imported_items(tmp_path, "globalopinionqa", csv, "goqa.csv")
+    user = json.loads(O.permuted_messages(item, (1, 0)))[-1]["content"]
+    assert user == ("Should Norway join the EU?\n\nHere are the options:\n(A) No\n(B) Yes\n\n"
+                    "If you had to select one of the options, what would your answer be? "
+                    "Answer with the text of one option inside <answer></answer> tags.")
+    plan = O.OrderPlan(pd.DataFrame([item]), "reversed", seed=0, samples=1)
+    assert plan.request_messages(0, 0)[-1]["content"] == user
+
+
+def test_an_imported_subpop_qa_item_is_rerendered_with_lettered_options(tmp_path):
+    csv = ("qkey,attribute,group,question,responses,refusal_rate,options,ordinal\n"
+           "parks,Party,Democrat,Fund parks?,\"[0.5, 0.3, 0.2]\",0.0,\"['A', 'B', 'C']\",\"[1, 2, 3]\"\n")
+    (item,) = _imported_items(tmp_path, "subpop", csv, "subpop.csv")
+    user = json.loads(O.permuted_messages(item, (2, 1, 0)))[-1]["content"]
+    # options named A, B, C under letters A., B., C.: each option text occurs many times, yet the template renders
+    assert "Question: Fund parks?\nA. C\nB. B\nC. A\n\nAnswer with the text" in user

@@ -60,7 +60,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--calibrate-temperature", metavar="SPLIT",
                    help="logprob readouts: fit one temperature on SPLIT's items (softmax(logp / T)), apply it to "
                         "the other items; recorded in run.json, the report shows ECE, TV and RPS before and after")
-    e.add_argument("--calibrate-on", choices=["rps", "tv"], default="rps",
+    e.add_argument("--calibrate-on", choices=["rps", "tv"], default=None,
                    help="what --calibrate-temperature minimises (default: mean RPS)")
     e.add_argument("--tokenizer", help="openai + logprob readouts: tokenizer whose chat template renders the "
                                        "prompt for /completions (default: --model)")
@@ -110,6 +110,9 @@ def _config_and_items(args: argparse.Namespace):
     from dvmap_verl.evaluation.launch import engine_settings, flip_settings, without_training_items
 
     attribute, mapping = flip_settings(args.flip, args.flip_map)
+    if args.calibrate_on is not None and not args.calibrate_temperature:  # else silently ignored
+        raise InputError(f"--calibrate-on {args.calibrate_on} chooses what --calibrate-temperature SPLIT minimises; "
+                         f"give --calibrate-temperature too, or leave --calibrate-on out")
     args.data = unique_paths(args.data)
     config = EvalConfig(backend=args.backend, model=args.model, data=[str(p) for p in args.data],
                         samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
@@ -117,7 +120,7 @@ def _config_and_items(args: argparse.Namespace):
                         template=args.template, flip_attribute=attribute, flip_map=mapping,
                         train=str(args.train) if args.train else None, readout=args.readout,
                         answer_from_reasoning=args.answer_from_reasoning, option_order=args.option_order,
-                        calibrate_temperature=args.calibrate_temperature, calibrate_on=args.calibrate_on)
+                        calibrate_temperature=args.calibrate_temperature, calibrate_on=args.calibrate_on or "rps")
     if args.train:
         from dvmap_verl.data.completeness import check_input
 

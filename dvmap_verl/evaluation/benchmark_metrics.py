@@ -124,6 +124,12 @@ BENCHMARK_METRICS: dict[str, tuple[Callable, bool, str, str, str]] = {
 for _name, (_fn, _higher, _bench, _desc, _src) in BENCHMARK_METRICS.items():
     register_metric(Metric(_name, _fn, level="item", higher_is_better=_higher, needs_probs=False,
                            description=_desc, source=_src, tags=("benchmark", _bench)), replace=True)
+# Scored against the item's target too (a benchmark entry: report's and compare's peer sections), no one
+# benchmark's own; the generic ``tv`` scores against the truth instead.
+register_metric(Metric("total_variation", total_variation, level="item", higher_is_better=False, needs_probs=False,
+                       description="total variation 0.5 sum |p - t| against the item's target distribution",
+                       source="Meister et al. 2024 (distributional alignment benchmark)", tags=("benchmark",)),
+                replace=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -152,7 +158,8 @@ def benchmark_floors(t: np.ndarray, n: np.ndarray, k: np.ndarray, items: Any, fn
     for _ in range(draws):
         c = rng.multinomial(np.maximum(n, 1).astype(np.int64), tt).astype(float)
         total += float(np.nanmean(fn(c / c.sum(axis=1, keepdims=True), t, k, items)))
-    return {"uniform": float(np.nanmean(fn(uniform, t, k, items))), "sampling": total / draws, "draws": draws}
+    # "simulations", not "draws": README and stats.json call the benchmark's answers per item its draws (n_i)
+    return {"uniform": float(np.nanmean(fn(uniform, t, k, items))), "sampling": total / draws, "simulations": draws}
 
 
 def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> dict[str, Any] | None:
@@ -174,9 +181,8 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
         sub = items[m].reset_index(drop=True)
         res = {"items": int(m.sum()), "unreadable_items": int(sub["unreadable"].sum()), "refusal_share_mean": float(np.nanmean(sub["refusal_share"]))
                if sub["refusal_share"].notna().any() else None, "metrics": {}}
-        # the registry's peer-benchmark entries (a plugin may add more), then total variation
+        # the registry's peer-benchmark entries, total variation among them (a plugin may add more)
         fns = {m.name: (m.fn, m.higher_is_better) for m in metrics(benchmark=True)}
-        fns["total_variation"] = (total_variation, False)
         for name, (fn, higher) in fns.items():
             v = fn(p[m], t[m], k[m], sub)
             res["metrics"][name] = {
@@ -187,6 +193,25 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
                 "own": bench in getattr(get_metric(name), "tags", ()),
             }
         out["by_benchmark"][bench] = res
+    return out
+
+
+def benchmark_item_values(items: pd.DataFrame, p: np.ndarray) -> pd.DataFrame | None:
+    """Per imported item (rows of ``items`` with a ``benchmark`` name and a ``target``): ``benchmark`` and the value
+    of every benchmark-tagged registry metric against the item's target (nan where not computed), in the rows'
+    order with their index; None when no item is imported. ``p``: (n_items, MAX_K) item distributions."""
+    from dvmap_verl.evaluation.arrays import MAX_K
+
+    if items is None or "target" not in items or "benchmark" not in items:
+        return None
+    m = items["benchmark"].map(lambda b: isinstance(b, str) and bool(b)).to_numpy(dtype=bool)
+    if not m.any():
+        return None
+    sub = items[m].reset_index(drop=True)
+    t, k = pad(sub["target"].tolist(), MAX_K), sub["k"].to_numpy().astype(int)
+    out = pd.DataFrame({"benchmark": sub["benchmark"].astype(str).to_numpy()}, index=items.index[m])
+    for metric in metrics(benchmark=True):
+        out[metric.name] = np.asarray(metric.fn(p[m], t, k, sub), dtype=float)
     return out
 
 

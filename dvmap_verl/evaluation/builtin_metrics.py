@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from dvmap_verl import stats
-from dvmap_verl.evaluation.arrays import MAX_K, pad_rows
+from dvmap_verl.evaluation.arrays import respondent_targets
 from dvmap_verl.evaluation.metric_registry import Metric, register_metric
 
 
@@ -22,14 +22,10 @@ def _column(name: str):
 
 
 def _profile(items, min_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's respondent distribution and a mask of the items with at least ``min_n`` respondents."""
-    if items is None or "counts" not in items:
-        n = 0 if items is None else len(items)
-        return np.zeros((n, MAX_K)), np.zeros(n, bool)
-    counts = pad_rows(items["counts"].tolist())
-    n = counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return counts / n[:, None], n >= min_n
+    """Each item's respondent distribution (an imported item's exact ``target``; arrays.respondent_targets) and a
+    mask of the items that have one: a benchmark target, or ``counts`` of at least ``min_n`` respondents."""
+    target, n, exact = respondent_targets(items)
+    return target, exact | (n >= min_n)
 
 
 def _on_profile(score, min_n: int = 2):

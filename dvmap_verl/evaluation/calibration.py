@@ -10,8 +10,8 @@ probability score (``rps``, default) or total variation (``tv``) against each it
 ``run.json`` under ``calibration``; the report applies it to every other item and shows ECE, TV and RPS before and
 after. The records keep their raw log-probs, so the fit can be redone from them.
 
-Target of an item: its respondents' answer distribution where it has counts (``counts``: a WVS profile or an
-imported benchmark's distribution), else the one-hot of its answer (``truth``). RPS is
+Target of an item: an imported benchmark item's exact ``target`` distribution, else its respondents' answer
+distribution where it has counts (``counts``: a WVS profile), else the one-hot of its answer (``truth``). RPS is
 sum_k (CDF_p(k) - CDF_t(k))^2 / (K - 1) (as in :mod:`distributional`); TV is sum_k |p_k - t_k| / 2; ECE is over 10
 equal-width bins of the argmax's probability against the truth (:func:`distributional.calibration`).
 """
@@ -128,18 +128,16 @@ def record_logprobs(values: pd.Series, k: np.ndarray, width: int) -> tuple[np.nd
 
 
 def item_targets(frame: pd.DataFrame, width: int) -> np.ndarray:
-    """Per row: its item's respondent distribution (``counts`` normalised) where counts are known, else the one-hot
-    of ``truth``; (n, width)."""
+    """Per row: its item's respondent distribution where known (an imported benchmark item's exact ``target``, else
+    ``counts`` normalised: :func:`arrays.respondent_targets`), else the one-hot of ``truth``; (n, width)."""
+    from dvmap_verl.evaluation.arrays import respondent_targets
+
     truth = frame["truth"].to_numpy().astype(int)
     out = np.zeros((len(frame), width))
     out[np.arange(len(frame)), truth] = 1.0
-    if "counts" in frame:
-        for i, c in enumerate(frame["counts"]):
-            if isinstance(c, (list, tuple, np.ndarray)) and 0 < len(c) <= width:
-                c = np.asarray(c, dtype=float)
-                if np.isfinite(c).all() and (c >= 0).all() and c.sum() > 0:
-                    out[i] = 0.0
-                    out[i, :len(c)] = c / c.sum()
+    target, n, exact = respondent_targets(frame, width)
+    known = exact | (n > 0)
+    out[known] = target[known]
     return out
 
 

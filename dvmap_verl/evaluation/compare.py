@@ -40,12 +40,16 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     return scored[~scored["counterfactual"]].reset_index(drop=True), run, originals
 
 
-def per_item(scored: pd.DataFrame) -> pd.DataFrame:
+def per_item(scored: pd.DataFrame, run: str = "a run") -> pd.DataFrame:
     """One row per item, indexed by content key: ``correct`` and ``lc`` (means over its samples), ``country``,
-    ``category`` and the value of every item-level point metric of the registry (one column each)."""
+    ``category`` and the value of every item-level point metric of the registry (one column each). Raises
+    :class:`InputError` naming ``run`` and the key when two items share one."""
     agg = V.item_values(V.point_items(scored)).set_index(KEY)
     if agg.index.has_duplicates:
-        raise InputError("two items share a (split, profile, question) key")
+        key = agg.index[agg.index.duplicated()][0]
+        raise InputError(f"{run}: two items share the (split, profile, question) key {tuple(map(str, key))}; "
+                         f"compare pairs runs on that key, so each item's must be unique (import the benchmark "
+                         f"again: duplicate rows are refused now)")
     return agg
 
 
@@ -108,6 +112,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
         loaded = list(kept.values())
     scored = {n: s for n, (s, _, _) in zip(names, loaded)}
     _require_shared_items(names, scored)
+    for n, r in zip(names, run_dirs):  # a duplicate key is named with its run folder before anything is written
+        per_item(scored[n], f"{r}")
 
     headline = _headline(scored, train_items if baselines else None, loaded[0][2])
     out["headline"] = [{"split": s, "system": n, **v} for (s, n), v in zip(headline.index, headline.to_dict("records"))]
@@ -118,9 +124,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, names: Seq
     out["by_country"] = {k: v.to_dict("records") for k, v in by_country.items()}
     out["by_question"] = {k: v.to_dict("records") for k, v in by_question.items()}
     out["distributional_differences"] = _probability_differences(names, scored, bootstrap, rng)
+    peer = _peer_benchmarks(names, scored, bootstrap, rng)
+    if peer is not None:
+        out["peer_benchmarks"] = peer
     out["notes"] = [f"{d['run']} vs {names[0]}: compared on the {d['shared_items']:,} items both hold "
                     f"({d['items_ref']:,} and {d['items_run']:,} in all)"
                     for d in diffs if d["shared_items"] < max(d["items_ref"], d["items_run"])] + leak_notes
+    out["notes"] += _unreadable_notes(out["distributional"])
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,8 +174,19 @@ def _distributional(scored: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
     rows = []
     for name, s in scored.items():
         items, p, readout = D.item_probabilities(s)
-        rows.append({"system": name, "readout": readout, **D.score_distributions(items, p)})
+        unreadable = int(items["unreadable"].sum()) if "unreadable" in items else 0
+        rows.append({"system": name, "readout": readout, **D.score_distributions(items, p),
+                     "unreadable_items": unreadable})
     return rows
+
+
+def _unreadable_notes(distributional: list[dict[str, Any]]) -> list[str]:
+    """A run whose items had no readable answer scores the uniform distribution there (the report's rule): say
+    so, per run, since a difference from such a run measures the uniform distribution, not the model."""
+    return [f"{r['system']}: {r['unreadable_items']:,} of {r['items']:,} items "
+            f"({r['unreadable_items'] / r['items']:.0%}) had no readable answer and count as uniform; its "
+            f"distributional scores and differences on them are the uniform distribution's, not the model's"
+            for r in distributional if r.get("unreadable_items") and r.get("items")]
 
 
 def _metric_differences(ms: list, a: pd.DataFrame, b: pd.DataFrame, summaries: list[dict], bootstrap: int,
@@ -223,6 +244,71 @@ def _probability_differences(names: list[str], scored: dict[str, pd.DataFrame], 
                      **_metric_differences(probability, ref.loc[shared], other.loc[shared], summaries, bootstrap,
                                            rng)})
     return rows
+
+
+def _peer_values(scored: pd.DataFrame) -> pd.DataFrame | None:
+    """Per imported item of a run, keyed by content: ``benchmark`` and every benchmark-tagged metric against the
+    item's target (:func:`benchmark_metrics.benchmark_item_values`); None when the run has no imported item."""
+    from dvmap_verl.evaluation.benchmark_metrics import benchmark_item_values
+
+    items, p, _ = D.item_probabilities(scored)
+    values = benchmark_item_values(items, p)
+    if values is not None:
+        values.index = pd.MultiIndex.from_frame(items.loc[values.index, KEY])
+    return values
+
+
+def _peer_benchmarks(names: list[str], scored: dict[str, pd.DataFrame], bootstrap: int,
+                     rng: np.random.Generator) -> dict[str, Any] | None:
+    """The peer benchmarks' metrics (registry entries tagged "benchmark", scored against each imported item's
+    ``target``): per run and benchmark the mean over the items where each is computed; and each run minus the
+    first per benchmark on the items both hold, with paired bootstrap intervals. None when no run holds an
+    imported item."""
+    per = {n: v for n in names if (v := _peer_values(scored[n])) is not None}
+    if not per:
+        return None
+    ms = metric_registry.metrics(benchmark=True)
+    summary = [{"system": n, "benchmark": b, "items": int(len(part)),
+                **{m.name: float(np.nanmean(part[m.name])) if part[m.name].notna().any() else float("nan")
+                   for m in ms}}
+               for n, v in per.items() for b, part in v.groupby("benchmark", sort=True)]
+    diffs = []
+    ref = per.get(names[0])
+    for name in names[1:] if ref is not None else []:
+        if name not in per:
+            continue
+        shared = ref.index.intersection(per[name].index)
+        for bench in sorted(set(ref.loc[shared, "benchmark"])):
+            sel = shared[(ref.loc[shared, "benchmark"] == bench).to_numpy()]
+            row: dict[str, Any] = {"run": name, "benchmark": bench, "shared_items": int(len(sel))}
+            for m in ms:
+                d = (per[name].loc[sel, m.name] - ref.loc[sel, m.name]).to_numpy(dtype=float)
+                d = d[np.isfinite(d)]  # items where both are computed
+                mean, lo, hi = paired_bootstrap(d, bootstrap, rng) if len(d) else (float("nan"),) * 3
+                row |= {f"d_{m.name}": mean, f"d_{m.name}_lo": lo, f"d_{m.name}_hi": hi}
+            diffs.append(row)
+    return {"metrics": [m.name for m in ms], "summary": summary, "differences": diffs}
+
+
+def _peer_markdown(peer: dict[str, Any], reference: str, bootstrap: int) -> list[str]:
+    ms = [metric_registry.get_metric(n) for n in peer["metrics"]]
+    lines = ["## Peer benchmarks (against each imported item's target; each benchmark's own metric marked *)", "",
+             "| system | benchmark | items | " + " | ".join(m.heading for m in ms) + " |",
+             "|---|---|---:|" + "---:|" * len(ms)]
+    for r in peer["summary"]:
+        cells = ["—" if np.isnan(r[m.name]) else f"{r[m.name]:.4f}{' *' if r['benchmark'] in m.tags else ''}"
+                 for m in ms]  # —: not computed on any item (an ordinal metric on non-ordinal items)
+        lines.append(f"| {r['system']} | {r['benchmark']} | {r['items']:,} | " + " | ".join(cells) + " |")
+    if peer["differences"]:
+        lines += ["", f"## Peer benchmark difference from `{reference}` (same items; paired bootstrap 95% interval, "
+                      f"{bootstrap} draws)", "",
+                  "| run | benchmark | shared items | " + " | ".join(f"Δ {m.heading}" for m in ms) + " |",
+                  "|---|---|---:|" + "---|" * len(ms)]
+        for d in peer["differences"]:
+            cells = ["—" if np.isnan(d[f"d_{m.name}"]) else fmt_ci(d[f"d_{m.name}"], d[f"d_{m.name}_lo"],
+                                                                     d[f"d_{m.name}_hi"]) for m in ms]
+            lines.append(f"| {d['run']} | {d['benchmark']} | {d['shared_items']:,} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _item_set(name: str, scored: pd.DataFrame) -> str:
@@ -286,6 +372,8 @@ def _markdown(out: dict, headline: pd.DataFrame, plots: list[Path]) -> str:
         lines += [f"## Distributional difference from `{out['reference']}` (same items; paired intervals for the "
                   f"item-level metrics)", ""]
         lines += _differences_table(out["distributional_differences"], metric_registry.metrics(needs_probs=True))
+    if out.get("peer_benchmarks"):
+        lines += _peer_markdown(out["peer_benchmarks"], out["reference"], out["bootstrap"])
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from dvmap_verl import stats
 from dvmap_verl.evaluation import metric_values as V
-from dvmap_verl.evaluation.arrays import MAX_K, one_hot, pad_rows
+from dvmap_verl.evaluation.arrays import MAX_K, one_hot, pad_rows, respondent_targets
 
 ECE_BINS = 10
 
@@ -188,8 +188,8 @@ def score_distributions(items: pd.DataFrame, p: np.ndarray) -> dict[str, Any]:
     if not len(items):
         return out
     out.update(V.probability_summary(items, p))
-    _, n = _profile_targets(items)
-    out["profile_items"] = int((n >= 2).sum())
+    _, n, exact = respondent_targets(items)
+    out["profile_items"] = int((exact | (n >= 2)).sum())
     out["cells"] = len(V.probability_cells(items, p))
     return out
 
@@ -221,11 +221,11 @@ def floors(items: pd.DataFrame, draws: int = 20, seed: int = 0) -> dict[str, Any
 
 def disagreement_scores(items: pd.DataFrame, p: np.ndarray) -> dict[str, float]:
     """On H > 0 items: the model's respondent accuracy and its argmax's, beside the ceiling (majority share)."""
-    counts, n = _profile_targets(items)
-    d = (counts > 0).sum(axis=1) >= 2
+    target, _, _ = respondent_targets(items)  # an imported item's exact target, not its rounded counts
+    d = (target > 0).sum(axis=1) >= 2
     if not d.any():
         return {}
-    t = counts[d] / n[d, None]
+    t = target[d]
     arg = p[d].argmax(axis=1)
     return {"items": int(d.sum()), "respondent_acc": float((p[d] * t).sum(axis=1).mean()),
             "argmax_respondent_acc": float(t[np.arange(len(t)), arg].mean()),

@@ -188,6 +188,12 @@ def counterfactual_items(items: pd.DataFrame, attribute: str, mapping: dict[str,
     if attribute not in ATTRIBUTE_BY_NAME:
         raise InputError(f"unknown attribute {attribute!r}; known: {list(ATTRIBUTE_NAMES)}")
     key = ATTRIBUTE_KEYS[attribute]
+    missing = [ATTRIBUTE_KEYS[a] for a in ATTRIBUTE_NAMES if ATTRIBUTE_KEYS[a] not in items]
+    if missing:  # items of another benchmark (dvmap import-benchmark) carry no DVMap profile to flip
+        sources = ", ".join(sorted(items["data_source"].astype(str).unique())) if "data_source" in items else "?"
+        raise InputError(f"--flip {attribute}: these items ({sources}) have no DVMap profile attributes "
+                         f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) to swap; --flip works on "
+                         f"DVMap/WVS items only")
     cand = items[items[key].isin(list(mapping)) & ~items["counterfactual"]]
     rows = []
     for r in cand.to_dict("records"):

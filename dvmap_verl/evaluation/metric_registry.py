@@ -61,6 +61,11 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
                          f"{sorted(RESERVED)}")
     if metric.name in _REGISTRY and not replace:
         raise ValueError(f"metric {metric.name!r} is already registered")
+    clash = [m.name for m in _REGISTRY.values() if m.name != metric.name
+             and {metric.name.casefold(), metric.heading.casefold()} & {m.name.casefold(), m.heading.casefold()}]
+    if clash:  # two columns headed alike (e.g. "Acc" beside acc) would be told apart by no reader
+        raise ValueError(f"metric {metric.name!r} (heading {metric.heading!r}) differs only by case from the "
+                         f"registered {clash[0]!r} (heading {_REGISTRY[clash[0]].heading!r}); choose another name")
     _REGISTRY[metric.name] = metric
     return metric
 

@@ -125,9 +125,14 @@ def row_values(metric: Metric, rows: Rows) -> np.ndarray:
     else:
         v = np.asarray(metric.fn(rows.p, rows.t, rows.k, rows.items), dtype=float)
         want = len(rows)
-    if v.shape != (want,):
-        raise ValueError(f"metric {metric.name!r} ({metric.source or 'registered'}) returned shape {v.shape} for "
-                         f"{len(rows)} {metric.level} rows; it must return {want} value(s)")
+    if v.shape != (want,):  # the metric's own bug (a plugin's, usually): name it and where its code lives
+        from dvmap_verl.errors import EnvironmentProblem
+
+        module = getattr(metric.fn, "__module__", None) or "an unknown module"
+        raise EnvironmentProblem(f"metric {metric.name!r} (its function in {module}; source: "
+                                 f"{metric.source or 'not given'}) returned shape {v.shape} for {len(rows)} "
+                                 f"{metric.level} rows; it must return {want} value(s): fix or remove that metric "
+                                 f"(a plugin: DVMAP_PLUGINS or its entry point)")
     return v
 
 

@@ -15,8 +15,10 @@ displayed at position ``j``. Permutations are drawn with ``numpy.random.default_
 run's item number), so they are fixed by the run's seed and items, which a resume already guards; they are drawn
 independently, so an item with few options may show the same order twice (K = 3 over 3 options: 3! = 6 orders).
 
-Re-rendering a prompt (:func:`permuted_messages`): an item whose user message is a DVMap template filled with its
-attributes is rendered again with that template; otherwise the options list ``", "``-joined, when it occurs once in
+Re-rendering a prompt (:func:`permuted_messages`): an imported benchmark item (``prompt_format`` and
+``render_args``, written by ``dvmap import-benchmark``) is rendered again with its benchmark's own template
+(``data.benchmarks.render_item``); an item whose user message is a DVMap template filled with its attributes is
+rendered again with that template; otherwise the options list ``", "``-joined, when it occurs once in
 the user message, is replaced; otherwise each option's text, when each occurs exactly once and in canonical order
 (a lettered list, say), is replaced slot by slot. An item none of these fits is refused, naming it.
 
@@ -126,9 +128,13 @@ def _template_fields(item: dict, user: str) -> tuple[dict, str] | None:
 def permuted_user(item: dict, user: str, displayed: Sequence[str]) -> str | None:
     """The user message ``user`` of ``item`` with its options shown as ``displayed``, or None when no rule fits
     (see the module docstring)."""
+    from dvmap_verl.data.benchmarks import render_item
     from dvmap_verl.data.prompts import user_prompt
 
     options = list(item["options"])
+    # an imported item: its own benchmark template, when it rebuilds the stored message in the canonical order
+    if render_item(item, options) == user:
+        return render_item(item, displayed)
     found = _template_fields(item, user)
     if found is not None:
         fields, template = found
@@ -179,10 +185,19 @@ class OrderPlan:
         self.samples = samples
         self.perms: list[list[tuple[int, ...]]] = []
         self.messages: list[list[tuple[dict, ...]]] = []
+        refused: list[str] = []
         for r in items.to_dict("records"):
             perms = permutations(self.order, len(r["options"]), int(r["item"]), seed)
             self.perms.append(perms)
-            self.messages.append([tuple(json.loads(permuted_messages(r, p))) for p in perms])
+            try:
+                self.messages.append([tuple(json.loads(permuted_messages(r, p))) for p in perms])
+            except InputError as e:
+                refused.append(str(e))
+                self.messages.append([])
+        if refused:  # every item that cannot be shown in another order, named, not only the first
+            raise InputError(f"--option-order {self.order}: {len(refused)} of {len(items)} item(s) cannot be "
+                             f"re-rendered; first: {refused[0]}"
+                             + (f"; also items {[m.split(' ')[1] for m in refused[1:6]]}" if len(refused) > 1 else ""))
 
     @property
     def total_samples(self) -> int:
@@ -326,7 +341,8 @@ def order_markdown(section: dict[str, Any]) -> list[str]:
              f"position beside the share of records whose target sits there; TV between the two is 0 without "
              f"position bias.", ""]
     if pb.get("by_position"):
-        lines += ["| position | model share | target share |", "|---|---|---|"]
+        lines += ["| position (1 = first shown; `metrics.json` counts from 0) | model share | target share |",
+                  "|---|---|---|"]
         lines += [f"| {r['position'] + 1} | {r['model_share']:.3f} | {r['target_share']:.3f} |"
                   for r in pb["by_position"]]
         lines += ["", f"Position-bias TV {pb['tv']:.3f} over {pb['records']:,} answered record(s); "
@@ -334,8 +350,8 @@ def order_markdown(section: dict[str, Any]) -> list[str]:
                       f"(left out).", ""]
     c = section.get("consistency")
     if c:
-        lines += [f"Cross-order consistency: {c['consistency']:.3f} of {c['items']:,} item(s) give the same modal "
-                  f"answer under all {section['orders']} orders ({c['items_missing_an_order']:,} item(s) lack an "
-                  f"answer under some order and are left out). The order-averaged distribution is scored in the "
-                  f"distributional section.", ""]
+        lines += [f"Cross-order consistency: {c['consistency']:.3f} (the share of the {c['items']:,} item(s) that "
+                  f"give the same modal answer under all {section['orders']} orders; "
+                  f"{c['items_missing_an_order']:,} item(s) lack an answer under some order and are left out). The "
+                  f"order-averaged distribution is scored in the distributional section.", ""]
     return lines

@@ -104,6 +104,8 @@ def numbers(values: Iterable[Any], file, row, column) -> list[float]:
     """Finite floats, or :class:`BadRow` naming the first that is not."""
     out = []
     for v in values:
+        if isinstance(v, (bool, np.bool_)):  # float(True) is 1.0: a re-serialisation slip, not a share
+            raise BadRow(file, row, column, f"a boolean, not a number: {v!r}")
         try:
             f = float(v)
         except (TypeError, ValueError):
@@ -221,10 +223,12 @@ def whole_counts(target: Sequence[float], n: float) -> list[float]:
 def item_row(*, benchmark: str, split: str, q_id: str, question: str, category: str, t: Target, user: str,
              country: str, group_attribute: str, group: str, ordinal: Sequence[float] | None, n: float,
              prompt_format: str, source: str, input_file: str | Path, input_row: int | str,
-             scale: tuple[float, float] | None = None, **more: Any) -> dict[str, Any]:
+             scale: tuple[float, float] | None = None, render_args: dict[str, Any] | None = None,
+             **more: Any) -> dict[str, Any]:
     """One item as a dict of ``extra_info`` fields (plus ``prompt``): the truth (``answer_index``) is the target's
     mode; ``counts`` is the target as ``n`` whole answers (``n``: the benchmark's draw count, the sampling
-    floor's; :func:`whole_counts`)."""
+    floor's; :func:`whole_counts`). ``render_args``: what the importer's ``render`` needs besides the options to
+    build ``user`` again with the options in another order (stored as JSON)."""
     pos, is_ord, why = ordinal_info(ordinal, len(t.options))
     if len(pos) != len(t.options):
         raise BadRow(input_file, input_row, "ordinal", f"{len(pos)} ordinal positions for {len(t.options)} "
@@ -241,7 +245,8 @@ def item_row(*, benchmark: str, split: str, q_id: str, question: str, category: 
         "refusal_options": list(t.refusal_options), "refusal_share": float(t.refusal_share),
         "raw_sum": float(t.raw_sum), "raw_scale": t.scale, "ordinal": pos, "is_ordinal": bool(is_ord),
         "not_ordinal_why": why, "scale_min": float(lo), "scale_max": float(hi), "prompt_format": prompt_format,
-        "source": source, "input_file": str(input_file), "input_row": str(input_row), **more,
+        "source": source, "input_file": str(input_file), "input_row": str(input_row),
+        "render_args": json.dumps(render_args or {}, sort_keys=True), **more,
     }
 
 

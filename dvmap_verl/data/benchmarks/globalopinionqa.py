@@ -71,7 +71,8 @@ def _row_items(rec: dict, row: int, file: Path, opts: ImportOptions) -> list[dic
             user=prompt(opts.template, question, t.options, name), country=str(country_label),
             group_attribute="country", group=str(country_label), ordinal=[float("nan")] * len(t.options),
             n=opts.draws or DEFAULT_DRAWS, prompt_format=f"{NAME}:{opts.template}", source=str(rec["source"]),
-            input_file=file, input_row=row, country_name=name, country_qualifier=qualifier))
+            input_file=file, input_row=row, country_name=name, country_qualifier=qualifier,
+            render_args={"question": question, "country": name}))
     return items
 
 
@@ -79,7 +80,7 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     file = _csv_path(path)
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: not a readable CSV ({e})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
@@ -97,6 +98,11 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     return ImportResult(rows=rows, files=[str(file)], notes=notes)
 
 
+def render(template: str, args: dict, options: list[str]) -> str:
+    return prompt(template, args["question"], options, args["country"])
+
+
 register_importer(Importer(NAME, read, ("default", "cross-national", "persona"),
                            "GlobalOpinionQA CSV (question, selections, options, source)",
-                           "Anthropic/llm_global_opinions data/global_opinions.csv; BENCHMARK_FORMATS.md section 1"))
+                           "Anthropic/llm_global_opinions data/global_opinions.csv; BENCHMARK_FORMATS.md section 1",
+                           render=render))

@@ -99,7 +99,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
                                 f"responses.csv)")
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a readable CSV ({e})") from None
 
 
@@ -197,7 +197,8 @@ def read_wave(folder: Path, opts: ImportOptions, stats: dict) -> list[dict]:
                 country=OVERALL if attr == OVERALL else f"{attr}={group}", group_attribute=attr, group=group,
                 ordinal=q["ordinal"],
                 n=opts.draws or max(n, 1), prompt_format=f"{NAME}:{opts.template}", source=f"{folder.name} ({wcol})",
-                input_file=folder / "info.csv", input_row=q["row"], respondents=n))
+                input_file=folder / "info.csv", input_row=q["row"], respondents=n,
+                render_args=render_args(attr, group, names, q["question"])))
     return rows
 
 
@@ -218,6 +219,8 @@ def _meister_item(key, entry, group, counts, attr, file, info, opts, groups):
     q = info.get(key)
     ordinal_labels = q["references"][:len(q["ordinal"])] if q else None
     refusal = [o not in ordinal_labels if ordinal_labels else is_refusal(o) for o in options]
+    if not any(v > 0 for v, r in zip(values, refusal) if not r):
+        return None  # refusals only (or no answer): nothing to score, counted as in the per-wave format
     t: Target = make_target(options, values, refusal, file, key, group, scale="count")
     ordinal = [q["ordinal"][ordinal_labels.index(o)] for o in t.options] if q and all(
         o in ordinal_labels for o in t.options) else [float("nan")] * len(t.options)
@@ -229,10 +232,15 @@ def _meister_item(key, entry, group, counts, attr, file, info, opts, groups):
         user=prompt(opts.template, attr, group, groups, question, t.options), country=f"{attr}={group}",
         group_attribute=attr, group=group, ordinal=ordinal, n=opts.draws or MEISTER_DRAWS,
         prompt_format=f"{NAME}:{opts.template}", source=file.name, input_file=file, input_row=key,
-        respondents=int(round(t.raw_sum)))
+        respondents=int(round(t.raw_sum)), render_args=render_args(attr, group, groups, question))
 
 
-def read_counts(files: list[Path], opts: ImportOptions) -> list[dict]:
+def read_counts(files: list[Path], opts: ImportOptions, stats: dict | None = None) -> list[dict]:
+    """Items of ``{GROUP}_data.json`` count files. The unit of a bad row is one group of one question (a bad
+    group leaves its question's other groups in); a group with refusals only is counted in
+    ``stats["groups_without_answers"]``, not malformed."""
+    stats = {} if stats is None else stats
+    stats.setdefault("groups_without_answers", 0)
     rows = []
     for file in files:
         attr = file.name[:-len("_data.json")]
@@ -244,23 +252,33 @@ def read_counts(files: list[Path], opts: ImportOptions) -> list[dict]:
             raise InputError(f"{file}: expected {{qkey: {{MC_options, question_text, <group>: counts}}}}")
         info = read_info(file.parent / "info.csv", opts.bad) if (file.parent / "info.csv").is_file() else {}
         for key, entry in data.items():
+            groups = [g for g in entry if g not in ("MC_options", "question_text")] if isinstance(entry, dict) else []
             try:
                 if not isinstance(entry, dict) or "MC_options" not in entry:
                     raise BadRow(file, key, "MC_options", "missing")
-                groups = [g for g in entry if g not in ("MC_options", "question_text")]
                 if not groups:
                     raise BadRow(file, key, "<group>", "no group counts")
-                items = [_meister_item(key, entry, g, entry[g], attr, file, info, opts, groups) for g in groups]
-                rows.extend(items)
             except BadRow as b:
                 opts.bad.add(b)
+                continue
+            for g in groups:
+                try:
+                    item = _meister_item(key, entry, g, entry[g], attr, file, info, opts, groups)
+                except BadRow as b:
+                    opts.bad.add(b)
+                    continue
+                if item is None:
+                    stats["groups_without_answers"] += 1
+                else:
+                    rows.append(item)
     return rows
 
 
 def read(path: Path, opts: ImportOptions) -> ImportResult:
     stats = {"empty_groups": 0, "answers_not_in_references": 0, "attributes_not_in_responses": []}
     if path.is_file() and path.name.endswith("_data.json"):
-        return ImportResult(read_counts([path], opts), [str(path)], [_counts_note(False)])
+        return ImportResult(read_counts([path], opts, stats), [str(path)], [_counts_note(False)],
+                            extra_stats={"groups_without_answers": stats["groups_without_answers"]})
     if (path / "responses.csv").is_file():
         waves = [path]
     else:
@@ -273,8 +291,9 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     counts = sorted(path.glob("*_data.json")) if path.is_dir() else []
     counts = [f for f in counts if f.name[:-len("_data.json")].isupper()]
     if counts:
-        return ImportResult(read_counts(counts, opts), [str(f) for f in counts],
-                            [_counts_note((path / "info.csv").is_file())])
+        return ImportResult(read_counts(counts, opts, stats), [str(f) for f in counts],
+                            [_counts_note((path / "info.csv").is_file())],
+                            extra_stats={"groups_without_answers": stats["groups_without_answers"]})
     raise MissingInputError(f"{path}: neither an OpinionQA wave folder (info.csv, metadata.csv, responses.csv), a "
                             f"folder of them, nor {{GROUP}}_data.json count files")
 
@@ -286,6 +305,15 @@ def _counts_note(with_info: bool) -> str:
             + f"; sampling floor with {MEISTER_DRAWS} draws unless --draws")
 
 
+def render_args(attribute: str, group: str, groups: list[str], question: str) -> dict:
+    return {"attribute": attribute, "group": group, "groups": list(groups), "question": question}
+
+
+def render(template: str, args: dict, options: list[str]) -> str:
+    return prompt(template, args["attribute"], args["group"], args["groups"], args["question"], options)
+
+
 register_importer(Importer(NAME, read, ("qa", "bio", "portray", "persona"),
                            "OpinionQA per-wave folders (info/metadata/responses.csv) or {GROUP}_data.json counts",
-                           "tatsu-lab/opinions_qa data/human_resp; BENCHMARK_FORMATS.md sections 2 and 3"))
+                           "tatsu-lab/opinions_qa data/human_resp; BENCHMARK_FORMATS.md sections 2 and 3",
+                           render=render))

@@ -44,7 +44,7 @@ def _records(file: Path, bad) -> list[tuple[int, dict]]:
         return out
     try:
         frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: not a readable CSV ({e})") from None
     return list(enumerate(frame.to_dict("records"), start=1))
 
@@ -55,6 +55,9 @@ def _refusal_rate(value, file, row) -> float:
     rate = numbers([value], file, row, "refusal_rate")[0]
     if not 0 <= rate <= 1:
         raise BadRow(file, row, "refusal_rate", f"not a share in [0, 1]: {value!r}")
+    if rate == 1:  # everyone refused, beside a distribution of answers: more likely 1 percent on the wrong scale
+        raise BadRow(file, row, "refusal_rate", f"{value!r}: every respondent refused, yet the responses hold a "
+                                                f"distribution (a percentage? give a share in [0, 1))")
     return rate
 
 
@@ -80,14 +83,12 @@ def _item(rec: dict, row: int, file: Path, opts: ImportOptions, groups: dict[str
     t = make_target(answerable, responses, [False] * len(answerable), file, row, "responses")
     t.refusal_options, t.refusal_share = refusal_labels, _refusal_rate(rec["refusal_rate"], file, row)
     attr, group, question = str(rec["attribute"]), str(rec["group"]), str(rec["question"]).strip()
-    if opts.template == "persona":
-        user = persona_prompt([f"As to {attr.lower()}, you are {group}."], question, t.options)
-    else:
-        user = steered_prompt(opts.template, attr, group, groups.get(attr, [group]), question, t.options)
+    args = {"attribute": attr, "group": group, "groups": list(groups.get(attr, [group])), "question": question}
+    user = render(opts.template, args, t.options)
     return item_row(benchmark=NAME, split=NAME, q_id=str(rec["qkey"]), question=question, category=file.stem, t=t,
                     user=user, country=f"{attr}={group}", group_attribute=attr, group=group, ordinal=ordinal,
                     n=opts.draws or DEFAULT_DRAWS, prompt_format=f"{NAME}:{opts.template}", source=file.name,
-                    input_file=file, input_row=row)
+                    input_file=file, input_row=row, render_args=args)
 
 
 def read(path: Path, opts: ImportOptions) -> ImportResult:
@@ -117,6 +118,13 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     return ImportResult(rows, [str(f) for f in files], notes)
 
 
+def render(template: str, args: dict, options: list[str]) -> str:
+    attr, group, question = args["attribute"], args["group"], args["question"]
+    if template == "persona":
+        return persona_prompt([f"As to {attr.lower()}, you are {group}."], question, options)
+    return steered_prompt(template, attr, group, args["groups"], question, options)
+
+
 register_importer(Importer(NAME, read, ("qa", "bio", "portray", "persona"),
                            "SubPOP processed CSV or HF JSONL (qkey, attribute, group, responses, refusal_rate, ...)",
-                           "github.com/JosephJeesungSuh/subpop; BENCHMARK_FORMATS.md section 5"))
+                           "github.com/JosephJeesungSuh/subpop; BENCHMARK_FORMATS.md section 5", render=render))

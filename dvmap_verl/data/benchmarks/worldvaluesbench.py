@@ -43,7 +43,7 @@ def _find(path: Path, name: str) -> Path | None:
 def _tsv(file: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(file, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{file}: not a readable TSV ({e})") from None
 
 
@@ -122,9 +122,13 @@ def _group_items(values: pd.DataFrame, groups: pd.DataFrame, keys: list[str], qu
     joined = groups.merge(values, on="D_INTERVIEW", how="left", indicator=True)
     stats["participants_not_found"] += int((joined["_merge"] == "left_only").sum())
     rows = []
-    for qid in questions:
+    for qid in questions:  # a question the files cannot answer is one bad row (listed with --skip-bad-rows)
         if qid not in values.columns:
-            raise InputError(f"{vfile}: no column {qid!r} (asked by the probe set or the metadata)")
+            opts.bad.add(BadRow(vfile, "(header)", qid, "no such column (asked by the probe set or the metadata)"))
+            continue
+        if not isinstance(meta.get(qid), dict):
+            opts.bad.add(BadRow(mfile, qid, qid, "no entry for this question (asked by the probe set)"))
+            continue
         scale = _scale(meta, qid, mfile)
         part = joined[joined["Question"] == qid] if "Question" in joined else joined
         codes = _codes(part[qid].fillna(""), vfile, qid, scale, opts.bad, part["_row"].to_numpy())
@@ -145,7 +149,8 @@ def _group_items(values: pd.DataFrame, groups: pd.DataFrame, keys: list[str], qu
                 country=" | ".join(map(str, key)), group_attribute=" x ".join(keys), group=" | ".join(map(str, key)),
                 ordinal=ordinal, n=opts.draws or t.raw_sum, prompt_format=f"{NAME}:{opts.template}",
                 source=vfile.name, input_file=vfile, input_row=f"{qid} @ {' | '.join(map(str, key))}",
-                scale=scale))
+                scale=scale, render_args={"facts": facts, "question": str(m.get("question", qid)),
+                                          "scale": list(scale) if scale else None}))
     return rows
 
 
@@ -187,6 +192,12 @@ def read(path: Path, opts: ImportOptions) -> ImportResult:
     return ImportResult(rows, [str(vfile), str(dfile), str(mfile)], ["groups = countries (B_COUNTRY)"], stats)
 
 
+def render(template: str, args: dict, options: list[str]) -> str:
+    """The default template of an ordinal question names the scale, not the options: the same prompt in every
+    order (the options are still scored, or read back, in the order given)."""
+    return prompt(template, args["facts"], args["question"], args["scale"], options)
+
+
 register_importer(Importer(NAME, read, ("default", "persona"),
                            "WorldValuesBench TSVs + question_metadata.json, or its probe set (probe/samples.tsv)",
-                           "github.com/Demon702/WorldValuesBench; BENCHMARK_FORMATS.md section 4"))
+                           "github.com/Demon702/WorldValuesBench; BENCHMARK_FORMATS.md section 4", render=render))
