@@ -58,21 +58,26 @@ def entropy(counts: np.ndarray) -> np.ndarray:
     """Row-wise Shannon entropy (nats) of count vectors (NaN for an empty row).
 
     ``H = log n - sum(c log c) / n``: for whole counts ``c log c`` is looked up in a table (one gather per cell
-    instead of a division and a masked log over a million rows)."""
+    instead of a division and a masked log over a million rows). Only rows with two or more options answered are
+    computed (a row with one is exactly 0): at the profile level most rows hold one respondent."""
     counts = np.asarray(counts)
     total = counts.sum(axis=1)
-    whole = counts.dtype.kind in "iu" and (counts.size == 0 or (counts.min() >= 0 and counts.max() < 1 << 22))
+    h = np.where(total > 0, 0.0, np.nan)
+    mixed = np.flatnonzero(counts.max(axis=1, initial=0) != total)  # one option: exactly 0, not a rounding residue
+    if not len(mixed):
+        return h
+    counts, total = counts[mixed], total[mixed]
+    whole = counts.dtype.kind in "iu" and (counts.min() >= 0 and counts.max() < 1 << 22)
     if whole:
-        c = np.arange(int(counts.max()) + 1 if counts.size else 1, dtype=np.float64)
+        c = np.arange(int(counts.max()) + 1, dtype=np.float64)
         xlogx = c * np.log(np.maximum(c, 1.0))  # 0 log 0 = 0
         s = xlogx[counts].sum(axis=1)
     else:
         c = counts.astype(np.float64)
         s = np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0).sum(axis=1)
-    safe = np.where(total > 0, total, 1).astype(np.float64)
-    h = np.log(safe) - s / safe
-    h[counts.max(axis=1, initial=0) == total] = 0.0  # one option: exactly 0, not a rounding residue
-    return np.where(total > 0, h, np.nan)
+    safe = total.astype(np.float64)
+    h[mixed] = np.log(safe) - s / safe
+    return h
 
 
 def _group_counts(group: np.ndarray, answers: np.ndarray, weights: np.ndarray | None = None
