@@ -133,6 +133,8 @@ class Coded:
 
     @staticmethod
     def concat(parts: list["Coded"]) -> "Coded":
+        if parts and all(p.values is parts[0].values for p in parts) and pd.Index(parts[0].values).is_unique:
+            return Coded(np.concatenate([p.codes for p in parts]), parts[0].values)  # one vocabulary: codes hold
         values = pd.unique(np.concatenate([p.values for p in parts])) if parts else np.empty(0, dtype=object)
         index = pd.Index(values)
         codes = [np.where(p.codes >= 0, index.get_indexer(p.values)[np.maximum(p.codes, 0)] if len(p.values)
@@ -277,7 +279,7 @@ def compute_distributions(respondents: pd.DataFrame, questions: list[str], desig
     for i, (level, group) in enumerate(groupings.items()):
         group = pd.factorize(group)[0]
         present, counts, weighted = _group_counts(group, answers, weights)
-        g, q = present // nq, present % nq
+        g, q = np.divmod(present, nq)
         first_of = np.full(int(group.max()) + 1, -1, dtype=np.int64)
         first_of[group[::-1]] = np.arange(len(group))[::-1]  # a respondent of each group, for its labels
         rep = first_of[g]
