@@ -22,6 +22,8 @@ from dvmap_verl.errors import InputError
 
 ABILITY = "pluralistic_value_alignment"
 VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
+#: The most text one Arrow string array holds (int32 offsets); past it the arrays are assembled by Arrow.
+MAX_STRING_BYTES = 2 ** 31 - 1
 
 
 def profile_keys(df: pd.DataFrame) -> np.ndarray:
@@ -83,7 +85,7 @@ def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
     lengths = sum(np.array([len(b) for b in pieces], dtype=np.int64)[codes] for pieces, codes in parts)
     offsets = np.zeros(len(parts[0][1]) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] >= 2 ** 31:
+    if offsets[-1] > MAX_STRING_BYTES:
         arrays = [pa.array([b.decode() for b in pieces], pa.string()).take(pa.array(codes))
                   for pieces, codes in parts]
         return pc.binary_join_element_wise(*arrays, "")
@@ -113,7 +115,7 @@ def repeated(value: str, n: int) -> pa.Array:
     """``[value] * n`` as an Arrow string array, built from buffers (no list of n Python strings)."""
     raw = value.encode()
     offsets = np.arange(n + 1, dtype=np.int64) * len(raw)
-    if offsets[-1] >= 2 ** 31:
+    if offsets[-1] > MAX_STRING_BYTES:
         return pa.array([value] * n, pa.string())
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(raw * n))
 
