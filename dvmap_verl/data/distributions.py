@@ -133,8 +133,10 @@ class Coded:
 
     @staticmethod
     def concat(parts: list["Coded"]) -> "Coded":
-        if parts and all(p.values is parts[0].values for p in parts) and pd.Index(parts[0].values).is_unique:
-            return Coded(np.concatenate([p.codes for p in parts]), parts[0].values)  # one vocabulary: codes hold
+        first = parts[0].values if parts else None
+        if parts and all(len(p.values) == len(first) and (p.values == first).all() for p in parts) and \
+                pd.Index(first).is_unique:
+            return Coded(np.concatenate([p.codes for p in parts]), first)  # one vocabulary: the codes hold
         values = pd.unique(np.concatenate([p.values for p in parts])) if parts else np.empty(0, dtype=object)
         index = pd.Index(values)
         codes = [np.where(p.codes >= 0, index.get_indexer(p.values)[np.maximum(p.codes, 0)] if len(p.values)
