@@ -241,6 +241,13 @@ def parse_bank(raw: Any, source: str) -> QuestionBank:
     return QuestionBank(tuple(questions), source, str(name or ""))
 
 
+def _yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` through libyaml when PyYAML has it (the same documents, ~10x faster on a 100-entry bank)."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def load_bank(path: str | Path | None = None) -> QuestionBank:
     """Read and check a bank file (``None``: the paper's default). Raises :class:`BankError` naming the entry."""
     if path is None:
@@ -249,7 +256,7 @@ def load_bank(path: str | Path | None = None) -> QuestionBank:
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _yaml_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BankError(f"{path}: question bank not found") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -261,7 +268,7 @@ def load_bank(path: str | Path | None = None) -> QuestionBank:
 def default_bank() -> QuestionBank:
     import yaml
 
-    return parse_bank(yaml.safe_load(DEFAULT_BANK.read_text(encoding="utf-8")), "default")
+    return parse_bank(_yaml_load(DEFAULT_BANK.read_text(encoding="utf-8")), "default")
 
 
 def entry_dict(q: Question) -> dict[str, Any]:

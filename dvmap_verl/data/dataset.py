@@ -22,6 +22,8 @@ from dvmap_verl.errors import InputError
 
 ABILITY = "pluralistic_value_alignment"
 VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
+#: The most text one Arrow string array holds (int32 offsets); past it the arrays are assembled by Arrow.
+MAX_STRING_BYTES = 2 ** 31 - 1
 
 
 def profile_keys(df: pd.DataFrame) -> np.ndarray:
@@ -43,7 +45,58 @@ def user_prompts(df: pd.DataFrame, template: str = "release", keep_prompt: bool 
 
 def user_prompts_arrow(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> pa.Array:
     """:func:`user_prompts` as an Arrow string array: each distinct profile head and question tail is formatted
-    once in Python, and the rows are joined in Arrow (no per-row Python string)."""
+    once in Python, and the rows are joined in one copy (no per-row Python string)."""
+    parts = prompt_parts(df, template, keep_prompt)
+    return parts if isinstance(parts, pa.Array) else parts.users()
+
+
+class PromptParts:
+    """Every row's user message as (profile head, question tail) pieces, each distinct piece formatted once.
+
+    :meth:`users` and :meth:`contents` join the pieces straight into an Arrow string buffer (one copy of the
+    prompt bytes: a wide scope writes gigabytes of prompt text, where every intermediate copy costs seconds)."""
+
+    def __init__(self, heads: list[str], tails: list[str], head_of: np.ndarray, tail_of: np.ndarray):
+        self.heads = np.array([h.encode() for h in heads] + [b""], dtype=object)
+        self.tails = np.array([t.encode() for t in tails] + [b""], dtype=object)
+        self.head_of, self.tail_of = np.asarray(head_of, np.int64), np.asarray(tail_of, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.head_of)
+
+    def users(self) -> pa.Array:
+        """The user messages, one per row (Arrow strings)."""
+        return _joined([(self.heads, self.head_of), (self.tails, self.tail_of)])
+
+    def contents(self, system: str) -> pa.Array:
+        """``system``, user message, ``system``, user message, ...: the contents of every row's two messages."""
+        heads = np.append(self.heads, np.array([system.encode()], dtype=object))
+        n = len(self)
+        head_of = np.full(2 * n, len(heads) - 1, dtype=np.int64)
+        head_of[1::2] = self.head_of
+        tail_of = np.full(2 * n, len(self.tails) - 1, dtype=np.int64)  # the empty tail
+        tail_of[1::2] = self.tail_of
+        return _joined([(heads, head_of), (self.tails, tail_of)])
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
+    """Row i = ``pieces[codes[i]]`` of each (pieces: bytes, codes) part, concatenated, as Arrow strings; an array
+    past 2 GiB of text (int32 offsets) is assembled by Arrow instead (it chunks or refuses as before)."""
+    lengths = sum(np.array([len(b) for b in pieces], dtype=np.int64)[codes] for pieces, codes in parts)
+    offsets = np.zeros(len(parts[0][1]) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] > MAX_STRING_BYTES:
+        arrays = [pa.array([b.decode() for b in pieces], pa.string()).take(pa.array(codes))
+                  for pieces, codes in parts]
+        return pc.binary_join_element_wise(*arrays, "")
+    flat = np.stack([pieces[codes] for pieces, codes in parts], axis=1).ravel()
+    data = pa.py_buffer(b"".join(flat.tolist()))
+    return pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), data)
+
+
+def prompt_parts(df: pd.DataFrame, template: str = "release", keep_prompt: bool = False) -> "PromptParts | pa.Array":
+    """The rows' user messages as :class:`PromptParts` (``keep_prompt``: the rows' own ``prompt`` text, as an
+    Arrow string array)."""
     if keep_prompt and "prompt" in df.columns:
         return _strings(df["prompt"].astype(str))
     head, tail = template_parts(template)
@@ -51,14 +104,20 @@ def user_prompts_arrow(df: pd.DataFrame, template: str = "release", keep_prompt:
     p_codes, p_first = _first_of_each(keys)
     q_codes, q_first = _first_of_each(df["Question"].astype(str) + "\x1f" + df["Options"].astype(str))
     cols = list(ATTRIBUTE_NAMES)
-    heads = pa.array([head.format_map(dict(zip(cols, map(str, row))))
-                      for row in df[cols].iloc[p_first].itertuples(index=False, name=None)], pa.string())
-    tails = pa.array([tail.format_map({"Question": str(q), "Options": str(o)})
-                      for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)],
-                     pa.string())
-    if not len(df):
-        return pa.array([], pa.string())
-    return pc.binary_join_element_wise(heads.take(pa.array(p_codes)), tails.take(pa.array(q_codes)), "")
+    heads = [head.format_map(dict(zip(cols, map(str, row))))
+             for row in df[cols].iloc[p_first].itertuples(index=False, name=None)]
+    tails = [tail.format_map({"Question": str(q), "Options": str(o)})
+             for q, o in df[["Question", "Options"]].iloc[q_first].itertuples(index=False, name=None)]
+    return PromptParts(heads, tails, p_codes, q_codes)
+
+
+def repeated(value: str, n: int) -> pa.Array:
+    """``[value] * n`` as an Arrow string array, built from buffers (no list of n Python strings)."""
+    raw = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int64) * len(raw)
+    if offsets[-1] > MAX_STRING_BYTES:
+        return pa.array([value] * n, pa.string())
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(raw * n))
 
 
 def _first_of_each(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +149,8 @@ def _strings(series: pd.Series) -> pa.Array:
 
 
 def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", system: str = "release",
-                  source: str = "dvmap", keep_prompt: bool = False, prompts: list[str] | pa.Array | None = None,
+                  source: str = "dvmap", keep_prompt: bool = False,
+                  prompts: "list[str] | pa.Array | PromptParts | None" = None,
                   extra_fields: dict[str, pa.Array] | None = None,
                   strings: dict[str, pa.Array] | None = None) -> pa.Table:
     """Release-format rows -> a VeRL Arrow table; ``keep_prompt`` uses the rows' own ``prompt`` text verbatim.
@@ -99,23 +159,26 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
     n = len(df)
     sys_msg = system_prompt(system)
     text = StringColumns(df, strings)
-    users = prompts if prompts is not None else user_prompts(df, template, keep_prompt)
-    users = users if isinstance(users, pa.Array) else pa.array(users, pa.string())
+    users = prompts if prompts is not None else prompt_parts(df, template, keep_prompt)
+    users = users if isinstance(users, (pa.Array, PromptParts)) else pa.array(users, pa.string())
     answers = text["answer"]
     options = pc.split_pattern(text["Options"], ", ")
     answer_index = _answer_index(df)
 
     # prompt: list<struct<role, content>>: an optional system message, then the user message.
     if sys_msg:
-        roles = pa.array(["system", "user"] * n, pa.string())
-        # Interleave in Arrow (one copy of the prompt bytes), not through a list of Python strings.
-        both = pa.concat_arrays([pa.array([sys_msg], pa.string()), users])
-        order = np.zeros(2 * n, dtype=np.int64)
-        order[1::2] = np.arange(1, n + 1)
-        contents = both.take(pa.array(order))
+        roles = _roles(n)
+        if isinstance(users, PromptParts):  # joined straight into place: one copy of the prompt bytes
+            contents = users.contents(sys_msg)
+        else:  # interleave in Arrow, not through a list of Python strings
+            both = pa.concat_arrays([pa.array([sys_msg], pa.string()), users])
+            order = np.zeros(2 * n, dtype=np.int64)
+            order[1::2] = np.arange(1, n + 1)
+            contents = both.take(pa.array(order))
         step = 2
     else:
-        roles, contents, step = pa.array(["user"] * n, pa.string()), users, 1
+        users = users.users() if isinstance(users, PromptParts) else users
+        roles, contents, step = repeated("user", n), users, 1
     messages = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
     prompt = pa.ListArray.from_arrays(pa.array(np.arange(0, n * step + 1, step, dtype=np.int32)), messages)
 
@@ -126,7 +189,7 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
     scale10 = {q.qid: q.scale10 for q in QUESTION_BY_ID.values()}
     fields = {
         "index": pa.array(np.arange(n, dtype=np.int64)),
-        "split": pa.array([split] * n, pa.string()),
+        "split": repeated(split, n),
         "q_id": qids,
         "question": text["Question"],
         "category": text["Category"],
@@ -142,13 +205,20 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
         fields[ATTRIBUTE_KEYS[a]] = text[a]
     fields.update(extra_fields or {})
     extra = pa.StructArray.from_arrays(list(fields.values()), names=list(fields))
-    reward_model = pa.StructArray.from_arrays([pa.array(["rule"] * n, pa.string()), answers],
-                                              names=["style", "ground_truth"])
+    reward_model = pa.StructArray.from_arrays([repeated("rule", n), answers], names=["style", "ground_truth"])
     return pa.Table.from_arrays(
-        [pa.array([f"{source}/{split}"] * n, pa.string()), prompt, pa.array([ABILITY] * n, pa.string()),
+        [repeated(f"{source}/{split}", n), prompt, repeated(ABILITY, n),
          reward_model, extra],
         names=list(VERL_COLUMNS),
     )
+
+
+def _roles(n: int) -> pa.Array:
+    """``["system", "user"] * n`` as Arrow strings, from buffers."""
+    offsets = np.zeros(2 * n + 1, dtype=np.int64)
+    offsets[1::2] = np.arange(n) * 10 + 6  # "system" is 6 bytes, "user" 4
+    offsets[2::2] = np.arange(1, n + 1) * 10
+    return pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"systemuser" * n))
 
 
 def _answer_index(df: pd.DataFrame) -> np.ndarray:

@@ -58,21 +58,26 @@ def entropy(counts: np.ndarray) -> np.ndarray:
     """Row-wise Shannon entropy (nats) of count vectors (NaN for an empty row).
 
     ``H = log n - sum(c log c) / n``: for whole counts ``c log c`` is looked up in a table (one gather per cell
-    instead of a division and a masked log over a million rows)."""
+    instead of a division and a masked log over a million rows). Only rows with two or more options answered are
+    computed (a row with one is exactly 0): at the profile level most rows hold one respondent."""
     counts = np.asarray(counts)
     total = counts.sum(axis=1)
-    whole = counts.dtype.kind in "iu" and (counts.size == 0 or (counts.min() >= 0 and counts.max() < 1 << 22))
+    h = np.where(total > 0, 0.0, np.nan)
+    mixed = np.flatnonzero(counts.max(axis=1, initial=0) != total)  # one option: exactly 0, not a rounding residue
+    if not len(mixed):
+        return h
+    counts, total = counts[mixed], total[mixed]
+    whole = counts.dtype.kind in "iu" and (counts.min() >= 0 and counts.max() < 1 << 22)
     if whole:
-        c = np.arange(int(counts.max()) + 1 if counts.size else 1, dtype=np.float64)
+        c = np.arange(int(counts.max()) + 1, dtype=np.float64)
         xlogx = c * np.log(np.maximum(c, 1.0))  # 0 log 0 = 0
         s = xlogx[counts].sum(axis=1)
     else:
         c = counts.astype(np.float64)
         s = np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0).sum(axis=1)
-    safe = np.where(total > 0, total, 1).astype(np.float64)
-    h = np.log(safe) - s / safe
-    h[counts.max(axis=1, initial=0) == total] = 0.0  # one option: exactly 0, not a rounding residue
-    return np.where(total > 0, h, np.nan)
+    safe = total.astype(np.float64)
+    h[mixed] = np.log(safe) - s / safe
+    return h
 
 
 def _group_counts(group: np.ndarray, answers: np.ndarray, weights: np.ndarray | None = None
@@ -128,6 +133,10 @@ class Coded:
 
     @staticmethod
     def concat(parts: list["Coded"]) -> "Coded":
+        first = parts[0].values if parts else None
+        if parts and all(len(p.values) == len(first) and (p.values == first).all() for p in parts) and \
+                pd.Index(first).is_unique:
+            return Coded(np.concatenate([p.codes for p in parts]), first)  # one vocabulary: the codes hold
         values = pd.unique(np.concatenate([p.values for p in parts])) if parts else np.empty(0, dtype=object)
         index = pd.Index(values)
         codes = [np.where(p.codes >= 0, index.get_indexer(p.values)[np.maximum(p.codes, 0)] if len(p.values)
@@ -151,7 +160,7 @@ class Distributions:
         k_of = np.array([self.bank.by_id[q].k for q in q_id.values], dtype=np.int64)
         self.k = k_of[q_id.codes] if len(q_id) else np.zeros(0, np.int64)
         self.n = counts.sum(axis=1)
-        self.consensus = (counts > 0).sum(axis=1) == 1
+        self.consensus = np.count_nonzero(counts, axis=1) == 1
         self._index: dict[str, tuple] = {}
 
     def __len__(self) -> int:
@@ -168,13 +177,14 @@ class Distributions:
         k = self.k
         offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
         mask = np.arange(MAX_K)[None, :] < k[:, None]
-        counts = pa.ListArray.from_arrays(offsets, pa.array(self.counts[mask].astype(np.int64)))
+        counts = pa.ListArray.from_arrays(offsets, pa.array(np.asarray(self.counts[mask], dtype=np.int64)))
         qids = list(self.q_id.values)
         flat_options = pa.array([o for q in qids for o in self.bank.by_id[q].options], pa.string())
         q_start = np.concatenate([[0], np.cumsum([self.bank.by_id[q].k for q in qids])])[:-1]
-        row_start = np.repeat(q_start[self.q_id.codes], k) if len(qids) else np.zeros(0, np.int64)
-        within = np.arange(int(k.sum())) - np.repeat(np.concatenate([[0], np.cumsum(k)])[:-1], k)
-        option_at = pa.array((row_start + within).astype(np.int32))
+        # Each value's option: its question's first option in flat_options, plus its place within the row.
+        shift = (q_start[self.q_id.codes] - offsets.to_numpy()[:-1]).astype(np.int32) if len(qids) else \
+            np.zeros(len(k), np.int32)
+        option_at = pa.array(np.repeat(shift, k) + np.arange(int(k.sum()), dtype=np.int32))
         options = pa.ListArray.from_arrays(offsets, pa.DictionaryArray.from_arrays(option_at, flat_options)
                                            if encoded else flat_options.take(option_at))
         text = {name: getattr(self, attr).arrow(encoded) for name, attr in (
@@ -262,18 +272,19 @@ def compute_distributions(respondents: pd.DataFrame, questions: list[str], desig
     cross_c = np.isin(country.values, design.unseen)
     q_train = np.isin(questions, bank.train)
     q_value = np.isin(questions, bank.cross_value)
+    # In scope: (country, question) cells of the design; answers outside it are left out before counting (the
+    # same rows as counting every pair and dropping the rest, without the full-size count matrix).
+    scope = (train_c[:, None] & (q_train | q_value)[None, :]) | (cross_c[:, None] & q_train[None, :])
+    answers = np.where(scope[country.codes], answers, np.int16(-1))
     parts = []
     nq = len(questions)
     for i, (level, group) in enumerate(groupings.items()):
         group = pd.factorize(group)[0]
         present, counts, weighted = _group_counts(group, answers, weights)
-        g, q = present // nq, present % nq
+        g, q = np.divmod(present, nq)
         first_of = np.full(int(group.max()) + 1, -1, dtype=np.int64)
         first_of[group[::-1]] = np.arange(len(group))[::-1]  # a respondent of each group, for its labels
         rep = first_of[g]
-        c = country.codes[rep]
-        scope = (train_c[c] & (q_train[q] | q_value[q])) | (cross_c[c] & q_train[q])
-        rep, q, counts = rep[scope], q[scope], counts[scope]
         null = np.full(len(rep), -1, dtype=np.int64)
         parts.append((
             Coded(np.full(len(rep), i), LEVELS),
@@ -281,7 +292,7 @@ def compute_distributions(respondents: pd.DataFrame, questions: list[str], desig
             Coded(country.codes[rep], country.values),
             Coded(gender.codes[rep] if level != "country_question" else null, gender.values),
             Coded(stage.codes[rep] if level != "country_question" else null, stage.values),
-            Coded(q, questions), counts, rep, None if weighted is None else weighted[scope]))
+            Coded(q, questions), counts, rep, weighted))
     cols = list(zip(*parts))
     return Distributions(*(Coded.concat(list(c)) for c in cols[:6]), np.concatenate(cols[6]),
                          np.concatenate(cols[7]), bank, None if weights is None else np.concatenate(cols[8]))
@@ -318,8 +329,10 @@ def _capped(country: np.ndarray, key: np.ndarray, cap: int, seed: int) -> np.nda
     permutation of its distinct profile keys, cut at ``cap`` (one generator for all countries)."""
     rng = np.random.default_rng(seed)
     country, key = country.astype(str), key.astype(str)
-    chosen = [rng.permutation(np.unique(key[country == c]))[:cap] for c in np.unique(country)]
-    return np.isin(key, np.concatenate(chosen))
+    pairs = pd.DataFrame({"country": country, "key": key}).drop_duplicates()
+    chosen = [rng.permutation(np.sort(keys.to_numpy()))[:cap]  # as np.unique(key[country == c]), per country
+              for _, keys in pairs.groupby("country", sort=True)["key"]]
+    return pd.Series(key).isin(np.concatenate(chosen)).to_numpy()
 
 
 def smoothed_targets(counts: list, consensus: np.ndarray, coarse: list, smoothing: float) -> list[list[float]]:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from dvmap_verl.data import distributions as D
 from dvmap_verl.data.archetypes import extract_archetypes
-from dvmap_verl.data.dataset import StringColumns, to_verl_table, user_prompts_arrow, write_table
+from dvmap_verl.data.dataset import StringColumns, prompt_parts, repeated, to_verl_table, write_table
 from dvmap_verl.jsonl import load_json_object
 from dvmap_verl.io import (MANIFEST, owned_files, read_manifest, recover_interrupted_commit, staged_dir,
                           write_json)
@@ -73,8 +73,8 @@ def release_table(df: pd.DataFrame, prompts: list[str] | pa.Array, source: str, 
             cols[c] = pa.array(df[c].to_numpy(dtype=np.float64))
         else:
             cols[c] = text[c]
-    cols["data_source"] = pa.array([source] * len(df), pa.string())
-    cols["split"] = pa.array([split] * len(df), pa.string())
+    cols["data_source"] = repeated(source, len(df))
+    cols["split"] = repeated(split, len(df))
     return pa.table(cols)
 
 
@@ -172,14 +172,15 @@ def write_outputs(out_dir: str | Path, splits: dict[str, pd.DataFrame], stats: d
             jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
             written[name] = out_dir / f"{name}.parquet"
         for name, df in splits.items():
-            prompts = user_prompts_arrow(df, template, keep_prompt)  # made once, used twice
+            prompts = prompt_parts(df, template, keep_prompt)  # formatted once, joined for each table
             strings: dict[str, pa.Array] = {}
             table = to_verl_table(df, name, system=system, source=source, prompts=prompts,
                                   extra_fields=distribution_fields(df), strings=strings)
             jobs.append(pool.submit(write_table, table, stage / f"{name}.parquet"))
             written[name] = out_dir / f"{name}.parquet"
             if name not in NOT_IN_CORPUS:
-                corpus.append(release_table(df, prompts, source, name, strings))
+                users = prompts if isinstance(prompts, pa.Array) else prompts.users()
+                corpus.append(release_table(df, users, source, name, strings))
         jobs.append(pool.submit(write_table, pa.concat_tables(corpus), stage / "corpus.parquet"))
         for job in jobs:
             job.result()
