@@ -274,6 +274,27 @@ def test_a_missing_or_negative_weight_is_named(tmp_path):
         read_wvs(path, weights="S018")
 
 
+def test_weights_summing_to_zero_in_a_group_are_refused_before_writing(tmp_path):
+    path, cfg = _five_respondents(tmp_path), SplitConfig(val_frac=0, cross_demographic_frac=0)
+    f = pd.read_csv(path)
+    f.loc[5, "W_WEIGHT"] = 0.0  # Nigeria's only respondent: its country distributions would be 0/0
+    f.to_csv(tmp_path / "zn.csv", index=False)
+    with pytest.raises(ValueError, match=r"^.*zn\.csv: --weights W_WEIGHT: the weights of Nigeria's 1 answer\(s\) "
+                                         r"to Q1 sum to 0 \(2 such country_question group\(s\)\); a weighted "
+                                         r"distribution needs a positive sum"):
+        prepare_wvs(tmp_path / "zn.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT",
+                    targets="distribution", quiet=True, config=cfg)
+    assert not (tmp_path / "o").exists()
+    f = pd.read_csv(path)
+    f.loc[[3, 4], "W_WEIGHT"] = 0.0  # profile B (the German men): Germany sums to 3.5, its men to 0
+    f.to_csv(tmp_path / "zb.csv", index=False)
+    with pytest.raises(ValueError, match=r"the weights of Germany \(Male, [^)]+\)'s 2 answer\(s\) to Q1 sum to 0 "
+                                         r"\(2 such coarse group\(s\)\)"):
+        prepare_wvs(tmp_path / "zb.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT", quiet=True,
+                    config=cfg)
+    assert not (tmp_path / "o").exists()
+
+
 # ------------------------------------------------------------------------------------------ the joint EVS/WVS file
 
 
