@@ -147,3 +147,22 @@ def test_doctor_cli_exits_1_naming_the_overrides(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "doctor", "+recipe=dvmap_qwen3_8b",
                           "--gpu-memory-gb", "-3"], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2 and "--gpu-memory-gb" in bad.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=0"],
+     "dvmap.gpus=0: trainer.n_gpus_per_node is 0; it must be a whole number of at least 1"),
+    (["+recipe=dvmap_qwen3_8b", "trainer.nnodes=0"],
+     "trainer.nnodes=0: trainer.nnodes is 0; it must be a whole number of at least 1"),
+    (["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=abc"],
+     "dvmap.gpus=abc: trainer.n_gpus_per_node is 'abc'; it must be a whole number of at least 1"),
+    (["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=1.5"],
+     "dvmap.gpus=1.5: trainer.n_gpus_per_node is 1.5; it must be a whole number of at least 1"),
+])
+def test_doctor_refuses_a_gpu_count_that_is_not_a_positive_integer(overrides, message, capsys, monkeypatch):
+    from dvmap_verl.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["doctor", *overrides, "--gpu-memory-gb", "80"]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"dvmap: error: {message}\n" and "[  ok] config" not in out

@@ -30,6 +30,30 @@ class Check:
         return f"[{self.status:>4}] {self.name}: {self.detail}"
 
 
+#: The config's GPU counts, each a positive integer, and the shorthand override that may set it.
+COUNTS = (("trainer.n_gpus_per_node", "dvmap.gpus"), ("trainer.nnodes", None),
+          ("actor_rollout_ref.rollout.tensor_model_parallel_size", None))
+
+
+def check_counts(cfg, overrides: Sequence[str]) -> None:
+    """:class:`InputError` naming the override when a GPU count of the composed config is not a positive integer
+    (0 GPUs, ``dvmap.gpus=abc``, ``1.5``): every estimate divides by them."""
+    from omegaconf import OmegaConf
+
+    from dvmap_verl.errors import InputError
+
+    for key, shorthand in COUNTS:
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception as e:  # an interpolation that does not resolve
+            value = f"unresolvable ({str(e).splitlines()[0][:80]})"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            continue
+        given = [o for o in overrides if o.lstrip("+").split("=", 1)[0] in (key, shorthand)]
+        raise InputError(f"{given[-1] if given else key}: {key} is {value!r}; it must be a whole number of at "
+                         f"least 1")
+
+
 def _gpus(cfg, visible: int | None) -> Check:
     need = int(cfg.trainer.n_gpus_per_node)
     nodes = int(cfg.trainer.nnodes)
@@ -235,6 +259,7 @@ def memory_check(cfg, gpu_memory_gb: float | None) -> Check:
 
 def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
                emit: Callable[[str], None] = print, gpu_memory_gb: float | None = None) -> list[Check]:
+    from dvmap_verl.errors import DvmapError
     from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
 
     checks: list[Check] = []
@@ -247,7 +272,10 @@ def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # verl's own chatter while validating; the verdict is ours to print
             cfg = compose_ppo_config(overrides)
+            check_counts(cfg, overrides)
             validate_recipe(cfg)
+    except DvmapError:
+        raise
     except Exception as e:
         add(Check("config", FAIL, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"))
         return checks
