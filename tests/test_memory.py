@@ -166,3 +166,31 @@ def test_doctor_refuses_a_gpu_count_that_is_not_a_positive_integer(overrides, me
     assert main(["doctor", *overrides, "--gpu-memory-gb", "80"]) == 2
     out, err = capsys.readouterr()
     assert err == f"dvmap: error: {message}\n" and "[  ok] config" not in out
+
+
+def test_doctors_proposal_fits_when_applied_with_a_tp_the_gpu_can_hold():
+    """Qwen3-8B full FT on one 80 GB GPU (the recipe's rollout TP is 2): the proposal sets TP 1 too, and the config
+    with the proposal applied passes the GPU and memory checks; its vLLM weights are not split over 2 GPUs."""
+    from dvmap_verl.training.doctor import FAIL, OK, _gpus, memory_check
+    from dvmap_verl.training.dryrun import compose_ppo_config
+
+    base = ["+recipe=dvmap_qwen3_8b", "trainer.n_gpus_per_node=1"]
+    check = memory_check(compose_ppo_config(base), 80)
+    assert check.status == FAIL
+    proposal = check.detail.split("fits with: ")[1].split(";")[0].split()
+    assert proposal == ["actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+                        "actor_rollout_ref.model.lora_rank=32", "actor_rollout_ref.model.lora_alpha=32",
+                        "actor_rollout_ref.rollout.load_format=safetensors", "actor_rollout_ref.actor.optim.lr=5e-5"]
+    applied = compose_ppo_config(base + proposal)
+    assert _gpus(applied, 1).status == OK
+    check = memory_check(applied, 80)
+    # Rollout: fp32 base 4P + the adapter's Adam 8T + 0.5 x 80 GiB + 2 GiB = 78,558,449,664 bytes = 73.2 GiB;
+    # vLLM's KV cache: 40 GiB - 2P (unsplit bf16 weights at TP 1) = 26,568,202,240 bytes = 24.7 GiB.
+    assert 4 * Q8_P + 8 * Q8_LORA32 + 42 * GIB == 78_558_449_664
+    assert check.status == OK and "peak 73.2 GiB per GPU (rollout)" in check.detail
+    assert 40 * GIB - 2 * Q8_P == 26_568_202_240
+    assert "vLLM KV cache 24.7 GiB after 15.3 GiB of weights" in check.detail
+    # The README's one-GPU LoRA line: the LoRA recipe with vLLM's share lowered to 0.5 gives the same 73.2 GiB.
+    lora1 = compose_ppo_config(["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=1",
+                                "actor_rollout_ref.rollout.gpu_memory_utilization=0.5"])
+    assert memory_check(lora1, 80).status == OK and "peak 73.2 GiB" in memory_check(lora1, 80).detail

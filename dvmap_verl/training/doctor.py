@@ -9,6 +9,7 @@ import contextlib
 import importlib.metadata as md
 import importlib.util
 import io
+import math
 import os
 import shutil
 import warnings
@@ -68,7 +69,8 @@ def _gpus(cfg, visible: int | None) -> Check:
     detail = (f"{visible} visible on this node; the config asks for {need} per node x {nodes} node(s), rollout "
               f"tensor-parallel {tp}")
     if need % tp:
-        return Check("GPUs", FAIL, detail + f": {need} GPUs per node is not divisible by TP {tp}")
+        return Check("GPUs", FAIL, detail + f": {need} GPUs per node is not divisible by TP {tp}: set "
+                     f"actor_rollout_ref.rollout.tensor_model_parallel_size={math.gcd(need, tp)}")
     if visible < need:
         return Check("GPUs", FAIL, detail + f": set trainer.n_gpus_per_node={visible}" if visible else
                      detail + ": no CUDA device (training needs GPUs)")
