@@ -295,6 +295,19 @@ def test_weights_summing_to_zero_in_a_group_are_refused_before_writing(tmp_path)
     assert not (tmp_path / "o").exists()
 
 
+def test_a_bank_without_train_questions_is_an_error_and_writes_nothing(tmp_path):
+    path = _five_respondents(tmp_path)
+    bank = [{"id": q, "text": f"{q}?", "category": "C", "options": list(schema.IMPORTANCE), "split": "cross_value"}
+            for q in ("Q1", "Q2")]
+    _bank_file(tmp_path, bank, "cv.yaml")
+    with pytest.raises(ValueError) as e:
+        prepare_wvs(path, tmp_path / "o", bank=tmp_path / "cv.yaml", quiet=True, drop_duplicate_respondents=True,
+                    config=SplitConfig(val_frac=0, cross_demographic_frac=0))
+    assert str(e.value) == (f"{path}: no rows for train, cross_country: the question bank has no entry for it "
+                            f"(every split but cross_value needs entries with split: train)")
+    assert not (tmp_path / "o").exists()
+
+
 # ------------------------------------------------------------------------------------------ the joint EVS/WVS file
 
 

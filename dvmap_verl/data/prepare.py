@@ -222,6 +222,8 @@ def why_empty(split: str, resp, arch, consensus: str, config: SplitConfig, scope
     """Why ``split`` has no rows: no respondent of its countries, no answer to its questions, or no pair left by
     the H = 0 filter (else: its share of too few profiles rounds to none)."""
     countries, questions = (scope or SPLIT_SCOPE)[split]
+    if not questions:
+        return "the question bank has no entry for it (every split but cross_value needs entries with split: train)"
     frame = resp.frame
     here = frame["Country"].astype(str).isin(countries).to_numpy()
     if not here.any():
@@ -254,7 +256,10 @@ def check_not_empty(splits: dict[str, pd.DataFrame], resp, arch, consensus: str,
     scope = scope or SPLIT_SCOPE
     skipped = {"val"} if config.val_frac == 0 else set()
     skipped |= {"cross_demographic"} if config.cross_demographic_frac == 0 else set()
-    skipped |= {n for n, (countries, questions) in scope.items() if not countries or not questions}
+    # Documented exceptions: no unseen countries (--unseen-countries none), a bank without cross-value questions.
+    # A bank without train questions is not one: train, val and the cross splits would come out empty.
+    skipped |= {n for n, (countries, questions) in scope.items() if not countries}
+    skipped |= {"cross_value"} if not scope.get("cross_value", ((), ("x",)))[1] else set()
     empty = [n for n in scope if n not in skipped and len(splits.get(n, ())) == 0]
     if empty:
         reasons: dict[str, list[str]] = {}
