@@ -143,6 +143,14 @@ def test_country_names_come_from_iso_3166_and_the_papers_names_stay():
     assert C.resolve_design(None, C.parse_countries("none", "--unseen-countries"), []).unseen == ()
     with pytest.raises(ValueError, match=r"--train-countries: no training country"):
         C.resolve_design((), None, [])
+    # A listed country the file does not hold: named by code, with the file's countries (not silently kept).
+    with pytest.raises(ValueError) as e:
+        C.resolve_design(("Kenya", "Germany"), None, ["Germany", "Nigeria"])
+    assert str(e.value) == "--train-countries: KEN (Kenya) not in the file; its countries: DEU, NGA"
+    with pytest.raises(ValueError) as e:
+        C.parse_countries("DEU,all-others", "--train-countries")
+    assert str(e.value) == ("--train-countries: all-others stands alone (every country of the file not in the other "
+                            "role); it cannot be mixed with codes: 'DEU,all-others'")
 
 
 # ------------------------------------------------- 40 countries x 60 questions through a bank: independent H = 0 count
