@@ -316,6 +316,22 @@ def test_a_bank_without_train_questions_is_an_error_and_writes_nothing(tmp_path)
     assert not (tmp_path / "o").exists()
 
 
+def test_an_entry_none_of_whose_values_fits_its_codes_is_named(tmp_path):
+    """A bank entry pointed at the wrong column (B_COUNTRY: 276 x 5, 566 x 1): every value is out of range, so
+    the question would silently have no rows; it is an error naming the entry and the values."""
+    path = _five_respondents(tmp_path)
+    bank = [{"id": q, "text": f"{q}?", "category": "C", "options": list(schema.IMPORTANCE)} for q in ("Q1", "Q2")]
+    bank += [{"id": "Q10x", "variable": "B_COUNTRY", "text": "Mentioned?", "category": "C",
+              "options": ["Mentioned", "Not mentioned"], "codes": "identity"}]
+    _bank_file(tmp_path, bank, "wrong.yaml")
+    with pytest.raises(BankEntryError) as e:
+        prepare_wvs(path, tmp_path / "o", bank=tmp_path / "wrong.yaml", quiet=True, drop_duplicate_respondents=True)
+    assert str(e.value) == (f"{path}: question bank {tmp_path / 'wrong.yaml'}: entry Q10x: none of column B_COUNTRY's "
+                            f"6 non-missing value(s) (276, 566) is one of its codes (1, 2); check the entry's variable "
+                            f"and codes")
+    assert not (tmp_path / "o").exists()
+
+
 # ------------------------------------------------------------------------------------------ the joint EVS/WVS file
 
 
