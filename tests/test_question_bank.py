@@ -390,6 +390,22 @@ def test_a_bank_is_drafted_from_sav_labels(tmp_path, capsys):
     assert main(["question-bank", "--input", str(tmp_path / "x.sav"), "--questions", "Q57,Q999", "--out",
                  str(tmp_path / "d2.yaml")]) == 2
     assert "no variable(s) Q999 in the file" in capsys.readouterr().err and not (tmp_path / "d2.yaml").exists()
+    # A name given twice, a folder as --out, a continuous column (a weight): one line each, naming the user's input.
+    x = str(tmp_path / "x.sav")
+    assert main(["question-bank", "--input", x, "--questions", "Q57,q57", "--out", str(tmp_path / "d3.yaml")]) == 2
+    assert capsys.readouterr().err == "dvmap: error: --questions: q57 given twice\n"
+    (tmp_path / "qdir").mkdir()
+    assert main(["question-bank", "--input", x, "--questions", "Q57", "--out", str(tmp_path / "qdir"),
+                 "--overwrite"]) == 2
+    assert capsys.readouterr().err == (f"dvmap: error: --out {tmp_path / 'qdir'}: is a folder; give the bank file's "
+                                       f"path (e.g. {tmp_path / 'qdir' / 'bank.yaml'})\n")
+    pyreadstat.write_sav(pd.DataFrame({"W_WEIGHT": [0.5, 1.0, 1.25, 1.5]}), str(tmp_path / "w.sav"))
+    assert main(["question-bank", "--input", str(tmp_path / "w.sav"), "--questions", "W_WEIGHT", "--out",
+                 str(tmp_path / "d4.yaml")]) == 2
+    assert capsys.readouterr().err == (f"dvmap: error: {tmp_path / 'w.sav'}: W_WEIGHT holds values that are not "
+                                       f"integer codes (e.g. 0.5, 1.25, 1.5): a continuous variable, not a question "
+                                       f"with options\n")
+    assert not any((tmp_path / f).exists() for f in ("d3.yaml", "d4.yaml"))
 
 
 def test_a_synthetic_sav_drafts_a_bank_that_prepares(tmp_path):
