@@ -194,3 +194,18 @@ def test_doctors_proposal_fits_when_applied_with_a_tp_the_gpu_can_hold():
     lora1 = compose_ppo_config(["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=1",
                                 "actor_rollout_ref.rollout.gpu_memory_utilization=0.5"])
     assert memory_check(lora1, 80).status == OK and "peak 73.2 GiB" in memory_check(lora1, 80).detail
+
+
+def test_a_vllm_share_below_its_weights_names_the_cause_and_the_fix():
+    from dvmap_verl.training.doctor import FAIL, memory_check
+    from dvmap_verl.training.dryrun import compose_ppo_config
+
+    cfg = compose_ppo_config(["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=2",
+                              "actor_rollout_ref.rollout.gpu_memory_utilization=0.1"])
+    check = memory_check(cfg, 80)
+    # 0.1 x 80 GiB = 8 GiB < 2P = 15.3 GiB of bf16 weights (TP 1) + 0.28 GiB for one 2048-token sequence;
+    # (16,381,470,720 + 301,989,888) / 85,899,345,920 = 0.194 -> 0.20 in steps of 0.05.
+    assert (2 * Q8_P + 301_989_888) / (80 * GIB) == pytest.approx(0.1942, abs=1e-4)
+    assert check.status == FAIL and check.detail.endswith(
+        "does not fit: vLLM's share (0.1 x 80.0 GiB) is below its 15.3 GiB of weights plus one sequence's KV cache: "
+        "actor_rollout_ref.rollout.gpu_memory_utilization needs at least 0.20")

@@ -332,6 +332,16 @@ def test_an_entry_none_of_whose_values_fits_its_codes_is_named(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_yaml_syntax_error_in_a_bank_is_one_line(tmp_path):
+    from dvmap_verl.data.bank import load_bank as load
+
+    (tmp_path / "bad.yaml").write_text("questions:\n  - id: Q1\n    text: [unclosed\n")
+    with pytest.raises(BankError) as e:
+        load(tmp_path / "bad.yaml")
+    assert str(e.value) == (f"{tmp_path / 'bad.yaml'}: cannot read as a YAML question bank (line 4, column 1: "
+                            f"expected ',' or ']', but got '<stream end>')")
+
+
 # ------------------------------------------------------------------------------------------ the joint EVS/WVS file
 
 

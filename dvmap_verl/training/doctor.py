@@ -254,6 +254,13 @@ def memory_check(cfg, gpu_memory_gb: float | None) -> Check:
     fix = memory.overrides_that_fit(setup)
     more = memory.gpus_that_fit(setup)
     hints = [f"fits with: {' '.join(fix)}" if fix else "no override in dvmap's list makes it fit"]
+    if est.vllm_kv_bytes < est.min_kv_bytes:  # the cause is vLLM's share, whatever the peak says
+        need = 2 * setup.model.params() // setup.tp + est.min_kv_bytes
+        hints.insert(0, f"vLLM's share ({setup.gpu_memory_utilization:g} x {memory.gib(total)} GiB) is below its "
+                        f"{memory.gib(2 * setup.model.params() // setup.tp)} GiB of weights plus one sequence's KV "
+                        f"cache: actor_rollout_ref.rollout.gpu_memory_utilization needs at least "
+                        f"{math.ceil(20 * need / total) / 20:.2f}")
+        hints = [h for h in hints if not h.startswith("no override")]
     if more:
         hints.append(f"or unchanged on {more} GPUs (trainer.n_gpus_per_node x trainer.nnodes = {more})")
     return Check("memory", FAIL, detail + "\n         does not fit: " + "; ".join(hints))
