@@ -260,3 +260,68 @@ def test_readme_multi_gpu_lines_parse():
         words = shlex.split(line)
         args = build_parser().parse_args(words[words.index("dvmap_verl.cli") + 1:])
         assert args.command == "train-dpo" and args.pairs == Path("pairs.parquet")
+
+
+def test_max_length_below_a_prompt_is_refused_before_writing(trained, tmp_path, capsys):
+    """A --max-length the prompts reach: one line naming the row and the lengths (counted here with the tokenizer
+    and the chat template, as eval-pairs renders them), and no --out folder left to block the corrected command."""
+    from transformers import AutoTokenizer
+
+    from dvmap_verl.evaluation.pairs import load_pairs, pair_messages
+
+    tok = AutoTokenizer.from_pretrained(str(trained["base"]))
+    lengths = [len(tok(tok.apply_chat_template(list(pair_messages(r)), tokenize=False, add_generation_prompt=True,
+                                               enable_thinking=False), add_special_tokens=False)["input_ids"])
+               for r in load_pairs(trained["pairs"]).to_dict("records")]
+    limit = sorted(lengths)[2]  # reached by all pairs but the two shortest (ties reach it too)
+    over = [i for i, n in enumerate(lengths) if n >= limit]
+    out = tmp_path / "dz"
+    args = ["train-dpo", "--pairs", str(trained["pairs"]), "--model", str(trained["base"]), "--out", str(out)] + TRAIN
+    capsys.readouterr()
+    assert main(args + ["--max-length", str(limit)]) == 2
+    assert capsys.readouterr().err == (
+        f"dvmap: error: --max-length {limit}: {len(over)} of 8 pair(s) in {trained['pairs']} have a prompt that long "
+        f"or longer (row {over[0]}: {lengths[over[0]]} tokens; longest {max(lengths)}), which would leave no answer "
+        f"token to train; raise --max-length above {max(lengths)} or shorten those questions\n")
+    assert not out.exists()
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_new_one(tmp_path):
+    from dvmap_verl.training.dpo import RUN_FILE, DPOSettings, check_out_dir
+
+    out = tmp_path / "dz"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / RUN_FILE).write_text(json.dumps({"settings": {"max_length": 5}, "pairs_fingerprint": "x"}))
+    settings = DPOSettings(model="m", pairs="p.jsonl", out=str(out))
+    assert check_out_dir(settings, resume=False, fingerprint="y") is None  # nothing trained: start afresh
+    with pytest.raises(ValueError) as e:
+        check_out_dir(settings, resume=True, fingerprint="y")
+    assert str(e.value) == (f"--resume {out}: no checkpoint in {out / 'checkpoints'} to continue from; run without "
+                            f"--resume to train from step 0 (into another --out to keep a finished model)")
+
+
+def test_resume_at_or_past_max_steps_trains_nothing(trained, tmp_path, capsys):
+    out = tmp_path / "dpo"
+    shutil.copytree(trained["out"], out)
+    before = {f.name: f.stat().st_mtime_ns for f in out.iterdir()}
+    args = ["train-dpo", "--pairs", str(trained["pairs"]), "--model", str(trained["base"]), "--out", str(out)]
+    one = ["--max-steps", "3"] + TRAIN[2:]  # below the step 4 reached
+    capsys.readouterr()
+    assert main(args + one + ["--resume"]) == 2
+    assert capsys.readouterr().err == (f"dvmap: error: --resume {out}: checkpoint-4 is already at step 4, not below "
+                                       f"--max-steps 3; nothing to train (raise --max-steps to continue)\n")
+    assert {f.name: f.stat().st_mtime_ns for f in out.iterdir()} == before
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    # --resume where no checkpoint was ever saved: one line, not a silent restart.
+    fresh = [a if a != str(out) else str(tmp_path / "fresh") for a in args]
+    assert main(fresh + TRAIN + ["--resume"]) == 2
+    assert "no checkpoint in" in capsys.readouterr().err and not (tmp_path / "fresh").exists()
+
+
+def test_a_mistyped_model_is_one_line(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    capsys.readouterr()
+    assert main(["train-dpo", "--pairs", str(trained["pairs"]), "--model", str(tmp_path / "nomodel"), "--out",
+                 str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dvmap: error: --model {tmp_path / 'nomodel'}: no model there (") and err.count("\n") == 1

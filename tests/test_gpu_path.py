@@ -224,3 +224,15 @@ def test_smoke_plan_with_a_lora_recipe_on_the_tiny_model(recipe, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"+recipe={recipe} actor_rollout_ref.model.path=" in res.stdout and not (tmp_path / "d").exists()
+
+
+def test_smoke_dry_run_names_an_unknown_recipe(capsys):
+    from dvmap_verl.cli import main
+
+    assert main(["smoke", "--recipe", "nonexistent", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        "dvmap: error: --recipe nonexistent: no such recipe; shipped: dvmap_llama3.2_3b, dvmap_qwen3_0.6b, "
+        "dvmap_qwen3_1.7b, dvmap_qwen3_4b, dvmap_qwen3_4b_distribution, dvmap_qwen3_4b_free, dvmap_qwen3_4b_from_sft, "
+        "dvmap_qwen3_4b_likert, dvmap_qwen3_4b_majority, dvmap_qwen3_8b, dvmap_qwen3_8b_lora, "
+        "dvmap_qwen3_8b_lora_offload\n")

@@ -147,3 +147,65 @@ def test_doctor_cli_exits_1_naming_the_overrides(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "dvmap_verl.cli", "doctor", "+recipe=dvmap_qwen3_8b",
                           "--gpu-memory-gb", "-3"], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2 and "--gpu-memory-gb" in bad.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=0"],
+     "dvmap.gpus=0: trainer.n_gpus_per_node is 0; it must be a whole number of at least 1"),
+    (["+recipe=dvmap_qwen3_8b", "trainer.nnodes=0"],
+     "trainer.nnodes=0: trainer.nnodes is 0; it must be a whole number of at least 1"),
+    (["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=abc"],
+     "dvmap.gpus=abc: trainer.n_gpus_per_node is 'abc'; it must be a whole number of at least 1"),
+    (["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=1.5"],
+     "dvmap.gpus=1.5: trainer.n_gpus_per_node is 1.5; it must be a whole number of at least 1"),
+])
+def test_doctor_refuses_a_gpu_count_that_is_not_a_positive_integer(overrides, message, capsys, monkeypatch):
+    from dvmap_verl.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["doctor", *overrides, "--gpu-memory-gb", "80"]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"dvmap: error: {message}\n" and "[  ok] config" not in out
+
+
+def test_doctors_proposal_fits_when_applied_with_a_tp_the_gpu_can_hold():
+    """Qwen3-8B full FT on one 80 GB GPU (the recipe's rollout TP is 2): the proposal sets TP 1 too, and the config
+    with the proposal applied passes the GPU and memory checks; its vLLM weights are not split over 2 GPUs."""
+    from dvmap_verl.training.doctor import FAIL, OK, _gpus, memory_check
+    from dvmap_verl.training.dryrun import compose_ppo_config
+
+    base = ["+recipe=dvmap_qwen3_8b", "trainer.n_gpus_per_node=1"]
+    check = memory_check(compose_ppo_config(base), 80)
+    assert check.status == FAIL
+    proposal = check.detail.split("fits with: ")[1].split(";")[0].split()
+    assert proposal == ["actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+                        "actor_rollout_ref.model.lora_rank=32", "actor_rollout_ref.model.lora_alpha=32",
+                        "actor_rollout_ref.rollout.load_format=safetensors", "actor_rollout_ref.actor.optim.lr=5e-5"]
+    applied = compose_ppo_config(base + proposal)
+    assert _gpus(applied, 1).status == OK
+    check = memory_check(applied, 80)
+    # Rollout: fp32 base 4P + the adapter's Adam 8T + 0.5 x 80 GiB + 2 GiB = 78,558,449,664 bytes = 73.2 GiB;
+    # vLLM's KV cache: 40 GiB - 2P (unsplit bf16 weights at TP 1) = 26,568,202,240 bytes = 24.7 GiB.
+    assert 4 * Q8_P + 8 * Q8_LORA32 + 42 * GIB == 78_558_449_664
+    assert check.status == OK and "peak 73.2 GiB per GPU (rollout)" in check.detail
+    assert 40 * GIB - 2 * Q8_P == 26_568_202_240
+    assert "vLLM KV cache 24.7 GiB after 15.3 GiB of weights" in check.detail
+    # The README's one-GPU LoRA line: the LoRA recipe with vLLM's share lowered to 0.5 gives the same 73.2 GiB.
+    lora1 = compose_ppo_config(["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=1",
+                                "actor_rollout_ref.rollout.gpu_memory_utilization=0.5"])
+    assert memory_check(lora1, 80).status == OK and "peak 73.2 GiB" in memory_check(lora1, 80).detail
+
+
+def test_a_vllm_share_below_its_weights_names_the_cause_and_the_fix():
+    from dvmap_verl.training.doctor import FAIL, memory_check
+    from dvmap_verl.training.dryrun import compose_ppo_config
+
+    cfg = compose_ppo_config(["+recipe=dvmap_qwen3_8b_lora", "dvmap.gpus=2",
+                              "actor_rollout_ref.rollout.gpu_memory_utilization=0.1"])
+    check = memory_check(cfg, 80)
+    # 0.1 x 80 GiB = 8 GiB < 2P = 15.3 GiB of bf16 weights (TP 1) + 0.28 GiB for one 2048-token sequence;
+    # (16,381,470,720 + 301,989,888) / 85,899,345,920 = 0.194 -> 0.20 in steps of 0.05.
+    assert (2 * Q8_P + 301_989_888) / (80 * GIB) == pytest.approx(0.1942, abs=1e-4)
+    assert check.status == FAIL and check.detail.endswith(
+        "does not fit: vLLM's share (0.1 x 80.0 GiB) is below its 15.3 GiB of weights plus one sequence's KV cache: "
+        "actor_rollout_ref.rollout.gpu_memory_utilization needs at least 0.20")

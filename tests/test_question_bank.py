@@ -143,6 +143,14 @@ def test_country_names_come_from_iso_3166_and_the_papers_names_stay():
     assert C.resolve_design(None, C.parse_countries("none", "--unseen-countries"), []).unseen == ()
     with pytest.raises(ValueError, match=r"--train-countries: no training country"):
         C.resolve_design((), None, [])
+    # A listed country the file does not hold: named by code, with the file's countries (not silently kept).
+    with pytest.raises(ValueError) as e:
+        C.resolve_design(("Kenya", "Germany"), None, ["Germany", "Nigeria"])
+    assert str(e.value) == "--train-countries: KEN (Kenya) not in the file; its countries: DEU, NGA"
+    with pytest.raises(ValueError) as e:
+        C.parse_countries("DEU,all-others", "--train-countries")
+    assert str(e.value) == ("--train-countries: all-others stands alone (every country of the file not in the other "
+                            "role); it cannot be mixed with codes: 'DEU,all-others'")
 
 
 # ------------------------------------------------- 40 countries x 60 questions through a bank: independent H = 0 count
@@ -274,6 +282,66 @@ def test_a_missing_or_negative_weight_is_named(tmp_path):
         read_wvs(path, weights="S018")
 
 
+def test_weights_summing_to_zero_in_a_group_are_refused_before_writing(tmp_path):
+    path, cfg = _five_respondents(tmp_path), SplitConfig(val_frac=0, cross_demographic_frac=0)
+    f = pd.read_csv(path)
+    f.loc[5, "W_WEIGHT"] = 0.0  # Nigeria's only respondent: its country distributions would be 0/0
+    f.to_csv(tmp_path / "zn.csv", index=False)
+    with pytest.raises(ValueError, match=r"^.*zn\.csv: --weights W_WEIGHT: the weights of Nigeria's 1 answer\(s\) "
+                                         r"to Q1 sum to 0 \(2 such country_question group\(s\)\); a weighted "
+                                         r"distribution needs a positive sum"):
+        prepare_wvs(tmp_path / "zn.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT",
+                    targets="distribution", quiet=True, config=cfg)
+    assert not (tmp_path / "o").exists()
+    f = pd.read_csv(path)
+    f.loc[[3, 4], "W_WEIGHT"] = 0.0  # profile B (the German men): Germany sums to 3.5, its men to 0
+    f.to_csv(tmp_path / "zb.csv", index=False)
+    with pytest.raises(ValueError, match=r"the weights of Germany \(Male, [^)]+\)'s 2 answer\(s\) to Q1 sum to 0 "
+                                         r"\(2 such coarse group\(s\)\)"):
+        prepare_wvs(tmp_path / "zb.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT", quiet=True,
+                    config=cfg)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bank_without_train_questions_is_an_error_and_writes_nothing(tmp_path):
+    path = _five_respondents(tmp_path)
+    bank = [{"id": q, "text": f"{q}?", "category": "C", "options": list(schema.IMPORTANCE), "split": "cross_value"}
+            for q in ("Q1", "Q2")]
+    _bank_file(tmp_path, bank, "cv.yaml")
+    with pytest.raises(ValueError) as e:
+        prepare_wvs(path, tmp_path / "o", bank=tmp_path / "cv.yaml", quiet=True, drop_duplicate_respondents=True,
+                    config=SplitConfig(val_frac=0, cross_demographic_frac=0))
+    assert str(e.value) == (f"{path}: no rows for train, cross_country: the question bank has no entry for it "
+                            f"(every split but cross_value needs entries with split: train)")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_entry_none_of_whose_values_fits_its_codes_is_named(tmp_path):
+    """A bank entry pointed at the wrong column (B_COUNTRY: 276 x 5, 566 x 1): every value is out of range, so
+    the question would silently have no rows; it is an error naming the entry and the values."""
+    path = _five_respondents(tmp_path)
+    bank = [{"id": q, "text": f"{q}?", "category": "C", "options": list(schema.IMPORTANCE)} for q in ("Q1", "Q2")]
+    bank += [{"id": "Q10x", "variable": "B_COUNTRY", "text": "Mentioned?", "category": "C",
+              "options": ["Mentioned", "Not mentioned"], "codes": "identity"}]
+    _bank_file(tmp_path, bank, "wrong.yaml")
+    with pytest.raises(BankEntryError) as e:
+        prepare_wvs(path, tmp_path / "o", bank=tmp_path / "wrong.yaml", quiet=True, drop_duplicate_respondents=True)
+    assert str(e.value) == (f"{path}: question bank {tmp_path / 'wrong.yaml'}: entry Q10x: none of column B_COUNTRY's "
+                            f"6 non-missing value(s) (276, 566) is one of its codes (1, 2); check the entry's variable "
+                            f"and codes")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_yaml_syntax_error_in_a_bank_is_one_line(tmp_path):
+    from dvmap_verl.data.bank import load_bank as load
+
+    (tmp_path / "bad.yaml").write_text("questions:\n  - id: Q1\n    text: [unclosed\n")
+    with pytest.raises(BankError) as e:
+        load(tmp_path / "bad.yaml")
+    assert str(e.value) == (f"{tmp_path / 'bad.yaml'}: cannot read as a YAML question bank (line 4, column 1: "
+                            f"expected ',' or ']', but got '<stream end>')")
+
+
 # ------------------------------------------------------------------------------------------ the joint EVS/WVS file
 
 
@@ -332,6 +400,22 @@ def test_a_bank_is_drafted_from_sav_labels(tmp_path, capsys):
     assert main(["question-bank", "--input", str(tmp_path / "x.sav"), "--questions", "Q57,Q999", "--out",
                  str(tmp_path / "d2.yaml")]) == 2
     assert "no variable(s) Q999 in the file" in capsys.readouterr().err and not (tmp_path / "d2.yaml").exists()
+    # A name given twice, a folder as --out, a continuous column (a weight): one line each, naming the user's input.
+    x = str(tmp_path / "x.sav")
+    assert main(["question-bank", "--input", x, "--questions", "Q57,q57", "--out", str(tmp_path / "d3.yaml")]) == 2
+    assert capsys.readouterr().err == "dvmap: error: --questions: q57 given twice\n"
+    (tmp_path / "qdir").mkdir()
+    assert main(["question-bank", "--input", x, "--questions", "Q57", "--out", str(tmp_path / "qdir"),
+                 "--overwrite"]) == 2
+    assert capsys.readouterr().err == (f"dvmap: error: --out {tmp_path / 'qdir'}: is a folder; give the bank file's "
+                                       f"path (e.g. {tmp_path / 'qdir' / 'bank.yaml'})\n")
+    pyreadstat.write_sav(pd.DataFrame({"W_WEIGHT": [0.5, 1.0, 1.25, 1.5]}), str(tmp_path / "w.sav"))
+    assert main(["question-bank", "--input", str(tmp_path / "w.sav"), "--questions", "W_WEIGHT", "--out",
+                 str(tmp_path / "d4.yaml")]) == 2
+    assert capsys.readouterr().err == (f"dvmap: error: {tmp_path / 'w.sav'}: W_WEIGHT holds values that are not "
+                                       f"integer codes (e.g. 0.5, 1.25, 1.5): a continuous variable, not a question "
+                                       f"with options\n")
+    assert not any((tmp_path / f).exists() for f in ("d3.yaml", "d4.yaml"))
 
 
 def test_a_synthetic_sav_drafts_a_bank_that_prepares(tmp_path):

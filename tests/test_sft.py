@@ -182,3 +182,25 @@ def test_readme_sft_trainer_commands_compose():
     for overrides in commands:
         cfg = _sft_config(overrides)
         assert cfg.trainer.experiment_name == "dvmap_qwen3_4b_sft" and cfg.data.messages_key == "messages"
+
+
+def test_prepare_sft_never_replaces_a_prepared_sets_files(tmp_path):
+    """`--out` = `--data`, or a copy of a prepared folder (its manifest lists train/val.parquet): refused even with
+    --overwrite, the prepared files untouched."""
+    import json
+
+    _write(ROWS, tmp_path / "data" / "train.parquet")
+    before = (tmp_path / "data" / "train.parquet").read_bytes()
+    with pytest.raises(InputError) as e:
+        prepare_sft(tmp_path / "data", tmp_path / "data", overwrite=True)
+    assert str(e.value) == (f"--out {tmp_path / 'data'} is the --data folder: the SFT files would replace its "
+                            f"prepared train/val parquet; write the SFT set to another folder")
+    copy = tmp_path / "copy"
+    _write(ROWS, copy / "train.parquet")
+    (copy / ".dvmap-manifest.json").write_text(json.dumps({"files": {"train.parquet": {"bytes": 1, "sha256": "x"}}}))
+    with pytest.raises(InputError) as e:
+        prepare_sft(tmp_path / "data", copy, overwrite=True)
+    assert str(e.value) == (f"--out {copy}: train.parquet belong to a prepared set ({copy / '.dvmap-manifest.json'} "
+                            f"lists them); write the SFT set to another folder")
+    assert (tmp_path / "data" / "train.parquet").read_bytes() == before
+    assert (copy / "train.parquet").read_bytes() == before

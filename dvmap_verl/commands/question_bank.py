@@ -35,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
     variables = [v.strip() for v in args.questions.split(",") if v.strip()]
     if not variables:
         raise InputError(f"--questions: no variable names in {args.questions!r}")
+    seen: dict[str, str] = {}
+    for v in variables:
+        if v.upper() in seen:
+            raise InputError(f"--questions: {v} given twice")
+        seen[v.upper()] = v
+    if args.out.is_dir():
+        raise InputError(f"--out {args.out}: is a folder; give the bank file's path (e.g. {args.out / 'bank.yaml'})")
     if args.out.exists() and not args.overwrite:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it, or choose another --out")
     category = args.category or DRAFT_CATEGORY

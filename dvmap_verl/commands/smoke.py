@@ -21,6 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from dvmap_verl.training import smoke
+    _check_recipe(args.recipe)
     if not args.dry_run:
         smoke.preflight(args.gpus)  # before any step starts or the output folder is made
     steps = smoke.plan(args.out, gpus=args.gpus, recipe=args.recipe, model=args.model, items=args.items)
@@ -29,3 +30,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"# [{i}/{len(steps)}] {step.name}\n{step.shell()}")
         return 0
     return smoke.run(steps, args.out)
+
+
+def _check_recipe(name: str) -> None:
+    """:class:`InputError` naming the shipped recipes when ``--recipe`` is not one of them (the dry run too)."""
+    import dvmap_verl.recipes as recipes
+    from dvmap_verl.errors import InputError
+
+    folder = Path(recipes.__file__).parent / "recipe"
+    known = sorted(p.stem for p in folder.glob("dvmap_*.yaml")
+                   if p.stem not in ("dvmap_base", "dvmap_qwen3") and not p.stem.endswith("4b_sft"))  # sft: not GRPO
+    if name not in known:
+        raise InputError(f"--recipe {name}: no such recipe; shipped: {', '.join(known)}")

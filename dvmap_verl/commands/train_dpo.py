@@ -62,7 +62,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gradient-accumulation-steps", type=_positive(int), default=_D.gradient_accumulation_steps,
                    help="micro-batches per optimizer step")
     p.add_argument("--max-length", type=_positive(int), default=_D.max_length,
-                   help="prompt + answer tokens kept (longer pairs are truncated at the end)")
+                   help="prompt + answer tokens kept: a longer answer is cut at its end; a pair whose prompt alone "
+                        "reaches it is an error before anything is written")
     p.add_argument("--save-steps", type=_positive(int), default=_D.save_steps, help="checkpoint every N steps")
     p.add_argument("--logging-steps", type=_positive(int), default=_D.logging_steps, help="log every N steps")
     p.add_argument("--seed", type=int, default=_D.seed, help="seed of LoRA initialisation and data order")
@@ -71,7 +72,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="faster, more activation memory")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in OUT/checkpoints (same settings; the step count "
-                        "continues)")
+                        "continues; an error when OUT has no checkpoint or it is already at --max-steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or start line")
     p.set_defaults(func=run)
     return p

@@ -259,8 +259,12 @@ def load_bank(path: str | Path | None = None) -> QuestionBank:
         raw = _yaml_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BankError(f"{path}: question bank not found") from None
+    except yaml.MarkedYAMLError as e:  # one line: the problem and where (PyYAML's own text spans several)
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise BankError(f"{path}: cannot read as a YAML question bank ({where}{e.problem or e.context})") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise BankError(f"{path}: cannot read as a YAML question bank ({e})") from None
+        raise BankError(f"{path}: cannot read as a YAML question bank ({' '.join(str(e).split())})") from None
     return parse_bank(raw, str(path))
 
 

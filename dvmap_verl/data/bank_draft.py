@@ -56,6 +56,11 @@ def draft_entries(path: str | Path, variables: list[str], split: str = "train",
                   and float(c) == int(float(c))}
         values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
         whole = np.isfinite(values) & (values >= 0) & (values == np.round(values))
+        fraction = np.isfinite(values) & (values >= 0) & ~whole
+        if fraction.any():  # a weight or a score, not answer codes
+            shown = ", ".join(f"{v:g}" for v in np.unique(values[fraction])[:3])
+            raise BankError(f"{path}: {col} holds values that are not integer codes (e.g. {shown}): a continuous "
+                            f"variable, not a question with options")
         present = {int(v) for v in np.unique(values[whole])}
         out.append(_entry(path, col, titles.get(col) or col, labels, sorted(present | set(labels)), split, category))
     return out

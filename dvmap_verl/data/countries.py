@@ -70,6 +70,9 @@ def parse_countries(text: str | None, flag: str) -> tuple[str, ...] | str | None
         return ALL_OTHERS
     if text.strip().lower() == "none":  # e.g. --unseen-countries none: no cross-country split
         return ()
+    if ALL_OTHERS in [t.strip().lower() for t in text.split(",")]:
+        raise InputError(f"{flag}: {ALL_OTHERS} stands alone (every country of the file not in the other role); it "
+                         f"cannot be mixed with codes: {text!r}")
     names, bad = [], []
     for token in (t.strip() for t in text.split(",")):
         if not token:
@@ -88,6 +91,8 @@ def resolve_design(train, unseen, present: list[str]) -> CountryDesign:
     paper's. Raises :class:`InputError` when both are ``all-others`` or a country is in both."""
     if train == ALL_OTHERS and unseen == ALL_OTHERS:
         raise InputError("--train-countries and --unseen-countries cannot both be all-others")
+    given = {flag: names for flag, names in (("--train-countries", train), ("--unseen-countries", unseen))
+             if isinstance(names, tuple)}  # the user's lists (the paper's defaults may be partly absent)
     train = PAPER_DESIGN.train if train is None else train
     unseen = PAPER_DESIGN.unseen if unseen is None else unseen
     if train == ALL_OTHERS:
@@ -100,4 +105,18 @@ def resolve_design(train, unseen, present: list[str]) -> CountryDesign:
     if both:
         raise InputError(f"{', '.join(both)} cannot be both a training and an unseen country (--train-countries, "
                          f"--unseen-countries)")
+    _check_present(given, present)
     return CountryDesign(tuple(train), tuple(unseen))
+
+
+def _check_present(given: dict[str, tuple[str, ...]], present: list[str]) -> None:
+    """:class:`InputError` naming the codes of a user's country list that the file does not hold."""
+    if not present:  # nothing read to compare with (unit use)
+        return
+    code = {name: a3 for a3, name in _iso()[1].items()}
+    for flag, names in given.items():
+        absent = [n for n in names if n not in set(present)]
+        if absent:
+            listed = ", ".join(f"{code.get(n, n)} ({n})" for n in absent)
+            held = ", ".join(code.get(n, n) for n in present)
+            raise InputError(f"{flag}: {listed} not in the file; its countries: {held}")

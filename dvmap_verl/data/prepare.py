@@ -223,6 +223,8 @@ def why_empty(split: str, resp, arch, consensus: str, config: SplitConfig, scope
     """Why ``split`` has no rows: no respondent of its countries, no answer to its questions, or no pair left by
     the H = 0 filter (else: its share of too few profiles rounds to none)."""
     countries, questions = (scope or SPLIT_SCOPE)[split]
+    if not questions:
+        return "the question bank has no entry for it (every split but cross_value needs entries with split: train)"
     frame = resp.frame
     here = frame["Country"].astype(str).isin(countries).to_numpy()
     if not here.any():
@@ -255,7 +257,10 @@ def check_not_empty(splits: dict[str, pd.DataFrame], resp, arch, consensus: str,
     scope = scope or SPLIT_SCOPE
     skipped = {"val"} if config.val_frac == 0 else set()
     skipped |= {"cross_demographic"} if config.cross_demographic_frac == 0 else set()
-    skipped |= {n for n, (countries, questions) in scope.items() if not countries or not questions}
+    # Documented exceptions: no unseen countries (--unseen-countries none), a bank without cross-value questions.
+    # A bank without train questions is not one: train, val and the cross splits would come out empty.
+    skipped |= {n for n, (countries, questions) in scope.items() if not countries}
+    skipped |= {"cross_value"} if not scope.get("cross_value", ((), ("x",)))[1] else set()
     empty = [n for n in scope if n not in skipped and len(splits.get(n, ())) == 0]
     if empty:
         reasons: dict[str, list[str]] = {}
@@ -328,6 +333,30 @@ def _attach_counts(df: pd.DataFrame, dist: "D.Distributions", targets: str, smoo
     return df
 
 
+def _check_weight_sums(dist: "D.Distributions", data) -> None:
+    """:class:`WVSInputError` when the survey weights of a group's answers to a question sum to 0 (all-zero
+    weights): its weighted distribution would be 0/0. Named at the coarsest level that has one (country, then
+    country x gender x life stage, then profile), with the count of answers."""
+    if dist.weighted is None:
+        return
+    zero = (dist.weighted.sum(axis=1) <= 0) & (dist.n > 0)
+    for level in reversed(D.LEVELS):
+        at = np.flatnonzero(zero & (dist.level.codes == D.LEVELS.index(level)))
+        if not len(at):
+            continue
+        i = int(at[0])
+        group = str(dist.country.values[dist.country.codes[i]])
+        if level == "coarse":
+            group += (f" ({dist.gender.values[dist.gender.codes[i]]}, "
+                      f"{dist.life_stage.values[dist.life_stage.codes[i]]})")
+        elif level == "profile":
+            group = f"profile {dist.profile_id.values[dist.profile_id.codes[i]]} of {group}"
+        raise WVSInputError(
+            f"{data.path}: --weights {data.weights}: the weights of {group}'s {int(dist.n[i])} answer(s) to "
+            f"{dist.q_id.values[dist.q_id.codes[i]]} sum to 0 ({len(at):,} such {level} group(s)); a weighted "
+            f"distribution needs a positive sum: give those respondents a positive weight or leave them out")
+
+
 def _prepare(data, out_dir, config, consensus, template, system, stages, overwrite=False, targets="point",
              target_smoothing=0.0, drop_duplicates=False, design: CountryDesign = PAPER_DESIGN) -> dict[str, Any]:
     resp = build_respondents(data, countries=design.all, drop_duplicates=drop_duplicates)
@@ -338,6 +367,7 @@ def _prepare(data, out_dir, config, consensus, template, system, stages, overwri
     check_not_empty(splits, resp, arch, consensus, config, split_scope(design, data.bank))
     stages.done("splits")
     dist = D.compute_distributions(resp.frame, resp.questions, design, data.bank, resp.weights)
+    _check_weight_sums(dist, data)
     splits = {name: _attach_counts(df, dist, targets, target_smoothing) for name, df in splits.items()}
     disagreement = D.disagreement_rows(dist, resp.frame, config.disagreement_max_profiles_per_country,
                                        config.seed + 1)

@@ -83,6 +83,16 @@ def prepare_sft(data: Path, out: Path, splits: Sequence[str] = SFT_SPLITS, overw
         raise MissingInputError(f"{data / 'train.parquet'}: not found; --data is the folder `dvmap prepare wvs` or "
                                 f"`dvmap prepare release` wrote")
     present = [s for s in splits if (out / f"{s}.parquet").exists()]
+    from dvmap_verl.io import MANIFEST, read_manifest
+
+    owned = read_manifest(out) or {}
+    prepared = [f"{s}.parquet" for s in present if f"{s}.parquet" in owned]
+    if out.resolve() == data.resolve():  # --overwrite replaces SFT files, never a prepared set's
+        raise InputError(f"--out {out} is the --data folder: the SFT files would replace its prepared train/val "
+                         f"parquet; write the SFT set to another folder")
+    if prepared:
+        raise InputError(f"--out {out}: {', '.join(prepared)} belong to a prepared set ({out / MANIFEST} lists "
+                         f"them); write the SFT set to another folder")
     if present and not overwrite:
         raise InputError(f"{out}: already holds {', '.join(s + '.parquet' for s in present)}; add --overwrite")
     tables = {s: sft_table(data / f"{s}.parquet") for s in splits if (data / f"{s}.parquet").is_file()}

@@ -458,6 +458,13 @@ def _question_codes(q: Question, data: WVSData, stats: dict) -> tuple[np.ndarray
     unmapped = ok & (out < 0)
     if unmapped.any():
         _check_coverage(q, col, data, codes[unmapped], reversed_)
+        if not (out >= 0).any():  # not one answer fits: a wrong column or wrong codes, not a few stray values
+            seen = np.unique(codes[unmapped])
+            shown = ", ".join(f"{v:g}" for v in seen[:5]) + (f", ... ({len(seen)} distinct)" if len(seen) > 5 else "")
+            raise BankEntryError(
+                f"{data.path}: question bank {data.bank.source}: entry {q.qid}: none of column {col}'s "
+                f"{int(unmapped.sum()):,} non-missing value(s) ({shown}) is one of its codes ({_codes_text(q)}); "
+                f"check the entry's variable and codes")
     _count_out_of_range(stats, col, int(unmapped.sum()))
     return out, col
 

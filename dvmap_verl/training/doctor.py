@@ -9,6 +9,7 @@ import contextlib
 import importlib.metadata as md
 import importlib.util
 import io
+import math
 import os
 import shutil
 import warnings
@@ -30,6 +31,30 @@ class Check:
         return f"[{self.status:>4}] {self.name}: {self.detail}"
 
 
+#: The config's GPU counts, each a positive integer, and the shorthand override that may set it.
+COUNTS = (("trainer.n_gpus_per_node", "dvmap.gpus"), ("trainer.nnodes", None),
+          ("actor_rollout_ref.rollout.tensor_model_parallel_size", None))
+
+
+def check_counts(cfg, overrides: Sequence[str]) -> None:
+    """:class:`InputError` naming the override when a GPU count of the composed config is not a positive integer
+    (0 GPUs, ``dvmap.gpus=abc``, ``1.5``): every estimate divides by them."""
+    from omegaconf import OmegaConf
+
+    from dvmap_verl.errors import InputError
+
+    for key, shorthand in COUNTS:
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception as e:  # an interpolation that does not resolve
+            value = f"unresolvable ({str(e).splitlines()[0][:80]})"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            continue
+        given = [o for o in overrides if o.lstrip("+").split("=", 1)[0] in (key, shorthand)]
+        raise InputError(f"{given[-1] if given else key}: {key} is {value!r}; it must be a whole number of at "
+                         f"least 1")
+
+
 def _gpus(cfg, visible: int | None) -> Check:
     need = int(cfg.trainer.n_gpus_per_node)
     nodes = int(cfg.trainer.nnodes)
@@ -44,7 +69,8 @@ def _gpus(cfg, visible: int | None) -> Check:
     detail = (f"{visible} visible on this node; the config asks for {need} per node x {nodes} node(s), rollout "
               f"tensor-parallel {tp}")
     if need % tp:
-        return Check("GPUs", FAIL, detail + f": {need} GPUs per node is not divisible by TP {tp}")
+        return Check("GPUs", FAIL, detail + f": {need} GPUs per node is not divisible by TP {tp}: set "
+                     f"actor_rollout_ref.rollout.tensor_model_parallel_size={math.gcd(need, tp)}")
     if visible < need:
         return Check("GPUs", FAIL, detail + f": set trainer.n_gpus_per_node={visible}" if visible else
                      detail + ": no CUDA device (training needs GPUs)")
@@ -228,6 +254,13 @@ def memory_check(cfg, gpu_memory_gb: float | None) -> Check:
     fix = memory.overrides_that_fit(setup)
     more = memory.gpus_that_fit(setup)
     hints = [f"fits with: {' '.join(fix)}" if fix else "no override in dvmap's list makes it fit"]
+    if est.vllm_kv_bytes < est.min_kv_bytes:  # the cause is vLLM's share, whatever the peak says
+        need = 2 * setup.model.params() // setup.tp + est.min_kv_bytes
+        hints.insert(0, f"vLLM's share ({setup.gpu_memory_utilization:g} x {memory.gib(total)} GiB) is below its "
+                        f"{memory.gib(2 * setup.model.params() // setup.tp)} GiB of weights plus one sequence's KV "
+                        f"cache: actor_rollout_ref.rollout.gpu_memory_utilization needs at least "
+                        f"{math.ceil(20 * need / total) / 20:.2f}")
+        hints = [h for h in hints if not h.startswith("no override")]
     if more:
         hints.append(f"or unchanged on {more} GPUs (trainer.n_gpus_per_node x trainer.nnodes = {more})")
     return Check("memory", FAIL, detail + "\n         does not fit: " + "; ".join(hints))
@@ -235,6 +268,7 @@ def memory_check(cfg, gpu_memory_gb: float | None) -> Check:
 
 def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
                emit: Callable[[str], None] = print, gpu_memory_gb: float | None = None) -> list[Check]:
+    from dvmap_verl.errors import DvmapError
     from dvmap_verl.training.dryrun import compose_ppo_config, validate_recipe
 
     checks: list[Check] = []
@@ -247,7 +281,10 @@ def run_doctor(overrides: Sequence[str], visible_gpus: int | None = None,
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # verl's own chatter while validating; the verdict is ours to print
             cfg = compose_ppo_config(overrides)
+            check_counts(cfg, overrides)
             validate_recipe(cfg)
+    except DvmapError:
+        raise
     except Exception as e:
         add(Check("config", FAIL, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"))
         return checks

@@ -207,14 +207,17 @@ def check_out_dir(settings: DPOSettings, resume: bool, fingerprint: str) -> Path
     previous = load_json_object(out / RUN_FILE, required=False)  # unreadable: RunFileError naming the file
     last = latest_checkpoint(out)
     if not resume:
-        if previous is not None or last is not None or (out / "config.json").exists():
+        # A dpo_run.json alone (no checkpoint, no merged model) is a run that failed before its first checkpoint:
+        # nothing to continue, so the corrected command starts afresh over it.
+        if last is not None or (out / "config.json").exists():
             raise InputError(f"--out {out} already holds a DPO run; pass --resume to continue it, or choose another "
                              f"folder")
         return None
+    if last is None:
+        raise InputError(f"--resume {out}: no checkpoint in {out / CHECKPOINTS} to continue from; run without "
+                         f"--resume to train from step 0 (into another --out to keep a finished model)")
     if previous is None:
-        if last is not None:
-            raise InputError(f"{out}: has checkpoints but no {RUN_FILE}; it was not written by dvmap train-dpo")
-        return None
+        raise InputError(f"{out}: has checkpoints but no {RUN_FILE}; it was not written by dvmap train-dpo")
     now, before = asdict(settings), previous.get("settings") if isinstance(previous.get("settings"), dict) else {}
     changed = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in GUARDED if before.get(k) != now[k]]
     if previous.get("pairs_fingerprint") != fingerprint:
@@ -223,7 +226,21 @@ def check_out_dir(settings: DPOSettings, resume: bool, fingerprint: str) -> Path
     if changed:
         raise InputError(f"--resume {out}: the run was started with other settings ({'; '.join(changed)}); use the "
                          f"same ones or another --out")
+    step = _checkpoint_step(last)
+    if settings.max_steps is not None and step is not None and step >= settings.max_steps:
+        raise InputError(f"--resume {out}: {last.name} is already at step {step}, not below --max-steps "
+                         f"{settings.max_steps}; nothing to train (raise --max-steps to continue)")
     return last
+
+
+def _checkpoint_step(checkpoint: Path) -> int | None:
+    """The global step a TRL checkpoint was saved at (its trainer_state.json), or None when unreadable."""
+    import json
+
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -247,6 +264,21 @@ def _precision() -> dict[str, Any]:
             "use_cpu": not torch.cuda.is_available()}
 
 
+def check_prompt_lengths(tokenizer, rows: list[dict[str, Any]], settings: DPOSettings) -> None:
+    """:class:`InputError` when a pair's chat prompt (with the generation prompt) has ``max_length`` tokens or more:
+    TRL would drop that pair without a word (its answer would be cut away entirely). Pairs whose prompt fits but
+    whose prompt + answer do not are kept, the answer cut at the end (TRL's ``keep_start``)."""
+    lengths = [len(tokenizer(tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True,
+                                                           **r["chat_template_kwargs"]),
+                             add_special_tokens=False)["input_ids"]) for r in rows]
+    over = [i for i, n in enumerate(lengths) if n >= settings.max_length]
+    if over:
+        raise InputError(f"--max-length {settings.max_length}: {len(over)} of {len(rows)} pair(s) in {settings.pairs} "
+                         f"have a prompt that long or longer (row {over[0]}: {lengths[over[0]]} tokens; longest "
+                         f"{max(lengths)}), which would leave no answer token to train; raise --max-length above "
+                         f"{max(lengths)} or shorten those questions")
+
+
 def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool = False):
     """TRL's ``DPOTrainer`` over ``rows`` with a fresh LoRA adapter on ``settings.model`` (checkpoints in
     ``out/checkpoints``). Raises :class:`InputError` when the tokenizer has no chat template."""
@@ -255,10 +287,14 @@ def build_trainer(settings: DPOSettings, rows: list[dict[str, Any]], quiet: bool
     from transformers import AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    except OSError as e:  # a mistyped folder or hub id (or no network): the user's input, not a bug
+        raise InputError(f"--model {settings.model}: no model there ({str(e).splitlines()[0][:200]})") from None
     if not tokenizer.chat_template:
         raise InputError(f"--model {settings.model}: its tokenizer has no chat template; DPO here trains chat turns "
                          f"(use an instruct model, or add a template to tokenizer_config.json)")
+    check_prompt_lengths(tokenizer, rows, settings)
     bridge = bridge_generation_prompt(tokenizer, rows)
     if bridge and not quiet and is_main_process():
         print(f"train-dpo: the chat template adds {bridge!r} to the generation prompt only; it is put before each "
@@ -300,7 +336,8 @@ def train_dpo(settings: DPOSettings, resume: bool = False, quiet: bool = False) 
 
     Checks the pairs and the folder before anything is loaded or written (:func:`load_training_pairs`,
     :func:`check_out_dir`); ``resume`` continues from the latest checkpoint in ``out/checkpoints`` (the global step
-    continues; with none there, training starts at step 0). Raises :class:`EnvironmentProblem` without TRL/PEFT.
+    continues; with none there, or one already at ``max_steps``, an :class:`InputError`). A prompt of ``max_length``
+    tokens or more is an :class:`InputError` before anything is written (:func:`check_prompt_lengths`). Raises :class:`EnvironmentProblem` without TRL/PEFT.
     """
     require_trl()
     from dvmap_verl.evaluation.pairs import pairs_fingerprint

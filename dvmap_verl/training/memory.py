@@ -191,6 +191,12 @@ class Setup:
     overhead_bytes: int = OVERHEAD_BYTES
 
     @property
+    def tp(self) -> int:
+        """The rollout's tensor-parallel size as it can run: it must divide the GPU count, so a TP of 2 on one
+        GPU is estimated (and proposed, by :func:`overrides_that_fit`) as 1."""
+        return math.gcd(max(self.rollout_tp, 1), max(self.n_gpus, 1))
+
+    @property
     def trainable(self) -> int:
         return self.model.lora_params(self.lora_rank) if self.lora_rank > 0 else self.model.params()
 
@@ -262,9 +268,9 @@ def estimate(s: Setup) -> Estimate:
            "logits": logits(s, LOGIT_BYTES_FORWARD), "overhead": s.overhead_bytes}
     vllm_share = int(s.gpu_memory_utilization * s.gpu_memory_bytes)
     rollout = {**resident(s), "vLLM share": vllm_share, "overhead": s.overhead_bytes}
-    vllm_weights = 2 * s.model.params() // s.rollout_tp
+    vllm_weights = 2 * s.model.params() // s.tp
     kv = vllm_share - vllm_weights
-    min_kv = s.max_sequence_length * s.model.kv_cache_bytes_per_token() // s.rollout_tp
+    min_kv = s.max_sequence_length * s.model.kv_cache_bytes_per_token() // s.tp
     return Estimate({"actor training": train, "log-probs": ref, "rollout": rollout},
                     s.gpu_memory_bytes, kv, min_kv)
 
@@ -283,7 +289,7 @@ def breakdown(s: Setup, e: Estimate) -> list[str]:
     for name, parts in e.parts.items():
         terms = ", ".join(f"{k} {gib(v)}" for k, v in parts.items() if v)
         lines.append(f"{name}: {gib(e.phase(name))} GiB = {terms}")
-    lines.append(f"vLLM KV cache {gib(e.vllm_kv_bytes)} GiB after {gib(2 * s.model.params() // s.rollout_tp)} GiB of "
+    lines.append(f"vLLM KV cache {gib(e.vllm_kv_bytes)} GiB after {gib(2 * s.model.params() // s.tp)} GiB of "
                  f"weights (one {s.max_sequence_length}-token sequence needs {gib(e.min_kv_bytes)} GiB)")
     return lines
 
@@ -336,7 +342,7 @@ def _utilization(s: Setup):
     e = estimate(s)
     spare = s.gpu_memory_bytes - (e.phase("rollout") - e.parts["rollout"]["vLLM share"])
     u = math.floor(20 * spare / s.gpu_memory_bytes) / 20
-    need = (2 * s.model.params() + s.max_sequence_length * s.model.kv_cache_bytes_per_token()) / s.rollout_tp
+    need = (2 * s.model.params() + s.max_sequence_length * s.model.kv_cache_bytes_per_token()) / s.tp
     if e.phase("rollout") <= s.gpu_memory_bytes or u >= s.gpu_memory_utilization or u * s.gpu_memory_bytes < need:
         return None
     return [f"actor_rollout_ref.rollout.gpu_memory_utilization={u:.2f}"], replace(s, gpu_memory_utilization=u)
@@ -391,6 +397,9 @@ def overrides_that_fit(s: Setup) -> list[str] | None:
     """Hydra overrides that make ``s`` fit, or None when none does: :data:`FIXES` applied in order until it fits,
     then every fix the result does without dropped again (so a halved micro-batch tried before LoRA is not kept
     when LoRA alone was enough)."""
+    pre: list[str] = []
+    if s.tp != s.rollout_tp:  # the proposal must run as written: a TP the GPUs cannot hold is set to one they can
+        pre, s = [f"actor_rollout_ref.rollout.tensor_model_parallel_size={s.tp}"], replace(s, rollout_tp=s.tp)
     fixes = list(FIXES)
     chosen, end = _apply(fixes, s)
     if not estimate(end).fits:
@@ -400,7 +409,7 @@ def overrides_that_fit(s: Setup) -> list[str] | None:
         fewer, end = _apply(trial, s)
         if estimate(end).fits and len(fewer) <= len(chosen):
             fixes, chosen = trial, fewer
-    return chosen
+    return pre + chosen
 
 
 def gpus_that_fit(s: Setup, limit: int = 64) -> int | None:
