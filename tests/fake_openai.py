@@ -33,13 +33,17 @@ class Body(dict):
 
 class FakeServer:
     def __init__(self, fail_every: int = 3, slow_seconds: float = 2.0, delay: float = 0.0, scorer=None, reply=None,
-                 shape=None):
+                 shape=None, hold_after: int | None = None):
         self.reply = reply  # options -> the assistant's content (default: names the first option)
         self.shape = shape  # (seed, attempt, options) -> message dict, Body, raw str, or None (see the module doc)
         self.scorer = scorer  # prompt -> (tokens, token_logprobs, text_offset): serves /v1/completions echo
         self.fail_every = fail_every
         self.slow_seconds = slow_seconds
         self.delay = delay
+        # After this many requests, hold every further one until ``release`` is set: a client that must still be
+        # running when the test acts (Ctrl-C) cannot finish first, however the machine schedules it.
+        self.hold_after = hold_after
+        self.release = threading.Event()
         self.attempts: Counter = Counter()
         self.served: Counter = Counter()
         self.bodies: list[dict] = []
@@ -83,6 +87,9 @@ class FakeServer:
         attempt = self.attempts[key]
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hold_after is not None and len(self.bodies) > self.hold_after:
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
         if self.fail_every and key is not None and key % self.fail_every == 0 and attempt <= 2:
             mode = FAILURES[(key // self.fail_every + attempt) % len(FAILURES)]
             if mode == "http500":

@@ -187,8 +187,9 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(data, tmp_path):
     run = tmp_path / "run"
     args = CLI + ["eval", "--backend", "openai", "--model", "fake", "--data", str(data / "val.parquet"), "--out",
                   str(run), "--limit", "30", "--concurrency", "1", "--no-report", "--quiet"]
-    # 0.3 s a reply: 30 replies outlast the poll below even when a busy machine deschedules the test for seconds
-    with FakeServer(fail_every=0, delay=0.3) as server:
+    # The server answers 8 requests, then holds the rest until released: the run is still going when SIGINT comes,
+    # however slowly a busy machine runs this test (a timing margin alone flaked under load).
+    with FakeServer(fail_every=0, hold_after=8) as server:
         proc = subprocess.Popen(args + ["--base-url", server.base_url], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
@@ -198,6 +199,7 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(data, tmp_path):
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
+        server.release.set()
         assert proc.returncode == 130
         assert "Traceback" not in err and "interrupted; finished work is saved" in err
         done = len(read_predictions(run / PREDICTIONS))
