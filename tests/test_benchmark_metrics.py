@@ -226,3 +226,34 @@ def test_a_metric_of_the_wrong_shape_is_named_with_its_module():
     with pytest.raises(EnvironmentProblem, match=rf"metric 'bad_shape' \(its function in {__name__}; source: not "
                                                  r"given\) returned shape \(3, 2\) for 3 item rows; it must return 3"):
         row_values(m, rows)
+
+
+def test_a_run_mixing_dvmap_and_imported_items_is_reported(synthetic_data, tmp_path):
+    # eval --data a.parquet b.parquet may mix DVMap's own items (no target, no benchmark) with imported ones: the peer
+    # section covers the imported items alone, the rest of the report all of them (a crash before: None targets).
+    from dvmap_verl.evaluation.evaluate import PREDICTIONS, EvalConfig, prepare_run
+
+    data = tmp_path / "items"
+    assert main(["import-benchmark", "globalopinionqa", "--input", str(WRITERS["globalopinionqa"](tmp_path / "in")),
+                 "--out", str(data)]) == 0
+    goqa = next(data.glob("*.parquet"))
+    dvmap = synthetic_data(3000) / "val.parquet"
+    run = tmp_path / "run"
+    items = prepare_run(run, EvalConfig(backend="none", model="m", data=[str(dvmap), str(goqa)]))
+    imported = items["benchmark"].map(lambda b: isinstance(b, str) and bool(b)).to_numpy(dtype=bool)
+    assert 0 < imported.sum() < len(items)
+    with open(run / PREDICTIONS, "w") as fh:  # every item answers its first option: probability 1 there
+        for r in items.itertuples():
+            k = len(r.options)
+            fh.write(json.dumps({"item": r.item, "sample": 0, "completion": f"<answer>{r.options[0]}</answer>",
+                                 "answer": r.options[0], "pred": 0, "probs": [1.0] + [0.0] * (k - 1),
+                                 "readout": "logprob"}) + "\n")
+    assert main(["report", str(run), "--bootstrap", "0"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    section = metrics["benchmarks"]["by_benchmark"]["globalopinionqa"]
+    assert section["items"] == int(imported.sum())
+    # By hand: p is the first option's point mass, so TV to the target is 1 - target[0] per item.
+    sub = items[imported]
+    tv = np.mean([1 - (np.asarray(t, float) / np.sum(t))[0] for t in sub["target"]])
+    assert section["metrics"]["total_variation"]["value"] == pytest.approx(tv)
+    assert metrics["model"]["n_items"] == len(items)

@@ -289,7 +289,7 @@ def test_weights_summing_to_zero_in_a_group_are_refused_before_writing(tmp_path)
     f.to_csv(tmp_path / "zn.csv", index=False)
     with pytest.raises(ValueError, match=r"^.*zn\.csv: --weights W_WEIGHT: the weights of Nigeria's 1 answer\(s\) "
                                          r"to Q1 sum to 0 \(2 such country_question group\(s\)\); a weighted "
-                                         r"distribution needs a positive sum"):
+                                         r"distribution needs a positive, finite sum"):
         prepare_wvs(tmp_path / "zn.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT",
                     targets="distribution", quiet=True, config=cfg)
     assert not (tmp_path / "o").exists()
@@ -299,6 +299,13 @@ def test_weights_summing_to_zero_in_a_group_are_refused_before_writing(tmp_path)
     with pytest.raises(ValueError, match=r"the weights of Germany \(Male, [^)]+\)'s 2 answer\(s\) to Q1 sum to 0 "
                                          r"\(2 such coarse group\(s\)\)"):
         prepare_wvs(tmp_path / "zb.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT", quiet=True,
+                    config=cfg)
+    assert not (tmp_path / "o").exists()
+    f = pd.read_csv(path)
+    f["W_WEIGHT"] = 1e308 * (1 - 0.01 * f.index)  # finite (and distinct) each, but Germany's sum overflows to inf
+    f.to_csv(tmp_path / "big.csv", index=False)
+    with pytest.raises(ValueError, match=r"the weights of Germany's \d+ answer\(s\) to Q1 sum to inf "):
+        prepare_wvs(tmp_path / "big.csv", tmp_path / "o", bank=tmp_path / "two.yaml", weights="W_WEIGHT", quiet=True,
                     config=cfg)
     assert not (tmp_path / "o").exists()
 

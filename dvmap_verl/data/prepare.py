@@ -339,7 +339,9 @@ def _check_weight_sums(dist: "D.Distributions", data) -> None:
     country x gender x life stage, then profile), with the count of answers."""
     if dist.weighted is None:
         return
-    zero = (dist.weighted.sum(axis=1) <= 0) & (dist.n > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = dist.weighted.sum(axis=1)
+    zero = ~(np.isfinite(total) & (total > 0)) & (dist.n > 0)  # 0/0, or weights so large their sum overflows
     for level in reversed(D.LEVELS):
         at = np.flatnonzero(zero & (dist.level.codes == D.LEVELS.index(level)))
         if not len(at):
@@ -353,8 +355,9 @@ def _check_weight_sums(dist: "D.Distributions", data) -> None:
             group = f"profile {dist.profile_id.values[dist.profile_id.codes[i]]} of {group}"
         raise WVSInputError(
             f"{data.path}: --weights {data.weights}: the weights of {group}'s {int(dist.n[i])} answer(s) to "
-            f"{dist.q_id.values[dist.q_id.codes[i]]} sum to 0 ({len(at):,} such {level} group(s)); a weighted "
-            f"distribution needs a positive sum: give those respondents a positive weight or leave them out")
+            f"{dist.q_id.values[dist.q_id.codes[i]]} sum to {total[i]:g} ({len(at):,} such {level} group(s)); a "
+            f"weighted distribution needs a positive, finite sum: give those respondents a positive weight of a "
+            f"survey's scale (W_WEIGHT is about 1) or leave them out")
 
 
 def _prepare(data, out_dir, config, consensus, template, system, stages, overwrite=False, targets="point",

@@ -172,6 +172,11 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
     if model is None or model.empty or "target" not in model or "benchmark" not in model:
         return None
     items, p, readout = item_probabilities(model)
+    # A run may mix imported items with DVMap's own (eval --data a.parquet b.parquet): only imported ones count here.
+    imported = items["benchmark"].map(lambda b: isinstance(b, str) and bool(b)).to_numpy(dtype=bool)
+    if not imported.any():
+        return None
+    items, p = items[imported].reset_index(drop=True), p[imported]
     t = pad(items["target"].tolist(), MAX_K)
     k = items["k"].to_numpy().astype(int)
     n = items["n"].to_numpy(dtype=float)
