@@ -191,8 +191,11 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(data, tmp_path):
     # The server answers 8 requests, then holds the rest until released: the run is still going when SIGINT comes,
     # however slowly a busy machine runs this test (a timing margin alone flaked under load).
     with FakeServer(fail_every=0, hold_after=8) as server:
+        # The child gets SIGINT's default disposition, as from a terminal: an ignored SIGINT is inherited across
+        # exec, and an earlier test of the suite (Ray's driver) can leave this pytest process ignoring it.
         proc = subprocess.Popen(args + ["--base-url", server.base_url], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while time.time() < deadline:
             if (run / PREDICTIONS).exists() and (run / PREDICTIONS).read_bytes().count(b"\n") >= 5:
