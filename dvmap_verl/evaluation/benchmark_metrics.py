@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from dvmap_verl.evaluation.arrays import pad_rows
 from dvmap_verl.evaluation.metric_registry import Metric, get_metric, metrics, register_metric
 
 NOT_ORDINAL = "not computed on non-ordinal items (no, or fewer than two distinct, ordinal positions)"
@@ -137,14 +138,6 @@ register_metric(Metric("total_variation", total_variation, level="item", higher_
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def pad(rows, width: int) -> np.ndarray:
-    out = np.zeros((len(rows), width))
-    for i, r in enumerate(rows):
-        v = np.asarray(list(r), dtype=float)[:width]
-        out[i, :len(v)] = v
-    return out
-
-
 def benchmark_floors(t: np.ndarray, n: np.ndarray, k: np.ndarray, items: Any, fn: Callable, draws: int = 100,
                      seed: int = 0) -> dict[str, float]:
     """A metric's ``uniform`` floor (1/K on every option) and ``sampling`` floor: the mean over ``draws`` of the
@@ -177,7 +170,7 @@ def benchmark_section(model: pd.DataFrame, seed: int = 0, draws: int = 100) -> d
     if not imported.any():
         return None
     items, p = items[imported].reset_index(drop=True), p[imported]
-    t = pad(items["target"].tolist(), MAX_K)
+    t = pad_rows(items["target"].tolist(), MAX_K)
     k = items["k"].to_numpy().astype(int)
     n = items["n"].to_numpy(dtype=float)
     out: dict[str, Any] = {"readout": readout, "by_benchmark": {}}
@@ -213,7 +206,7 @@ def benchmark_item_values(items: pd.DataFrame, p: np.ndarray) -> pd.DataFrame | 
     if not m.any():
         return None
     sub = items[m].reset_index(drop=True)
-    t, k = pad(sub["target"].tolist(), MAX_K), sub["k"].to_numpy().astype(int)
+    t, k = pad_rows(sub["target"].tolist(), MAX_K), sub["k"].to_numpy().astype(int)
     out = pd.DataFrame({"benchmark": sub["benchmark"].astype(str).to_numpy()}, index=items.index[m])
     for metric in metrics(benchmark=True):
         out[metric.name] = np.asarray(metric.fn(p[m], t, k, sub), dtype=float)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dvmap_verl.errors import InputError
+from dvmap_verl.evaluation.arrays import pad_rows
 from dvmap_verl.evaluation.backends import Backend, OnError, Request, ScoringBackend
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class Readout:
         mass = np.zeros((n_items, width))
         if "probs" in records and records["probs"].notna().any():
             rows = records["probs"].notna().to_numpy()
-            np.add.at(mass, codes[rows], _pad(records["probs"][rows].tolist(), width) * weight[rows, None])
+            np.add.at(mass, codes[rows], pad_rows(records["probs"][rows].tolist(), width) * weight[rows, None])
             return mass
         pred = records["pred"].to_numpy().astype(int)
         ok = pred >= 0
@@ -105,14 +106,6 @@ def as_scoring(backend: Backend) -> ScoringBackend:
         raise InputError(f"the {backend.name} backend cannot read option probabilities; use --readout sampling")
     return backend
 
-
-def _pad(rows: list, width: int) -> np.ndarray:
-    out = np.zeros((len(rows), width))
-    for i, r in enumerate(rows):
-        if r is not None and not (isinstance(r, float) and np.isnan(r)):
-            v = np.asarray(r, dtype=float)[:width]
-            out[i, :len(v)] = v
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
