@@ -43,7 +43,7 @@ def extract_archetypes(respondents: pd.DataFrame, questions: list[str], consensu
     answers = respondents[questions].to_numpy(dtype=np.int16) if questions else np.empty((len(pid), 0), np.int16)
     answered = answers >= 0
     pair = (pid.astype(np.int64)[:, None] * nq + np.arange(nq))[answered]
-    a = answers[answered].astype(np.int64)
+    a = answers[answered]  # int16: the temporaries of a wide file run to gigabytes; kept narrow
 
     # Per pair: number of answers, and whether they all agree. Most pairs hold one respondent (they agree
     # trivially); only pairs shared by several respondents need the distinct-answer test.
@@ -51,13 +51,13 @@ def extract_archetypes(respondents: pd.DataFrame, questions: list[str], consensu
     total = np.bincount(pair, minlength=n_pairs)
     present = np.flatnonzero(total)
     pair_total = total[present]
-    first_answer = np.zeros(n_pairs, dtype=np.int64)
+    first_answer = np.zeros(n_pairs, dtype=np.int8)  # answer codes are 0..7
     first_answer[pair[::-1]] = a[::-1]  # any answer of the pair (the first)
-    shared_rows = total[pair] >= 2
+    shared_rows = (total >= 2)[pair]
     sp, sa = pair[shared_rows], a[shared_rows]
     if consensus == "strict":
         s1 = np.bincount(sp, weights=sa, minlength=n_pairs)[present]
-        s2 = np.bincount(sp, weights=sa * sa, minlength=n_pairs)[present]
+        s2 = np.bincount(sp, weights=sa.astype(np.float64) ** 2, minlength=n_pairs)[present]
         # Zero variance <=> one distinct answer <=> H = 0 (exact for small integers).
         keep = (pair_total == 1) | (pair_total * s2 == s1 * s1)
         answer = first_answer[present]

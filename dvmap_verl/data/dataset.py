@@ -8,6 +8,8 @@ and the evaluation need. Tables are built column-wise in Arrow: a full corpus co
 from __future__ import annotations
 
 import hashlib
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,13 @@ class PromptParts:
     def __len__(self) -> int:
         return len(self.head_of)
 
+    def part(self, start: int, stop: int) -> "PromptParts":
+        """Rows ``start:stop`` (the formatted pieces shared, not formatted again)."""
+        out = object.__new__(PromptParts)
+        out.heads, out.tails = self.heads, self.tails
+        out.head_of, out.tail_of = self.head_of[start:stop], self.tail_of[start:stop]
+        return out
+
     def users(self) -> pa.Array:
         """The user messages, one per row (Arrow strings)."""
         return _joined([(self.heads, self.head_of), (self.tails, self.tail_of)])
@@ -98,7 +107,7 @@ def prompt_parts(df: pd.DataFrame, template: str = "release", keep_prompt: bool 
     """The rows' user messages as :class:`PromptParts` (``keep_prompt``: the rows' own ``prompt`` text, as an
     Arrow string array)."""
     if keep_prompt and "prompt" in df.columns:
-        return _strings(df["prompt"].astype(str))
+        return arrow_strings(df["prompt"].astype(str))
     head, tail = template_parts(template)
     keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
     p_codes, p_first = _first_of_each(keys)
@@ -135,11 +144,13 @@ class StringColumns:
 
     def __getitem__(self, column: str) -> pa.Array:
         if column not in self.cache:
-            self.cache[column] = _strings(self.df[column])
+            self.cache[column] = arrow_strings(self.df[column])
         return self.cache[column]
 
 
-def _strings(series: pd.Series) -> pa.Array:
+def arrow_strings(series: pd.Series) -> pa.Array:
+    """A pandas column as one Arrow string array (Arrow-backed columns without a copy; categories decoded; nulls
+    stay null)."""
     arr = pa.array(series, from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):  # Arrow-backed pandas columns (many record batches or row groups)
         arr = arr.combine_chunks()
@@ -152,8 +163,9 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
                   source: str = "dvmap", keep_prompt: bool = False,
                   prompts: "list[str] | pa.Array | PromptParts | None" = None,
                   extra_fields: dict[str, pa.Array] | None = None,
-                  strings: dict[str, pa.Array] | None = None) -> pa.Table:
+                  strings: dict[str, pa.Array] | None = None, start: int = 0) -> pa.Table:
     """Release-format rows -> a VeRL Arrow table; ``keep_prompt`` uses the rows' own ``prompt`` text verbatim.
+    ``start``: the first row's ``extra_info.index`` (its place in the whole split, when ``df`` is one part of it).
     ``extra_fields``: more ``extra_info`` fields (answer ``counts``, ``n``, a distribution ``target``).
     ``strings``: a cache of the rows' columns as Arrow strings, shared with other tables built from ``df``."""
     n = len(df)
@@ -188,7 +200,7 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
     keys = df["profile_key"] if "profile_key" in df else pd.Series(profile_keys(df), index=df.index)
     scale10 = {q.qid: q.scale10 for q in QUESTION_BY_ID.values()}
     fields = {
-        "index": pa.array(np.arange(n, dtype=np.int64)),
+        "index": pa.array(np.arange(start, start + n, dtype=np.int64)),
         "split": repeated(split, n),
         "q_id": qids,
         "question": text["Question"],
@@ -199,7 +211,7 @@ def to_verl_table(df: pd.DataFrame, split: str, *, template: str = "release", sy
         "frequency": pa.array(freq, pa.float64()),
         "scale10": pa.array(df["scale10"].to_numpy(dtype=bool) if "scale10" in df else  # set from the bank
                             df["Q_id"].astype(str).map(scale10).fillna(False).astype(bool).to_numpy()),
-        "profile_id": _strings(keys.astype(str)),
+        "profile_id": arrow_strings(keys.astype(str)),
     }
     for a in ATTRIBUTE_NAMES:
         fields[ATTRIBUTE_KEYS[a]] = text[a]
@@ -222,13 +234,17 @@ def _roles(n: int) -> pa.Array:
 
 
 def _answer_index(df: pd.DataFrame) -> np.ndarray:
-    """Position of each row's answer among its options (checked per distinct (options, answer) pair)."""
-    pairs = df["Options"].astype(str) + "\x1f" + df["answer"].astype(str)
-    codes, uniques = pd.factorize(pairs)
-    index = np.empty(len(uniques), dtype=np.int64)
-    for j, pair in enumerate(uniques):
-        opts, ans = pair.split("\x1f")
-        options = opts.split(", ")
+    """Position of each row's answer among its options (checked per distinct (options, answer) pair, found from
+    the two columns' codes: no per-row string is built)."""
+    o_codes, options_of = pd.factorize(df["Options"].astype(str))
+    a_codes, answers = pd.factorize(df["answer"].astype(str))
+    if (a_codes < 0).any() or (o_codes < 0).any():
+        row = int(np.flatnonzero((a_codes < 0) | (o_codes < 0))[0])
+        raise InputError(f"row {row} ({df['Q_id'].iloc[row]}): no {'answer' if a_codes[row] < 0 else 'options'}")
+    codes, pairs = pd.factorize(o_codes.astype(np.int64) * len(answers) + a_codes)
+    index = np.empty(len(pairs), dtype=np.int64)
+    for j, pair in enumerate(pairs):
+        options, ans = str(options_of[pair // len(answers)]).split(", "), str(answers[pair % len(answers)])
         if ans not in options:
             row = int(np.flatnonzero(codes == j)[0])
             raise InputError(f"row {row} ({df['Q_id'].iloc[row]}): answer {ans!r} is not one of its options {options}")
@@ -236,19 +252,115 @@ def _answer_index(df: pd.DataFrame) -> np.ndarray:
     return index[codes]
 
 
-def write_table(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
+def write_table(table: "pa.Table | pd.DataFrame | pa.Buffer | Future[pa.Buffer]", path: str | Path) -> None:
+    """``table`` as parquet at ``path`` (atomically): an Arrow table or a DataFrame is encoded as
+    :func:`encode_table` encodes it; a buffer (or a future of one) from :func:`encode_table` is written as it is."""
     import pyarrow.parquet as pq
 
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+    if isinstance(table, Future):
+        table = table.result()
     with atomic_path(path) as tmp:
-        if any(_has_dictionary(t) for t in table.schema.types):
-            # Dictionary-encoded columns (distributions.parquet: a million rows of a few dozen strings) go out as
-            # parquet dictionary pages; without the stored Arrow schema they read back as plain strings.
-            pq.write_table(table, tmp, compression="zstd", store_schema=False)
+        if isinstance(table, pa.Buffer):
+            tmp.write_bytes(table)
+            return
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        pq.write_table(table, tmp, **_parquet_options(table))
+
+
+def encode_table(table: pa.Table) -> pa.Buffer:
+    """``table`` encoded as :func:`write_table` writes it, in memory (to encode on one thread, write on another)."""
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **_parquet_options(table))
+    return sink.getvalue()
+
+
+#: Rows per row group of a split's or the corpus's parquet: the prompts of one group are built, encoded and freed
+#: before the next (a wide scope writes gigabytes of prompt text; memory stays at a few groups' worth).
+ROW_GROUP_ROWS = 32768
+#: Row groups built ahead of the encoders at most (each holds its prompts until encoded).
+MAX_PENDING_GROUPS = 2
+
+
+class ParquetStream:
+    """One parquet file written a row group at a time by a thread pool, in order: :meth:`write` queues a table
+    (the encoding settings of :func:`write_table`); :meth:`close` returns a future that finishes the file. The
+    caller waits while ``pending`` (shared by the streams of one pool) holds more than
+    :data:`MAX_PENDING_GROUPS` queued groups. Later tables are cast to the first one's schema (a column that is
+    all null in one group must not change the file's type)."""
+
+    def __init__(self, path: str | Path, pool, pending: "deque[Future]"):
+        self.path, self._pool, self._pending = Path(path), pool, pending
+        self._last: Future | None = None
+        self._writer = None
+
+    def write(self, table: pa.Table) -> None:
+        self._last = self._pool.submit(self._write, self._last, table)
+        self._pending.append(self._last)
+        while len(self._pending) > MAX_PENDING_GROUPS:
+            self._pending.popleft().result()
+
+    def _write(self, previous: Future | None, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if previous is not None:
+            previous.result()  # the groups before this one, in order (queued earlier: never waits on a later job)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, **_parquet_options(table))
+        elif not table.schema.equals(self._writer.schema, check_metadata=False):
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> Future:
+        def finish(previous: Future | None) -> None:
+            if previous is not None:
+                previous.result()
+            if self._writer is not None:
+                self._writer.close()
+
+        return self._pool.submit(finish, self._last)
+
+
+def _parquet_options(table: pa.Table) -> dict:
+    # Min/max statistics only where a reader can use them (the scalar columns): those of list values and of the
+    # prompt text cost a third of the encoding time of a wide prepare and hold truncated long strings.
+    leaves = _leaf_columns(table.schema)
+    stats = {"write_statistics": [p for p, in_list in leaves if not in_list and p not in NO_STATISTICS]}
+    if any(_has_dictionary(t) for t in table.schema.types):
+        # Dictionary-encoded columns (distributions.parquet: a million rows of a few dozen strings) go out as
+        # parquet dictionary pages; without the stored Arrow schema they read back as plain strings.
+        return {"compression": "zstd", "store_schema": False, **stats}
+    # Parquet dictionary pages for every column but the prompts: unique long strings, where a dictionary only
+    # costs time (the other columns repeat: questions, options, attributes; a fifth faster to encode, and smaller).
+    # The stored Arrow schema keeps them plain strings when read back.
+    dictionary = [p for p, _ in leaves if p.split(".")[0] not in NO_DICTIONARY]
+    return {"use_dictionary": dictionary, "compression": "zstd", **stats}
+
+
+#: Columns whose min/max no reader filters on: whole prompts (long unique strings) and profile keys (hashes).
+NO_STATISTICS = ("prompt", "profile_id", "extra_info.profile_id")
+#: Top-level columns of prompt text (no dictionary pages).
+NO_DICTIONARY = ("prompt",)
+
+
+def _leaf_columns(schema: pa.Schema) -> list[tuple[str, bool]]:
+    """Parquet's dotted path of every leaf column (lists as ``.list.element``) and whether it is inside a list."""
+    out: list[tuple[str, bool]] = []
+
+    def walk(t: pa.DataType, path: str, in_list: bool) -> None:
+        if pa.types.is_struct(t):
+            for child in t:
+                walk(child.type, f"{path}.{child.name}", in_list)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            walk(t.value_type, f"{path}.list.element", True)
         else:
-            # No dictionary pages: prompts are unique long strings, where dictionary attempts only cost time.
-            pq.write_table(table, tmp, use_dictionary=False, compression="zstd")
+            out.append((path, in_list))
+
+    for f in schema:
+        walk(f.type, f.name, False)
+    return out
 
 
 def _has_dictionary(t: pa.DataType) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from dvmap_verl.data import schema
 from dvmap_verl.data.archetypes import Archetypes
@@ -52,13 +53,26 @@ class SplitConfig:
 
 
 def _sample_profiles(rows: pd.DataFrame, cap: int | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per country (code), a seeded random order of its profile ids, cut at ``cap``."""
+    """Per country (code, ascending), a seeded random order of its distinct profile ids, cut at ``cap``."""
+    country = rows["Country"].to_numpy().astype(np.int64)
+    ids = rows["profile_id"].to_numpy().astype(np.int64)
+    width = int(ids.max()) + 1 if len(ids) else 1
+    pairs = np.unique(country * width + ids)  # sorted: by country, then profile id (np.unique per country)
+    by_country, profile = np.divmod(pairs, width)
     out = {}
-    for country, ids in rows.groupby("Country", observed=True)["profile_id"]:
-        uniq = np.unique(ids.to_numpy())
-        order = rng.permutation(uniq)
-        out[country] = order if cap is None else order[:cap]
+    for c, start, stop in _runs(by_country):
+        order = rng.permutation(profile[start:stop])
+        out[int(c)] = order if cap is None else order[:cap]
     return out
+
+
+def _runs(sorted_keys: np.ndarray):
+    """(key, start, stop) of each run of equal values in a sorted array."""
+    if not len(sorted_keys):
+        return []
+    edges = np.flatnonzero(np.diff(sorted_keys)) + 1
+    starts, stops = np.concatenate([[0], edges]), np.concatenate([edges, [len(sorted_keys)]])
+    return [(sorted_keys[a], a, b) for a, b in zip(starts, stops)]
 
 
 def make_splits(arch: Archetypes, config: SplitConfig | None = None,
@@ -124,35 +138,49 @@ def finish_split(df: pd.DataFrame, bank: QuestionBank | None = None) -> pd.DataF
     """Add question text, options, answer label and the within-split frequency; order by profile then question
     (in bank order). ``scale10`` marks binned numeric scales."""
     bank = bank or default_bank()
-    df = df.copy()
-    df["_q"] = df["Q_id"].map(bank.order)
-    df = df.sort_values(["profile_id", "_q"], kind="stable").drop(columns="_q").reset_index(drop=True)
-    qid = df["Q_id"].astype(str)
-    df["Category"] = qid.map({q.qid: q.category for q in bank.questions})
-    df["Question"] = qid.map({q.qid: q.text for q in bank.questions})
-    df["Options"] = qid.map({q.qid: ", ".join(q.options) for q in bank.questions})
-    df["scale10"] = qid.map({q.qid: q.scale10 for q in bank.questions}).fillna(False).astype(bool)
-    # Options by category code (a handful of questions), not a dict lookup per row.
-    qcat = pd.Categorical(qid)
-    offset = np.cumsum([0] + [bank.by_id[c].k for c in qcat.categories])
-    labels = np.array([o for c in qcat.categories for o in bank.by_id[c].options], dtype=object)
+    # Per question, not per row: each question's fields are looked up once and spread by its category code.
+    qcat = pd.Categorical(df["Q_id"].astype(str))
+    known = [bank.by_id.get(c) for c in qcat.categories]
+    order = np.array([bank.order.get(c, np.nan) for c in qcat.categories] + [np.nan], dtype=np.float64)
+    rank = order[qcat.codes]  # code -1 (no Q_id) -> the NaN at the end, sorted last as sort_values puts NaN
+    perm = np.lexsort((np.where(np.isnan(rank), np.inf, rank), df["profile_id"].to_numpy()))
+    df = df.iloc[perm].reset_index(drop=True)
+    codes = qcat.codes[perm]
+
+    def spread(values: list, at: np.ndarray):
+        # Taken in Arrow (no Python string per row); a code -1 (no Q_id, no valid answer) takes the None at the end.
+        strings = pa.array(values + [None], pa.string()).take(pa.array(np.where(at < 0, len(values), at)))
+        return pd.array(strings, dtype="str")
+
+    df["Category"] = spread([q.category if q else None for q in known], codes)
+    df["Question"] = spread([q.text if q else None for q in known], codes)
+    df["Options"] = spread([", ".join(q.options) if q else None for q in known], codes)
+    df["scale10"] = np.array([bool(q.scale10) if q else False for q in known] + [False], dtype=bool)[codes]
+    offset = np.cumsum([0] + [q.k if q else 0 for q in known])
+    labels = [o for q in known if q for o in q.options]
     idx = df["answer_index"].to_numpy(dtype=np.int64)
-    k = np.diff(offset)[qcat.codes] if len(qcat.categories) else np.zeros(0, np.int64)
+    k = np.append(np.diff(offset), 0)[codes]
     ok = (idx >= 0) & (idx < k)
-    answer = np.full(len(df), None, dtype=object)
-    answer[ok] = labels[offset[qcat.codes[ok]] + idx[ok]]
-    df["answer"] = answer
+    df["answer"] = spread(labels, np.where(ok, offset[np.maximum(codes, 0)] + idx, -1))
     df["frequency"] = add_frequency(df)
     return df
 
 
 def add_frequency(df: pd.DataFrame) -> pd.Series:
-    """Share of each row's answer among the rows of its (Country, Q_id) cell, as the release computes it."""
+    """Share of each row's answer among the rows of its (Country, Q_id) cell, as the release computes it (NaN for
+    a row missing any of the three). Counted on the columns' codes."""
     if df.empty:
         return pd.Series([], dtype=float)
-    cell = df.groupby(["Country", "Q_id"], observed=True)["answer"].transform("size")
-    same = df.groupby(["Country", "Q_id", "answer"], observed=True)["answer"].transform("size")
-    return same / cell
+    c, q, a = (pd.factorize(df[col])[0].astype(np.int64) for col in ("Country", "Q_id", "answer"))
+    cell = c * (q.max() + 1) + q
+    same = cell * (a.max() + 1) + a
+    in_cell = (c >= 0) & (q >= 0)  # the cell's size counts its rows without an answer too (groupby's size)
+    valid = in_cell & (a >= 0)
+    out = np.full(len(df), np.nan)
+    cell_n = np.bincount(cell[in_cell], minlength=int(cell.max()) + 1)  # keys < countries x questions x options
+    same_n = np.bincount(same[valid], minlength=int(same.max()) + 1)
+    out[valid] = same_n[same[valid]] / cell_n[cell[valid]]
+    return pd.Series(out, index=df.index)
 
 
 def cap_profiles(rows: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
