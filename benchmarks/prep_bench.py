@@ -39,9 +39,12 @@ PHASES = {
     "bare_read": (
         "from pyarrow import csv; t = csv.read_csv(PATH); print(t.num_rows, t.num_columns)"
     ),
+    # As `dvmap prepare wvs` runs it: inside the command's memory settings where the version has them.
     "prepare": (
-        "from dvmap_verl.data.prepare import prepare_wvs; prepare_wvs(PATH, OUT, overwrite=True, quiet=True, "
-        "**PREPARE)"
+        "from dvmap_verl.data.prepare import prepare_wvs\n"
+        "try:\n    from dvmap_verl.allocator import batch_memory\n"
+        "except ImportError:\n    from contextlib import nullcontext as batch_memory\n"
+        "with batch_memory():\n    prepare_wvs(PATH, OUT, overwrite=True, quiet=True, **PREPARE)"
     ),
 }
 WIDE = {"countries": 64, "questions": 100}

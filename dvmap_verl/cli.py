@@ -46,8 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        # Everything finished is on disk (results are appended as they arrive): the same command resumes.
-        print("dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
+        # Everything finished is on disk (results are appended as they arrive): the same command resumes. A command
+        # whose outputs land whole or not at all (prepare) says so instead.
+        print(getattr(args, "interrupted", None)
+              or "dvmap: interrupted; finished work is saved, rerun the same command to resume", file=sys.stderr)
         return 130
     except DvmapError as e:
         if args.verbose:

@@ -159,3 +159,44 @@ def test_batch_memory_restores_numpys_setting_and_can_be_turned_off(monkeypatch)
     monkeypatch.setenv("DVMAP_BATCH_MEMORY", "0")
     with allocator.batch_memory():
         assert _hugepages() is before
+
+
+def test_a_users_own_malloc_tuning_is_kept():
+    assert allocator.user_tuned_malloc({"MALLOC_ARENA_MAX": "2"})
+    assert allocator.user_tuned_malloc({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"})
+    assert not allocator.user_tuned_malloc({"GLIBC_TUNABLES": "glibc.pthread.rseq=0", "PATH": "/bin"})
+
+
+def test_the_command_runs_prepare_in_batch_memory_and_quiet_drops_the_split_lines(survey, tmp_path, monkeypatch, capsys):
+    import contextlib
+
+    from dvmap_verl import cli
+
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(_hugepages())  # numpy's setting as the library found it: the recorder changes nothing
+        yield
+
+    monkeypatch.setattr(allocator, "batch_memory", recording)
+    assert cli.main(["prepare", "wvs", "--input", str(survey), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert len(entered) == 1 and (tmp_path / "o" / "train.parquet").is_file()
+    out = capsys.readouterr().out  # --quiet: the synthetic-data note and the input summary, no per-split lines
+    assert out.startswith("NOTE: SYNTHETIC DATA") and "respondents read" in out and "train.parquet" not in out
+
+
+def test_a_file_as_out_and_ctrl_c_are_one_line_each(survey, tmp_path, monkeypatch, capsys):
+    from dvmap_verl import cli
+
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["prepare", "wvs", "--input", str(survey), "--out", str(tmp_path / "afile"), "--quiet"]) == 2
+    assert f"--out {tmp_path / 'afile'}: is a file; --out names a folder" in capsys.readouterr().err
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare, "prepare_wvs", interrupted)
+    assert cli.main(["prepare", "wvs", "--input", str(survey), "--out", str(tmp_path / "o"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was written (the output folder holds what it held before)" in err and "resume" not in err

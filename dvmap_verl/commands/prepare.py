@@ -10,6 +10,10 @@ from dvmap_verl.commands.common import OVERWRITE, QUIET, fraction, non_negative_
 from dvmap_verl.commands import prepare_sft
 
 
+#: Ctrl-C during a WVS or release prepare: its outputs are staged and committed whole, so the folder is as it was.
+INTERRUPTED = "dvmap: interrupted; nothing was written (the output folder holds what it held before): rerun the command"
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("prepare", help="build VeRL parquet splits")
     sources = parser.add_subparsers(dest="source", required=True)
@@ -71,6 +75,7 @@ def _add_wvs(sources) -> None:
                         "beside the raw ones; distribution targets use them")
     w.add_argument("--overwrite", **OVERWRITE)
     w.add_argument("--quiet", **QUIET)
+    w.set_defaults(interrupted=INTERRUPTED)
 
 
 def _add_release(sources) -> None:
@@ -91,6 +96,7 @@ def _add_release(sources) -> None:
                         "only real distribution the release holds (it has no respondent data)")
     r.add_argument("--overwrite", **OVERWRITE)
     r.add_argument("--quiet", **QUIET)
+    r.set_defaults(interrupted=INTERRUPTED)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_wvs(args: argparse.Namespace) -> int:
+    from dvmap_verl.allocator import batch_memory
     from dvmap_verl.data.prepare import EmptySplitError, prepare_wvs
     from dvmap_verl.data.splits import SplitConfig
 
@@ -111,20 +118,23 @@ def run_wvs(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
-                            template=args.template, system=args.system_prompt, overwrite=args.overwrite,
-                            quiet=args.quiet, targets=args.targets, target_smoothing=args.target_smoothing,
-                            drop_duplicate_respondents=args.drop_duplicate_respondents, bank=args.bank,
-                            train_countries=args.train_countries, unseen_countries=args.unseen_countries,
-                            weights=args.weights)
+        with batch_memory():  # this process's allocator set for one job of gigabytes (dvmap_verl.allocator)
+            stats = prepare_wvs(args.input, args.out, config=config, consensus=args.consensus, labels=args.labels,
+                                template=args.template, system=args.system_prompt, overwrite=args.overwrite,
+                                quiet=args.quiet, targets=args.targets, target_smoothing=args.target_smoothing,
+                                drop_duplicate_respondents=args.drop_duplicate_respondents, bank=args.bank,
+                                train_countries=args.train_countries, unseen_countries=args.unseen_countries,
+                                weights=args.weights)
     except EmptySplitError as e:  # the input was read fine but yields nothing: exit 1, not a usage error (2)
         print(f"dvmap: error: {e}", file=sys.stderr)
         return 1
-    _print_stats(stats, Path(args.out))
+    _print_stats(stats, Path(args.out), args.quiet)
     return 0
 
 
-def _print_stats(stats: dict, out: Path) -> None:
+def _print_stats(stats: dict, out: Path, quiet: bool = False) -> None:
+    """The run's summary; ``quiet`` leaves out the per-split lines (a synthetic-data note and what the input
+    lacked are always said)."""
     if stats.get("synthetic"):
         print(f"NOTE: {stats['note']}")
     a = stats["archetypes"]
@@ -132,9 +142,10 @@ def _print_stats(stats: dict, out: Path) -> None:
           f"profiles {a['profiles']:,}; respondents in shared profiles {a['shared_profile_respondent_share']:.1%}; "
           f"(profile, question) pairs dropped by H>0 {a['pairs_dropped_share']:.1%} "
           f"({a['answers_dropped_share']:.1%} of answers)")
-    for name, s in stats["splits"].items():
-        print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles -> {out / (name + '.parquet')}")
-    print(f"corpus and stats -> {out / 'corpus.parquet'}, {out / 'stats.json'}")
+    if not quiet:
+        for name, s in stats["splits"].items():
+            print(f"{name:>18}: {s['rows']:>7,} rows, {s['profiles']:>6,} profiles -> {out / (name + '.parquet')}")
+        print(f"corpus and stats -> {out / 'corpus.parquet'}, {out / 'stats.json'}")
     # What the input lacked or had changed, stated once (all zero/empty for a clean file).
     print(f"question columns absent: {', '.join(stats['questions_missing']) or 'none'}; duplicated respondents "
           f"dropped: {stats['duplicate_respondents_dropped']:,}; text mapped to codes: "
