@@ -183,13 +183,18 @@ def test_import_eval_report_with_logprob_and_sampling(bench, tiny_model_dir, tmp
     assert "## Peer benchmarks" in (tmp_path / "cmp" / "compare.md").read_text()
 
 
-def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
-    # Imported items carry no DVMap profile: re-rendering them with a persona template cannot work; exit 2, no run.
+def _imported_items(tmp_path, capsys) -> str:
+    """A GlobalOpinionQA file imported through the console: the path of its parquet (console output dropped)."""
     data = tmp_path / "items"
     assert main(["import-benchmark", "globalopinionqa", "--input", str(WRITERS["globalopinionqa"](tmp_path / "in")),
                  "--out", str(data)]) == 0
-    parquet = str(next(data.glob("*.parquet")))
     capsys.readouterr()
+    return str(next(data.glob("*.parquet")))
+
+
+def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
+    # Imported items carry no DVMap profile: re-rendering them with a persona template cannot work; exit 2, no run.
+    parquet = _imported_items(tmp_path, capsys)
     assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
                  str(tmp_path / "run"), "--template", "paper", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -200,11 +205,7 @@ def test_a_dvmap_template_on_imported_items_is_refused_in_one_line(tiny_model_di
 
 def test_flip_on_imported_items_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
     # --flip swaps a DVMap profile attribute: imported items have none; exit 2 with one line, no run (was a KeyError)
-    data = tmp_path / "items"
-    assert main(["import-benchmark", "globalopinionqa", "--input", str(WRITERS["globalopinionqa"](tmp_path / "in")),
-                 "--out", str(data)]) == 0
-    parquet = str(next(data.glob("*.parquet")))
-    capsys.readouterr()
+    parquet = _imported_items(tmp_path, capsys)
     assert main(["eval", "--backend", "hf", "--model", str(tiny_model_dir), "--data", parquet, "--out",
                  str(tmp_path / "run"), "--flip", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -6,6 +6,7 @@ on values worked out by hand (or by the plain formula the fast path replaced, wr
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from dvmap_verl.data import dataset
@@ -65,6 +66,8 @@ def test_profile_cap_draws_what_the_per_country_unique_formula_draws():
     gen = np.random.default_rng(seed)  # the formula the grouped version replaced
     chosen = [gen.permutation(np.unique(key[country == c]))[:cap] for c in np.unique(country)]
     expected = np.isin(key, np.concatenate(chosen))
-    got = _capped(country, key, cap, seed)
+    c_codes, countries = pd.factorize(country)
+    k_codes, keys = pd.factorize(key)
+    got = _capped(c_codes, np.asarray(countries, dtype=object), k_codes, np.asarray(keys, dtype=object), cap, seed)
     assert got.tolist() == expected.tolist()
     assert 0 < got.sum() < len(got)

@@ -382,8 +382,8 @@ def disagreement_rows(dist: Distributions, respondents: pd.DataFrame, cap: int |
     :func:`dvmap_verl.data.splits.cap_profiles` draws them (the same rows), before the rows are built."""
     rows = np.flatnonzero((dist.level == "profile") & ~dist.consensus)
     if cap is not None and len(rows):
-        rows = rows[_capped_codes(dist.country.codes[rows], dist.country.values, dist.profile_id.codes[rows],
-                                  dist.profile_id.values, cap, seed)]
+        rows = rows[_capped(dist.country.codes[rows], dist.country.values, dist.profile_id.codes[rows],
+                            dist.profile_id.values, cap, seed)]
     attrs = respondents.iloc[dist.respondent[rows]][list(ATTRIBUTE_NAMES)].astype(str).reset_index(drop=True)
     out = pd.DataFrame({
         "profile_id": pd.factorize(dist.profile_id[rows])[0].astype(np.int32),
@@ -396,19 +396,11 @@ def disagreement_rows(dist: Distributions, respondents: pd.DataFrame, cap: int |
     return out
 
 
-def _capped(country: np.ndarray, key: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """Mask of the rows whose profile is among ``cap`` per country: per country in sorted order, a seeded
-    permutation of its distinct profile keys (sorted), cut at ``cap`` (one generator for all countries)."""
-    c_codes, c_values = pd.factorize(np.asarray(country).astype(str))
-    k_codes, k_values = pd.factorize(np.asarray(key).astype(str))
-    return _capped_codes(c_codes, np.asarray(c_values, dtype=object), k_codes, np.asarray(k_values, dtype=object),
-                         cap, seed)
-
-
-def _capped_codes(country: np.ndarray, countries: np.ndarray, key: np.ndarray, keys: np.ndarray, cap: int,
-                  seed: int) -> np.ndarray:
-    """:func:`_capped` on codes into ``countries`` and ``keys`` (strings): the same draws, in the same order, with
-    the strings sorted once instead of per row."""
+def _capped(country: np.ndarray, countries: np.ndarray, key: np.ndarray, keys: np.ndarray, cap: int,
+            seed: int) -> np.ndarray:
+    """Mask of the rows whose profile is among ``cap`` per country: per country in sorted (string) order, a seeded
+    permutation of its distinct profile keys in string order, cut at ``cap`` (one generator for all countries).
+    ``country``/``key`` are codes into ``countries``/``keys``: the strings are sorted once, not compared per row."""
     rng = np.random.default_rng(seed)
     key_rank = np.empty(len(keys), np.int64)
     key_rank[np.argsort(keys.astype(str), kind="stable")] = np.arange(len(keys))
